@@ -1,0 +1,164 @@
+//! The schema and its versioned migrations.
+//!
+//! [`MIGRATIONS`] is an append-only list: entry `i` takes the database from
+//! `user_version` `i` to `i + 1`. The version lives in `PRAGMA user_version`
+//! (a header field, no extra table) and each step runs in its own
+//! transaction, so a crash mid-upgrade leaves the file at a known version.
+//! Never edit a released entry; add a new one.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::StoreError;
+
+/// Migration scripts, applied in order. Index `i` upgrades version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: messages, their two indexes, and receipts that arrived early.
+    //
+    // `messages_queued` is partial: only queued rows are in it, so it stays
+    // small and hot however large the history grows, and finding a tenant's
+    // work is an index range scan.
+    //
+    // `messages_smsc_id` is partial too: a queued message has no SMSC id yet,
+    // and leaving those rows out makes inserts cheaper.
+    //
+    // `pending_receipts` is WITHOUT ROWID because it is only ever looked up by
+    // its full primary key, which also makes its key columns NOT NULL.
+    "CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        source TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL,
+        channel TEXT,
+        smsc_message_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error_code INTEGER,
+        error_name TEXT,
+        created_at INTEGER NOT NULL,
+        submitted_at INTEGER,
+        done_at INTEGER,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX messages_queued ON messages(tenant, id) WHERE status = 'queued';
+    CREATE INDEX messages_smsc_id ON messages(tenant, channel, smsc_message_id)
+        WHERE smsc_message_id IS NOT NULL;
+    CREATE TABLE pending_receipts (
+        tenant TEXT,
+        channel TEXT,
+        smsc_message_id TEXT,
+        status TEXT NOT NULL,
+        error_code INTEGER,
+        error_name TEXT,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, channel, smsc_message_id)
+    ) WITHOUT ROWID;",
+    // 2: mobile-originated messages, per tenant, newest read first.
+    "CREATE TABLE inbound (
+        id INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        source TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        body TEXT NOT NULL,
+        received_at INTEGER NOT NULL
+    );
+    CREATE INDEX inbound_tenant ON inbound(tenant, id);",
+];
+
+/// The schema version this build writes: the number of migrations.
+pub fn latest_version() -> u32 {
+    // The list is a handful of entries; it cannot overflow u32.
+    MIGRATIONS.len() as u32
+}
+
+/// The file's current schema version (`PRAGMA user_version`).
+pub fn current_version(conn: &Connection) -> Result<i64, StoreError> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|e| migration_error("cannot read the schema version", e))
+}
+
+/// Brings the database up to [`latest_version`], one transaction per step.
+///
+/// Fails with [`StoreError::Migration`] if the file's version is newer than
+/// this build knows: running old code on a newer schema could silently
+/// corrupt it, so we refuse rather than guess.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found = current_version(conn)?;
+    let latest = i64::from(latest_version());
+    if found > latest || found < 0 {
+        return Err(StoreError::Migration {
+            reason: format!(
+                "database schema version {found} is not one this build knows (latest is {latest}); \
+                 was it written by a newer smppd?"
+            ),
+            source: None,
+        });
+    }
+    for (index, script) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let target = index as i64 + 1;
+        // IMMEDIATE: take the write lock up front so two processes opening the
+        // same file cannot both run the same step.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| migration_error(&format!("cannot start migration {target}"), e))?;
+        // Re-check under the lock: another process may have migrated meanwhile.
+        let now_at = current_version(&tx)?;
+        if now_at >= target {
+            continue;
+        }
+        tx.execute_batch(script)
+            .map_err(|e| migration_error(&format!("migration {target} failed"), e))?;
+        tx.pragma_update(None, "user_version", target)
+            .map_err(|e| migration_error(&format!("cannot record migration {target}"), e))?;
+        tx.commit()
+            .map_err(|e| migration_error(&format!("cannot commit migration {target}"), e))?;
+        log::info!("store schema migrated to version {target}");
+    }
+    Ok(())
+}
+
+fn migration_error(reason: &str, source: rusqlite::Error) -> StoreError {
+    StoreError::Migration {
+        reason: reason.to_owned(),
+        source: Some(source),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_database_is_migrated_to_the_latest_version() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(current_version(&conn).unwrap(), i64::from(latest_version()));
+        let tables: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
+                 AND name IN ('messages', 'pending_receipts')",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 2);
+    }
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(current_version(&conn).unwrap(), i64::from(latest_version()));
+    }
+
+    #[test]
+    fn a_database_from_a_newer_build_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", i64::from(latest_version()) + 1)
+            .unwrap();
+        let err = migrate(&mut conn).unwrap_err();
+        assert!(matches!(err, StoreError::Migration { .. }), "{err:?}");
+    }
+}

@@ -1,0 +1,823 @@
+//! [`Store`]: the public handle. It opens and migrates the database, owns
+//! the writer thread (see [`crate::writer`]) and a small pool of read-only
+//! connections, hands out message ids, and holds every SQL statement the
+//! store runs.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::thread::{self, JoinHandle, ThreadId};
+use std::time::Duration;
+
+use rusqlite::types::FromSql;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+
+use crate::types::{
+    ErrorInfo, MessageId, MessageRecord, MessageStatus, NewInbound, NewMessage, QueuedMessage,
+    Receipt, ReceiptMatch,
+};
+use crate::writer::{self, Done, Job, StatsCounters, WriterStats};
+use crate::{schema, StoreError};
+
+/// How long a connection waits for a lock before failing with SQLITE_BUSY.
+/// Only another process (a backup, an operator's sqlite3 shell) can hold
+/// the write lock against our single writer.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The `synchronous` pragma of the write connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// WAL is fsynced at checkpoints only: commits survive a process crash but
+    /// the last ones can be lost on power failure.
+    Normal,
+    /// Every commit is fsynced: a 202 means the row survives power loss. Group
+    /// commit makes this affordable, hence the default.
+    Full,
+}
+
+/// Tuning for [`Store::open`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Durability of each commit. Default [`Synchronous::Full`].
+    pub synchronous: Synchronous,
+    /// Most operations in one transaction (default 512). Bounds how long the
+    /// first waiter of a batch waits for the last one; 0 is treated as 1.
+    pub max_batch: usize,
+    /// Read-only connections in the pool (default 4); 0 is treated as 1.
+    pub read_connections: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            synchronous: Synchronous::Full,
+            max_batch: 512,
+            read_connections: 4,
+        }
+    }
+}
+
+/// The message store. Cheap to clone (an `Arc` inside); `Send + Sync`.
+///
+/// Writes are enqueued for the single writer thread and answered through a
+/// [`Done`] callback after commit; reads block the calling thread on a
+/// pooled read-only connection. When the last clone is dropped the store is
+/// closed (pending writes are committed first).
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `None` once closed. A read lock per write keeps senders from racing
+    /// `close`, which takes the write lock once.
+    sender: RwLock<Option<Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    writer_thread: ThreadId,
+    last_id: Arc<AtomicI64>,
+    stats: Arc<StatsCounters>,
+    readers: ReaderPool,
+}
+
+impl Store {
+    /// Opens/creates the file, sets WAL, synchronous, busy_timeout(5s),
+    /// foreign_keys, runs migrations, starts the writer thread.
+    pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store, StoreError> {
+        let path = path.as_ref();
+        let open_error = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+
+        let mut conn = Connection::open(path).map_err(open_error)?;
+        configure_writer(&conn, options.synchronous).map_err(open_error)?;
+        schema::migrate(&mut conn)?;
+        // Ids must keep increasing across restarts even if the clock went back.
+        let max_id: Option<i64> =
+            conn.query_row("SELECT MAX(id) FROM messages", [], |row| row.get(0))?;
+        // More statements than we use, so none is ever evicted and re-prepared.
+        conn.set_prepared_statement_cache_capacity(64);
+
+        let readers = (0..options.read_connections.max(1))
+            .map(|_| open_reader(path))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(open_error)?;
+
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let stats = Arc::new(StatsCounters::default());
+        let thread_stats = Arc::clone(&stats);
+        let max_batch = options.max_batch;
+        let handle = thread::Builder::new()
+            .name("smppd-store-writer".into())
+            .spawn(move || writer::run(conn, receiver, max_batch, &thread_stats))
+            .map_err(StoreError::Spawn)?;
+
+        Ok(Store {
+            inner: Arc::new(Inner {
+                sender: RwLock::new(Some(sender)),
+                writer_thread: handle.thread().id(),
+                writer: Mutex::new(Some(handle)),
+                last_id: Arc::new(AtomicI64::new(max_id.unwrap_or(0))),
+                stats,
+                readers: ReaderPool::new(readers),
+            }),
+        })
+    }
+
+    /// Next id: `max(now_ms << 16, last + 1)`, seeded at open from `MAX(id)`
+    /// so ids stay increasing across restarts even if the clock went back.
+    /// Only the writer thread calls it (inside the insert), which is what
+    /// makes ids increase in commit order.
+    fn next_message_id(last_id: &AtomicI64) -> MessageId {
+        let now = writer::now_ms() << 16;
+        let next = |last: i64| now.max(last.saturating_add(1));
+        let previous = last_id
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+                Some(next(last))
+            })
+            .unwrap_or_else(|last| last);
+        MessageId(next(previous))
+    }
+
+    /// What the writer has done so far: how many transactions for how many
+    /// operations. Lets tests (and metrics) check that group commit happens.
+    pub fn stats(&self) -> WriterStats {
+        self.inner.stats.snapshot()
+    }
+
+    // ---- writes: all go through the single writer thread; `done` is called after COMMIT ----
+
+    /// Inserts with status queued, attempts 0, created_at = updated_at = now,
+    /// and answers with the id it got.
+    ///
+    /// Ids are assigned on the writer thread as the insert runs, so they
+    /// increase in commit order and completions arrive in id order. A reader
+    /// that has seen id `n` committed has therefore seen every id below `n`:
+    /// the tenant supervisors rely on this to page through the queue with a
+    /// cursor without missing a message.
+    pub fn insert_message(&self, message: NewMessage, done: Done<MessageId>) {
+        let last_id = Arc::clone(&self.inner.last_id);
+        self.submit(writer::job(
+            move |conn, now| {
+                let id = Self::next_message_id(&last_id);
+                insert(conn, now, id, &message).map(|()| id)
+            },
+            done,
+        ));
+    }
+
+    /// Stores a mobile-originated message; answers with its row id.
+    pub fn insert_inbound(&self, message: NewInbound, done: Done<i64>) {
+        self.submit(writer::job(
+            move |conn, now| {
+                conn.prepare_cached(
+                    "INSERT INTO inbound (tenant, channel, source, destination, body, received_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    message.tenant,
+                    message.channel,
+                    message.source,
+                    message.destination,
+                    message.text,
+                    now
+                ])?;
+                Ok(conn.last_insert_rowid())
+            },
+            done,
+        ));
+    }
+
+    /// status = submitted, channel, smsc_message_id, submitted_at = now,
+    /// attempts += 1, error = NULL. Only applies if the message is currently
+    /// queued (a message already terminal is left alone). Then, in the same
+    /// transaction, looks in pending_receipts for (tenant of that message,
+    /// channel, smsc_message_id); if found, applies it (status, error,
+    /// done_at) and deletes it. Returns `Some(status applied)` in that case,
+    /// else `None`.
+    pub fn mark_submitted(
+        &self,
+        id: MessageId,
+        channel: &str,
+        smsc_message_id: &str,
+        done: Done<Option<MessageStatus>>,
+    ) {
+        let (channel, smsc_message_id) = (channel.to_owned(), smsc_message_id.to_owned());
+        self.submit(writer::job(
+            move |conn, now| mark_submitted(conn, now, id, &channel, &smsc_message_id),
+            done,
+        ));
+    }
+
+    /// Updates the message with (tenant, channel, smsc_message_id) whose
+    /// status is submitted (or already terminal from an earlier receipt: a
+    /// repeated DLR is idempotent, last one wins; a queued one is never
+    /// touched) → status, error, done_at = now if terminal. If none matches,
+    /// INSERT OR REPLACE into pending_receipts and return
+    /// [`ReceiptMatch::Parked`].
+    ///
+    /// If several messages share the SMSC id (SMSCs recycle ids), the newest
+    /// wins. A non-terminal receipt (e.g. ENROUTE) never overrides a terminal
+    /// status, and a receipt saying `Queued` is recorded as `Submitted`: a
+    /// receipt proves the SMSC has the message, so it must not be resent.
+    pub fn apply_receipt(&self, receipt: Receipt, done: Done<ReceiptMatch>) {
+        self.submit(writer::job(
+            move |conn, now| apply_receipt(conn, now, &receipt),
+            done,
+        ));
+    }
+
+    /// A failed attempt that will be retried: status stays/returns to queued,
+    /// attempts += 1, error recorded. Only applies to a queued or submitted
+    /// message; a terminal one is left alone.
+    pub fn mark_retry(&self, id: MessageId, error: Option<ErrorInfo>, done: Done<()>) {
+        self.submit(writer::job(
+            move |conn, now| mark_retry(conn, now, id, &error),
+            done,
+        ));
+    }
+
+    /// Terminal outcome decided by us (failed on a permanent error, expired,
+    /// ...): status, error, done_at = now, attempts += 1 if `count_attempt`.
+    /// Only applies to a queued or submitted message: an outcome already
+    /// reported by a receipt is not overwritten by our own guess.
+    pub fn mark_final(
+        &self,
+        id: MessageId,
+        status: MessageStatus,
+        error: Option<ErrorInfo>,
+        count_attempt: bool,
+        done: Done<()>,
+    ) {
+        self.submit(writer::job(
+            move |conn, now| mark_final(conn, now, id, status, &error, count_attempt),
+            done,
+        ));
+    }
+
+    /// Blocks until every write enqueued before this call is committed.
+    ///
+    /// Fails with [`StoreError::WriterGone`] after `close`, or when called
+    /// from a completion callback (it would wait for its own thread).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        if thread::current().id() == self.inner.writer_thread {
+            log::error!("Store::flush called from a completion callback; refusing to deadlock");
+            return Err(StoreError::WriterGone);
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(writer::job(
+            |_, _| Ok(()),
+            Box::new(move |result| {
+                // The receiver only goes away if `flush` itself is gone.
+                let _ = tx.send(result);
+            }),
+        ));
+        rx.recv().unwrap_or(Err(StoreError::WriterGone))
+    }
+
+    /// Drains pending writes, commits, stops the writer thread and joins it.
+    /// Idempotent; later writes get `Err(WriterGone)`.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
+    fn submit(&self, job: Job) {
+        // Whatever is not sent is dropped *after* the lock is released: dropping
+        // a job calls its completion (with WriterGone), which may call `close`.
+        let unsent = {
+            let sender = self
+                .inner
+                .sender
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match sender.as_ref() {
+                Some(sender) => sender.send(job).err().map(|e| e.0),
+                None => Some(job),
+            }
+        };
+        drop(unsent);
+    }
+
+    // ---- reads: on their own connections (WAL lets them run beside the writer) ----
+
+    /// Only returns the message if it belongs to `tenant` (otherwise `None`,
+    /// same as missing).
+    pub fn get_message(
+        &self,
+        tenant: &str,
+        id: MessageId,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let conn = self.inner.readers.get();
+        let mut stmt = conn.prepare_cached(SELECT_MESSAGE)?;
+        let mut rows = stmt.query(params![id.as_i64(), tenant])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(message_record(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The tenant's queued messages with id > `after` (or from the start),
+    /// oldest first, at most `limit`.
+    pub fn queued_messages(
+        &self,
+        tenant: &str,
+        after: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<QueuedMessage>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let after = after.map_or(i64::MIN, MessageId::as_i64);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let conn = self.inner.readers.get();
+        let mut stmt = conn.prepare_cached(SELECT_QUEUED)?;
+        let mut rows = stmt.query(params![tenant, after, limit])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let id = MessageId(column(row, 0, "id")?);
+            out.push(QueuedMessage {
+                id,
+                source: column(row, 1, "source")?,
+                destination: column(row, 2, "destination")?,
+                text: column(row, 3, "body")?,
+                attempts: column(row, 4, "attempts")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Count of a tenant's messages per status (for tests and metrics).
+    /// Statuses with no messages are absent. Scans the tenant's rows: there is
+    /// deliberately no (tenant, status) index, as it would be rewritten by
+    /// every status change.
+    pub fn count_by_status(&self, tenant: &str) -> Result<HashMap<MessageStatus, u64>, StoreError> {
+        let conn = self.inner.readers.get();
+        let mut stmt = conn.prepare_cached(
+            "SELECT status, COUNT(*) FROM messages WHERE tenant = ?1 GROUP BY status",
+        )?;
+        let mut rows = stmt.query(params![tenant])?;
+        let mut counts = HashMap::new();
+        while let Some(row) = rows.next()? {
+            let status = parse_status(&column::<String>(row, 0, "status")?)?;
+            let count: i64 = column(row, 1, "count")?;
+            let count = u64::try_from(count)
+                .map_err(|_| StoreError::Corrupt(format!("negative count {count}")))?;
+            counts.insert(status, count);
+        }
+        Ok(counts)
+    }
+
+    /// Tenants that have queued messages (used at start-up to resume work),
+    /// sorted. Reads only the small partial queue index.
+    pub fn tenants_with_queued(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.inner.readers.get();
+        let mut stmt = conn.prepare_cached(SELECT_TENANTS_WITH_QUEUED)?;
+        let mut rows = stmt.query([])?;
+        let mut tenants = Vec::new();
+        while let Some(row) = rows.next()? {
+            tenants.push(column(row, 0, "tenant")?);
+        }
+        Ok(tenants)
+    }
+}
+
+impl Inner {
+    fn close(&self) {
+        // Dropping the only sender lets the writer drain the channel, commit,
+        // and leave its loop.
+        drop(
+            self.sender
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take(),
+        );
+        if thread::current().id() == self.writer_thread {
+            // Called from a completion: the writer stops by itself once this
+            // batch is done; joining ourselves would deadlock.
+            return;
+        }
+        // Joined while holding the lock, so a concurrent `close` also returns
+        // only once the writer is gone.
+        let mut writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(handle) = writer.take() {
+            if handle.join().is_err() {
+                log::error!("the store writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+// ---- connections ----
+
+fn configure_writer(conn: &Connection, synchronous: Synchronous) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL: readers never block the writer nor it them, and a commit is one
+    // append instead of a rollback-journal dance.
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        log::warn!("store: SQLite refused WAL mode (got {mode}); reads will contend with writes");
+    }
+    let synchronous = match synchronous {
+        Synchronous::Normal => "NORMAL",
+        Synchronous::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    // Read-only at the SQLite level: a bug in a read path cannot write.
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// A fixed set of read-only connections; a reader waits when all are busy.
+struct ReaderPool {
+    idle: Mutex<Vec<Connection>>,
+    returned: Condvar,
+}
+
+impl ReaderPool {
+    fn new(connections: Vec<Connection>) -> Self {
+        ReaderPool {
+            idle: Mutex::new(connections),
+            returned: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Connection>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self) -> PooledReader<'_> {
+        let mut idle = self.lock();
+        loop {
+            if let Some(conn) = idle.pop() {
+                return PooledReader {
+                    pool: self,
+                    conn: Some(conn),
+                };
+            }
+            idle = self
+                .returned
+                .wait(idle)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+}
+
+/// A borrowed reader; goes back to the pool on drop (even on panic).
+struct PooledReader<'a> {
+    pool: &'a ReaderPool,
+    conn: Option<Connection>,
+}
+
+impl std::ops::Deref for PooledReader<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        // Only `Drop` takes it out.
+        self.conn
+            .as_ref()
+            .expect("pooled connection present until drop")
+    }
+}
+
+impl Drop for PooledReader<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.lock().push(conn);
+            self.pool.returned.notify_one();
+        }
+    }
+}
+
+// ---- SQL: reads ----
+
+const SELECT_MESSAGE: &str = "SELECT id, tenant, source, destination, body, status, channel, \
+     smsc_message_id, attempts, error_code, error_name, created_at, submitted_at, done_at, \
+     updated_at FROM messages WHERE id = ?1 AND tenant = ?2";
+
+/// `status = 'queued'` is spelled out (not bound) so SQLite can prove the
+/// partial index `messages_queued` applies.
+const SELECT_QUEUED: &str = "SELECT id, source, destination, body, attempts FROM messages \
+     WHERE tenant = ?1 AND status = 'queued' AND id > ?2 ORDER BY id LIMIT ?3";
+
+const SELECT_TENANTS_WITH_QUEUED: &str =
+    "SELECT DISTINCT tenant FROM messages WHERE status = 'queued' ORDER BY tenant";
+
+/// Reads a column, reporting a value of the wrong type or range as
+/// [`StoreError::Corrupt`] rather than panicking.
+fn column<T: FromSql>(row: &Row<'_>, index: usize, name: &str) -> Result<T, StoreError> {
+    row.get(index).map_err(|e| match e {
+        rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => {
+            StoreError::Corrupt(format!("column {name}: {e}"))
+        }
+        other => StoreError::Sqlite(other),
+    })
+}
+
+fn parse_status(text: &str) -> Result<MessageStatus, StoreError> {
+    MessageStatus::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown status {text:?}")))
+}
+
+fn error_info(code: Option<u32>, name: Option<String>) -> Option<ErrorInfo> {
+    code.map(|code| ErrorInfo {
+        code,
+        name: name.unwrap_or_default(),
+    })
+}
+
+fn message_record(row: &Row<'_>) -> Result<MessageRecord, StoreError> {
+    let id = MessageId(column(row, 0, "id")?);
+    let status: String = column(row, 5, "status")?;
+    Ok(MessageRecord {
+        id,
+        tenant: column(row, 1, "tenant")?,
+        source: column(row, 2, "source")?,
+        destination: column(row, 3, "destination")?,
+        text: column(row, 4, "body")?,
+        status: parse_status(&status)
+            .map_err(|e| StoreError::Corrupt(format!("message {id}: {e}")))?,
+        channel: column(row, 6, "channel")?,
+        smsc_message_id: column(row, 7, "smsc_message_id")?,
+        attempts: column(row, 8, "attempts")?,
+        error: error_info(
+            column(row, 9, "error_code")?,
+            column(row, 10, "error_name")?,
+        ),
+        created_at_ms: column(row, 11, "created_at")?,
+        submitted_at_ms: column(row, 12, "submitted_at")?,
+        done_at_ms: column(row, 13, "done_at")?,
+        updated_at_ms: column(row, 14, "updated_at")?,
+    })
+}
+
+// ---- SQL: writes (run on the writer thread, inside its transaction) ----
+
+const FIND_BY_SMSC_ID: &str = "SELECT id, status FROM messages \
+     WHERE tenant = ?1 AND channel = ?2 AND smsc_message_id = ?3 AND status <> 'queued' \
+     ORDER BY id DESC LIMIT 1";
+
+fn error_columns(error: &Option<ErrorInfo>) -> (Option<i64>, Option<&str>) {
+    match error {
+        Some(e) => (Some(i64::from(e.code)), Some(e.name.as_str())),
+        None => (None, None),
+    }
+}
+
+/// done_at for a message entering `status`.
+fn done_at(status: MessageStatus, now: i64) -> Option<i64> {
+    status.is_terminal().then_some(now)
+}
+
+/// A receipt never sends a message back to the queue (see `apply_receipt`).
+fn receipt_status(status: MessageStatus) -> MessageStatus {
+    match status {
+        MessageStatus::Queued => MessageStatus::Submitted,
+        other => other,
+    }
+}
+
+fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO messages (id, tenant, source, destination, body, status, attempts, \
+         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?6)",
+    )?
+    .execute(params![
+        id.as_i64(),
+        m.tenant,
+        m.source,
+        m.destination,
+        m.text,
+        now
+    ])?;
+    Ok(())
+}
+
+/// Sets a receipt's outcome on one message.
+fn set_outcome(
+    conn: &Connection,
+    now: i64,
+    id: i64,
+    status: MessageStatus,
+    error: &Option<ErrorInfo>,
+) -> Result<(), StoreError> {
+    let (code, name) = error_columns(error);
+    conn.prepare_cached(
+        "UPDATE messages SET status = ?2, error_code = ?3, error_name = ?4, done_at = ?5, \
+         updated_at = ?6 WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        status.as_str(),
+        code,
+        name,
+        done_at(status, now),
+        now
+    ])?;
+    Ok(())
+}
+
+fn mark_submitted(
+    conn: &Connection,
+    now: i64,
+    id: MessageId,
+    channel: &str,
+    smsc_message_id: &str,
+) -> Result<Option<MessageStatus>, StoreError> {
+    let tenant: Option<String> = conn
+        .prepare_cached(
+            "UPDATE messages SET status = 'submitted', channel = ?2, smsc_message_id = ?3, \
+             submitted_at = ?4, attempts = attempts + 1, error_code = NULL, error_name = NULL, \
+             updated_at = ?4 WHERE id = ?1 AND status = 'queued' RETURNING tenant",
+        )?
+        .query_row(params![id.as_i64(), channel, smsc_message_id, now], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    let Some(tenant) = tenant else {
+        log::debug!("mark_submitted: message {id} is not queued; left alone");
+        return Ok(None);
+    };
+    // The DLR may have overtaken the submit_sm_resp and been parked.
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM pending_receipts WHERE tenant = ?1 AND channel = ?2 \
+         AND smsc_message_id = ?3 RETURNING status, error_code, error_name",
+    )?;
+    let mut rows = stmt.query(params![tenant, channel, smsc_message_id])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let status = receipt_status(parse_status(&column::<String>(row, 0, "status")?)?);
+    let error = error_info(column(row, 1, "error_code")?, column(row, 2, "error_name")?);
+    drop(rows);
+    set_outcome(conn, now, id.as_i64(), status, &error)?;
+    Ok(Some(status))
+}
+
+fn apply_receipt(
+    conn: &Connection,
+    now: i64,
+    receipt: &Receipt,
+) -> Result<ReceiptMatch, StoreError> {
+    let status = receipt_status(receipt.status);
+    let found: Option<(i64, String)> = conn
+        .prepare_cached(FIND_BY_SMSC_ID)?
+        .query_row(
+            params![receipt.tenant, receipt.channel, receipt.smsc_message_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    if let Some((id, current)) = found {
+        // An intermediate receipt (e.g. ENROUTE arriving late) must not undo a
+        // final outcome; a final one always wins (last one wins).
+        if status.is_terminal() || current == MessageStatus::Submitted.as_str() {
+            set_outcome(conn, now, id, status, &receipt.error)?;
+        }
+        return Ok(ReceiptMatch::Matched(MessageId(id)));
+    }
+    let (code, name) = error_columns(&receipt.error);
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO pending_receipts (tenant, channel, smsc_message_id, status, \
+         error_code, error_name, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        receipt.tenant,
+        receipt.channel,
+        receipt.smsc_message_id,
+        status.as_str(),
+        code,
+        name,
+        now
+    ])?;
+    Ok(ReceiptMatch::Parked)
+}
+
+fn mark_retry(
+    conn: &Connection,
+    now: i64,
+    id: MessageId,
+    error: &Option<ErrorInfo>,
+) -> Result<(), StoreError> {
+    let (code, name) = error_columns(error);
+    let changed = conn
+        .prepare_cached(
+            "UPDATE messages SET status = 'queued', attempts = attempts + 1, error_code = ?2, \
+             error_name = ?3, updated_at = ?4 WHERE id = ?1 AND status IN ('queued', 'submitted')",
+        )?
+        .execute(params![id.as_i64(), code, name, now])?;
+    if changed == 0 {
+        log::debug!("mark_retry: message {id} is missing or terminal; left alone");
+    }
+    Ok(())
+}
+
+fn mark_final(
+    conn: &Connection,
+    now: i64,
+    id: MessageId,
+    status: MessageStatus,
+    error: &Option<ErrorInfo>,
+    count_attempt: bool,
+) -> Result<(), StoreError> {
+    let (code, name) = error_columns(error);
+    let changed = conn
+        .prepare_cached(
+            "UPDATE messages SET status = ?2, error_code = ?3, error_name = ?4, done_at = ?5, \
+             attempts = attempts + ?6, updated_at = ?7 \
+             WHERE id = ?1 AND status IN ('queued', 'submitted')",
+        )?
+        .execute(params![
+            id.as_i64(),
+            status.as_str(),
+            code,
+            name,
+            done_at(status, now),
+            i64::from(count_attempt),
+            now
+        ])?;
+    if changed == 0 {
+        log::debug!("mark_final: message {id} is missing or terminal; left alone");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(sql: &str) -> String {
+        let mut conn = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut conn).unwrap();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // The plan does not depend on the values; bind NULLs.
+        let count = stmt.parameter_count();
+        let rows = stmt
+            .query_map(
+                rusqlite::params_from_iter(vec![rusqlite::types::Null; count]),
+                |row| row.get::<_, String>(3),
+            )
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        rows.join("; ")
+    }
+
+    #[test]
+    fn the_queue_query_uses_the_partial_queued_index() {
+        let p = plan(SELECT_QUEUED);
+        assert!(p.contains("messages_queued"), "{p}");
+        assert!(!p.contains("TEMP B-TREE"), "no sort needed: {p}");
+    }
+
+    #[test]
+    fn resuming_tenants_reads_only_the_queued_index() {
+        let p = plan(SELECT_TENANTS_WITH_QUEUED);
+        assert!(p.contains("COVERING INDEX messages_queued"), "{p}");
+    }
+
+    #[test]
+    fn a_receipt_finds_its_message_through_the_smsc_id_index() {
+        let p = plan(FIND_BY_SMSC_ID);
+        assert!(p.contains("messages_smsc_id"), "{p}");
+    }
+
+    #[test]
+    fn ids_grow_even_when_the_last_one_is_in_the_future() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s.db"), StoreOptions::default()).unwrap();
+        let future = (writer::now_ms() + 3_600_000) << 16;
+        store.inner.last_id.store(future, Ordering::Relaxed);
+        assert_eq!(
+            Store::next_message_id(&store.inner.last_id),
+            MessageId(future + 1)
+        );
+        assert_eq!(
+            Store::next_message_id(&store.inner.last_id),
+            MessageId(future + 2)
+        );
+    }
+}

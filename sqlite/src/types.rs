@@ -1,0 +1,293 @@
+//! The values that cross the store's API: message ids, statuses, the rows
+//! we insert and read back, and delivery receipts. No SQL here.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Opaque message id. Internally an i64 (the SQLite rowid), time-ordered:
+/// `(unix_ms << 16) | counter`.
+///
+/// Being the rowid keeps the table clustered by arrival time, so the hot
+/// recent rows (the ones receipts update) share pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub i64);
+
+impl MessageId {
+    /// The raw rowid.
+    pub fn as_i64(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for MessageId {
+    /// Lowercase hex, zero-padded to 16 characters, e.g. `0193a1b2c3d40001`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl FromStr for MessageId {
+    type Err = ();
+
+    /// Exact inverse of `Display`: 16 hex digits (either case) of a value in
+    /// `1..=i64::MAX`. Anything else is rejected.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        // Checked by hand because `from_str_radix` also accepts a leading '+'.
+        if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(());
+        }
+        let value = u64::from_str_radix(s, 16).map_err(|_| ())?;
+        match i64::try_from(value) {
+            Ok(v) if v > 0 => Ok(MessageId(v)),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Where a message is in its life. Stored as its [`as_str`](Self::as_str) text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageStatus {
+    /// Accepted, waiting to be submitted (or re-submitted) to an SMSC.
+    Queued,
+    /// Accepted by an SMSC (submit_sm_resp OK), waiting for a receipt.
+    Submitted,
+    /// The handset got it.
+    Delivered,
+    /// The network gave up on it.
+    Undeliverable,
+    /// Its validity period ran out.
+    Expired,
+    /// The SMSC or network refused it.
+    Rejected,
+    /// We gave up on it (permanent error, too many attempts).
+    Failed,
+    /// The SMSC reported an unknown final state.
+    Unknown,
+}
+
+impl MessageStatus {
+    /// Every status, in life-cycle order.
+    pub const ALL: [MessageStatus; 8] = [
+        MessageStatus::Queued,
+        MessageStatus::Submitted,
+        MessageStatus::Delivered,
+        MessageStatus::Undeliverable,
+        MessageStatus::Expired,
+        MessageStatus::Rejected,
+        MessageStatus::Failed,
+        MessageStatus::Unknown,
+    ];
+
+    /// The lowercase name stored in the database and shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Queued => "queued",
+            MessageStatus::Submitted => "submitted",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Undeliverable => "undeliverable",
+            MessageStatus::Expired => "expired",
+            MessageStatus::Rejected => "rejected",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Unknown => "unknown",
+        }
+    }
+
+    /// Inverse of [`as_str`](Self::as_str) (exact, lowercase).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    /// True for every status but `Queued` and `Submitted`: nothing more will
+    /// happen to the message except a later receipt overriding the outcome.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, MessageStatus::Queued | MessageStatus::Submitted)
+    }
+}
+
+impl fmt::Display for MessageStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error recorded on a message: SMPP command_status or DLR err code, with its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorInfo {
+    /// The numeric code (command_status, or the DLR `err:` field).
+    pub code: u32,
+    /// Its human-readable name, e.g. `ESME_RTHROTTLED`.
+    pub name: String,
+}
+
+/// A message to insert; it starts `queued` with no attempts. Its id is
+/// assigned by the writer when it runs the insert (see
+/// [`Store::insert_message`](crate::Store::insert_message)).
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Owner; every read is scoped by it.
+    pub tenant: String,
+    /// Sender address.
+    pub source: String,
+    /// Recipient address.
+    pub destination: String,
+    /// Message text.
+    pub text: String,
+}
+
+/// A message as stored, every column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRecord {
+    /// Its id.
+    pub id: MessageId,
+    /// Owner.
+    pub tenant: String,
+    /// Sender address.
+    pub source: String,
+    /// Recipient address.
+    pub destination: String,
+    /// Message text.
+    pub text: String,
+    /// Current status.
+    pub status: MessageStatus,
+    /// The SMPP channel it was last submitted on.
+    pub channel: Option<String>,
+    /// The id the SMSC gave it (submit_sm_resp message_id).
+    pub smsc_message_id: Option<String>,
+    /// Submission attempts so far (successful or not).
+    pub attempts: u32,
+    /// The last error recorded, if any.
+    pub error: Option<ErrorInfo>,
+    /// When it was accepted, unix ms.
+    pub created_at_ms: i64,
+    /// When it was last accepted by an SMSC, unix ms.
+    pub submitted_at_ms: Option<i64>,
+    /// When it reached a terminal status, unix ms.
+    pub done_at_ms: Option<i64>,
+    /// Last change of any kind, unix ms.
+    pub updated_at_ms: i64,
+}
+
+/// What a tenant supervisor needs to (re)submit a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedMessage {
+    /// Its id.
+    pub id: MessageId,
+    /// Sender address.
+    pub source: String,
+    /// Recipient address.
+    pub destination: String,
+    /// Message text.
+    pub text: String,
+    /// Attempts so far, for retry policy.
+    pub attempts: u32,
+}
+
+/// A delivery receipt as parsed from an SMSC's deliver_sm.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    /// The tenant whose channel received it.
+    pub tenant: String,
+    /// The channel (SMPP session group) it arrived on.
+    pub channel: String,
+    /// The SMSC's id for the message (`id:` / receipted_message_id).
+    pub smsc_message_id: String,
+    /// The outcome it reports.
+    pub status: MessageStatus,
+    /// The error it reports, if any.
+    pub error: Option<ErrorInfo>,
+}
+
+/// What [`Store::apply_receipt`](crate::Store::apply_receipt) did with a receipt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReceiptMatch {
+    /// The receipt updated this message.
+    Matched(MessageId),
+    /// No message with that smsc id (yet): the receipt was kept in
+    /// `pending_receipts`; it is applied when `mark_submitted` records that
+    /// smsc id (a DLR can overtake its submit_sm_resp), else stays as an orphan.
+    Parked,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_round_trips_through_its_text() {
+        for raw in [1, 0x0193_a1b2_c3d4_0001, i64::MAX, 1 << 16] {
+            let id = MessageId(raw);
+            let text = id.to_string();
+            assert_eq!(text.len(), 16);
+            assert_eq!(text.parse::<MessageId>(), Ok(id));
+        }
+        assert_eq!(
+            MessageId(0x0193_a1b2_c3d4_0001).to_string(),
+            "0193a1b2c3d40001"
+        );
+    }
+
+    #[test]
+    fn an_uppercase_id_parses_to_the_same_value() {
+        assert_eq!(
+            "0193A1B2C3D40001".parse::<MessageId>(),
+            Ok(MessageId(0x0193_a1b2_c3d4_0001))
+        );
+    }
+
+    #[test]
+    fn id_parsing_rejects_garbage() {
+        for bad in [
+            "",
+            "1",
+            "0193a1b2c3d4000",   // 15 chars
+            "0193a1b2c3d400011", // 17 chars
+            "0193a1b2c3d4000g",
+            "+193a1b2c3d40001",
+            "-193a1b2c3d40001",
+            " 193a1b2c3d40001",
+            "0000000000000000", // zero is never an id
+            "8000000000000000", // does not fit in i64
+            "ffffffffffffffff",
+            "０93a1b2c3d4001", // 16 bytes, but a non-ASCII digit
+        ] {
+            assert_eq!(
+                bad.parse::<MessageId>(),
+                Err(()),
+                "{bad:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn a_status_round_trips_through_its_text() {
+        for status in MessageStatus::ALL {
+            assert_eq!(MessageStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(MessageStatus::parse("Delivered"), None);
+        assert_eq!(MessageStatus::parse(""), None);
+    }
+
+    #[test]
+    fn only_queued_and_submitted_are_not_terminal() {
+        let open: Vec<_> = MessageStatus::ALL
+            .into_iter()
+            .filter(|s| !s.is_terminal())
+            .collect();
+        assert_eq!(open, [MessageStatus::Queued, MessageStatus::Submitted]);
+    }
+}
+
+/// A mobile-originated (MO) message received from an SMSC.
+#[derive(Debug, Clone)]
+pub struct NewInbound {
+    /// The tenant whose SMPP account received it.
+    pub tenant: String,
+    /// The channel (SMPP account) it arrived on.
+    pub channel: String,
+    /// Sender (the handset).
+    pub source: String,
+    /// Recipient (the tenant's number or short code).
+    pub destination: String,
+    /// Decoded text.
+    pub text: String,
+}

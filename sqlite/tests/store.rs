@@ -1,0 +1,715 @@
+//! End-to-end tests of `Store` on real database files in temp directories.
+
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+
+use smppd_sqlite::{
+    Done, ErrorInfo, MessageId, MessageStatus, NewInbound, NewMessage, QueuedMessage, Receipt,
+    ReceiptMatch, Store, StoreError, StoreOptions, Synchronous,
+};
+use tempfile::TempDir;
+
+fn open(dir: &TempDir) -> Store {
+    Store::open(dir.path().join("smppd.db"), StoreOptions::default()).unwrap()
+}
+
+/// Runs a write and waits for its completion.
+fn wait<T: Send + 'static>(write: impl FnOnce(Done<T>)) -> Result<T, StoreError> {
+    let (tx, rx) = mpsc::channel();
+    write(Box::new(move |result| tx.send(result).unwrap()));
+    rx.recv().unwrap()
+}
+
+fn message(tenant: &str, text: &str) -> NewMessage {
+    NewMessage {
+        tenant: tenant.into(),
+        source: "ACME".into(),
+        destination: "+4915112345678".into(),
+        text: text.into(),
+    }
+}
+
+fn insert(store: &Store, tenant: &str, text: &str) -> MessageId {
+    wait(|done| store.insert_message(message(tenant, text), done)).unwrap()
+}
+
+fn submit(store: &Store, id: MessageId, channel: &str, smsc_id: &str) -> Option<MessageStatus> {
+    wait(|done| store.mark_submitted(id, channel, smsc_id, done)).unwrap()
+}
+
+fn receipt(tenant: &str, channel: &str, smsc_id: &str, status: MessageStatus) -> Receipt {
+    Receipt {
+        tenant: tenant.into(),
+        channel: channel.into(),
+        smsc_message_id: smsc_id.into(),
+        status,
+        error: None,
+    }
+}
+
+fn apply(store: &Store, r: Receipt) -> ReceiptMatch {
+    wait(|done| store.apply_receipt(r, done)).unwrap()
+}
+
+fn status(store: &Store, tenant: &str, id: MessageId) -> MessageStatus {
+    store.get_message(tenant, id).unwrap().unwrap().status
+}
+
+fn pending_receipts(dir: &TempDir) -> i64 {
+    let conn = rusqlite::Connection::open(dir.path().join("smppd.db")).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM pending_receipts", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn the_store_handle_is_clone_send_and_sync() {
+    fn assert_traits<T: Clone + Send + Sync + 'static>() {}
+    assert_traits::<Store>();
+}
+
+#[test]
+fn a_message_is_readable_after_insert_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let before = now_ms();
+    let m = message("acme", "hello ünïcode ✓");
+    let id = wait(|done| store.insert_message(m.clone(), done)).unwrap();
+
+    let got = store.get_message("acme", id).unwrap().unwrap();
+    assert_eq!(got.id, id);
+    assert_eq!(got.tenant, "acme");
+    assert_eq!(got.source, m.source);
+    assert_eq!(got.destination, m.destination);
+    assert_eq!(got.text, m.text);
+    assert_eq!(got.status, MessageStatus::Queued);
+    assert_eq!(got.channel, None);
+    assert_eq!(got.smsc_message_id, None);
+    assert_eq!(got.attempts, 0);
+    assert_eq!(got.error, None);
+    assert!(got.created_at_ms >= before && got.created_at_ms <= now_ms());
+    assert_eq!(got.updated_at_ms, got.created_at_ms);
+    assert_eq!(got.submitted_at_ms, None);
+    assert_eq!(got.done_at_ms, None);
+}
+
+#[test]
+fn another_tenant_cannot_read_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "secret");
+    assert_eq!(store.get_message("globex", id).unwrap(), None);
+    assert_eq!(
+        store
+            .get_message("acme", MessageId(id.as_i64() + 1))
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn a_submitted_message_is_delivered_by_its_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "hi");
+    assert_eq!(submit(&store, id, "smsc-a", "abc123"), None);
+
+    let submitted = store.get_message("acme", id).unwrap().unwrap();
+    assert_eq!(submitted.status, MessageStatus::Submitted);
+    assert_eq!(submitted.channel.as_deref(), Some("smsc-a"));
+    assert_eq!(submitted.smsc_message_id.as_deref(), Some("abc123"));
+    assert_eq!(submitted.attempts, 1);
+    assert!(submitted.submitted_at_ms.is_some());
+    assert_eq!(submitted.done_at_ms, None);
+
+    let r = receipt("acme", "smsc-a", "abc123", MessageStatus::Delivered);
+    assert_eq!(apply(&store, r), ReceiptMatch::Matched(id));
+    let delivered = store.get_message("acme", id).unwrap().unwrap();
+    assert_eq!(delivered.status, MessageStatus::Delivered);
+    assert!(delivered.done_at_ms.is_some());
+    assert_eq!(delivered.attempts, 1);
+}
+
+#[test]
+fn a_receipt_that_overtakes_its_submit_response_is_applied_by_mark_submitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "hi");
+    let early = Receipt {
+        error: Some(ErrorInfo {
+            code: 0,
+            name: "none".into(),
+        }),
+        ..receipt("acme", "smsc-a", "abc123", MessageStatus::Delivered)
+    };
+    assert_eq!(apply(&store, early), ReceiptMatch::Parked);
+    assert_eq!(status(&store, "acme", id), MessageStatus::Queued);
+    assert_eq!(pending_receipts(&dir), 1);
+
+    assert_eq!(
+        submit(&store, id, "smsc-a", "abc123"),
+        Some(MessageStatus::Delivered)
+    );
+    let got = store.get_message("acme", id).unwrap().unwrap();
+    assert_eq!(got.status, MessageStatus::Delivered);
+    assert_eq!(
+        got.error,
+        Some(ErrorInfo {
+            code: 0,
+            name: "none".into()
+        })
+    );
+    assert!(got.done_at_ms.is_some());
+    assert_eq!(got.attempts, 1);
+    assert_eq!(pending_receipts(&dir), 0, "an applied receipt is removed");
+}
+
+#[test]
+fn a_receipt_for_an_unknown_smsc_id_is_parked_and_changes_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let queued = insert(&store, "acme", "q");
+    let sent = insert(&store, "acme", "s");
+    submit(&store, sent, "smsc-a", "known");
+    let before: Vec<_> = [queued, sent]
+        .iter()
+        .map(|&id| store.get_message("acme", id).unwrap().unwrap())
+        .collect();
+
+    let r = receipt("acme", "smsc-a", "nobody", MessageStatus::Undeliverable);
+    assert_eq!(apply(&store, r), ReceiptMatch::Parked);
+
+    let after: Vec<_> = [queued, sent]
+        .iter()
+        .map(|&id| store.get_message("acme", id).unwrap().unwrap())
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(pending_receipts(&dir), 1);
+}
+
+#[test]
+fn receipts_are_scoped_by_tenant_and_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let acme = insert(&store, "acme", "a");
+    let globex = insert(&store, "globex", "g");
+    submit(&store, acme, "smsc-a", "same-id");
+    submit(&store, globex, "smsc-a", "same-id");
+
+    let r = receipt("globex", "smsc-a", "same-id", MessageStatus::Delivered);
+    assert_eq!(apply(&store, r), ReceiptMatch::Matched(globex));
+    assert_eq!(status(&store, "acme", acme), MessageStatus::Submitted);
+
+    let other_channel = receipt("acme", "smsc-b", "same-id", MessageStatus::Delivered);
+    assert_eq!(apply(&store, other_channel), ReceiptMatch::Parked);
+    assert_eq!(status(&store, "acme", acme), MessageStatus::Submitted);
+
+    // A receipt parked for one tenant is not picked up by another's submission.
+    let parked = receipt("initech", "smsc-a", "shared", MessageStatus::Rejected);
+    assert_eq!(apply(&store, parked), ReceiptMatch::Parked);
+    let third = insert(&store, "acme", "c");
+    assert_eq!(submit(&store, third, "smsc-a", "shared"), None);
+    assert_eq!(status(&store, "acme", third), MessageStatus::Submitted);
+}
+
+#[test]
+fn a_repeated_receipt_is_idempotent_and_the_last_one_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "hi");
+    submit(&store, id, "smsc-a", "x1");
+    let delivered = receipt("acme", "smsc-a", "x1", MessageStatus::Delivered);
+    assert_eq!(apply(&store, delivered.clone()), ReceiptMatch::Matched(id));
+    assert_eq!(apply(&store, delivered), ReceiptMatch::Matched(id));
+    assert_eq!(status(&store, "acme", id), MessageStatus::Delivered);
+
+    let undeliverable = Receipt {
+        error: Some(ErrorInfo {
+            code: 0x0b,
+            name: "ESME_RINVDSTADR".into(),
+        }),
+        ..receipt("acme", "smsc-a", "x1", MessageStatus::Undeliverable)
+    };
+    assert_eq!(apply(&store, undeliverable), ReceiptMatch::Matched(id));
+    let got = store.get_message("acme", id).unwrap().unwrap();
+    assert_eq!(got.status, MessageStatus::Undeliverable);
+    assert_eq!(got.error.unwrap().code, 0x0b);
+    assert_eq!(pending_receipts(&dir), 0);
+}
+
+#[test]
+fn a_late_intermediate_receipt_does_not_undo_a_final_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "hi");
+    submit(&store, id, "smsc-a", "x1");
+    apply(
+        &store,
+        receipt("acme", "smsc-a", "x1", MessageStatus::Delivered),
+    );
+    let enroute = receipt("acme", "smsc-a", "x1", MessageStatus::Submitted);
+    assert_eq!(apply(&store, enroute), ReceiptMatch::Matched(id));
+    let got = store.get_message("acme", id).unwrap().unwrap();
+    assert_eq!(got.status, MessageStatus::Delivered);
+    assert!(got.done_at_ms.is_some());
+}
+
+#[test]
+fn a_receipt_never_touches_a_queued_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "hi");
+    submit(&store, id, "smsc-a", "x1");
+    wait(|done| store.mark_retry(id, None, done)).unwrap();
+    let r = receipt("acme", "smsc-a", "x1", MessageStatus::Delivered);
+    assert_eq!(apply(&store, r), ReceiptMatch::Parked);
+    assert_eq!(status(&store, "acme", id), MessageStatus::Queued);
+}
+
+#[test]
+fn a_retry_keeps_the_message_queued_and_counts_the_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "hi");
+    let throttled = ErrorInfo {
+        code: 0x58,
+        name: "ESME_RTHROTTLED".into(),
+    };
+    wait(|done| store.mark_retry(id, Some(throttled.clone()), done)).unwrap();
+    let got = store.get_message("acme", id).unwrap().unwrap();
+    assert_eq!(got.status, MessageStatus::Queued);
+    assert_eq!(got.attempts, 1);
+    assert_eq!(got.error, Some(throttled));
+    assert_eq!(got.done_at_ms, None);
+
+    // A later successful submission clears the error and counts again.
+    submit(&store, id, "smsc-a", "x1");
+    let got = store.get_message("acme", id).unwrap().unwrap();
+    assert_eq!(
+        (got.status, got.attempts, got.error),
+        (MessageStatus::Submitted, 2, None)
+    );
+}
+
+#[test]
+fn a_final_failure_is_terminal_with_its_error_code_and_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "hi");
+    let invalid = ErrorInfo {
+        code: 0x0b,
+        name: "ESME_RINVDSTADR".into(),
+    };
+    wait(|done| store.mark_final(id, MessageStatus::Failed, Some(invalid.clone()), true, done))
+        .unwrap();
+    let got = store.get_message("acme", id).unwrap().unwrap();
+    assert_eq!(got.status, MessageStatus::Failed);
+    assert!(got.status.is_terminal());
+    assert_eq!(got.error, Some(invalid));
+    assert_eq!(got.attempts, 1);
+    assert!(got.done_at_ms.is_some());
+
+    // Terminal means terminal: neither a submission nor a retry revives it.
+    assert_eq!(submit(&store, id, "smsc-a", "late"), None);
+    wait(|done| store.mark_retry(id, None, done)).unwrap();
+    let again = store.get_message("acme", id).unwrap().unwrap();
+    assert_eq!(again, got);
+}
+
+#[test]
+fn an_expiry_that_does_not_count_an_attempt_leaves_attempts_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "hi");
+    wait(|done| store.mark_final(id, MessageStatus::Expired, None, false, done)).unwrap();
+    let got = store.get_message("acme", id).unwrap().unwrap();
+    assert_eq!(
+        (got.status, got.attempts, got.error),
+        (MessageStatus::Expired, 0, None)
+    );
+}
+
+#[test]
+fn queued_messages_paginates_only_the_tenants_queued_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut expected = Vec::new();
+    for i in 0..7 {
+        let id = insert(&store, "acme", &format!("m{i}"));
+        insert(&store, "globex", "not mine");
+        if i == 3 {
+            submit(&store, id, "smsc-a", "sent");
+        } else {
+            expected.push(id);
+        }
+    }
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.queued_messages("acme", after, 2).unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        seen.extend(page.iter().map(|q| q.id));
+    }
+    assert_eq!(seen, expected, "oldest first, no gaps, no repeats");
+
+    let first = &store.queued_messages("acme", None, 1).unwrap()[0];
+    assert_eq!(
+        *first,
+        QueuedMessage {
+            id: expected[0],
+            source: "ACME".into(),
+            destination: "+4915112345678".into(),
+            text: "m0".into(),
+            attempts: 0,
+        }
+    );
+    assert!(store.queued_messages("acme", None, 0).unwrap().is_empty());
+    assert!(store
+        .queued_messages("nobody", None, 10)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn tenants_with_queued_lists_only_tenants_with_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    insert(&store, "zeta", "z");
+    insert(&store, "acme", "a");
+    let done = insert(&store, "globex", "g");
+    wait(|d| store.mark_final(done, MessageStatus::Failed, None, false, d)).unwrap();
+    assert_eq!(store.tenants_with_queued().unwrap(), ["acme", "zeta"]);
+}
+
+#[test]
+fn count_by_status_counts_each_status_of_one_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    for _ in 0..3 {
+        insert(&store, "acme", "q");
+    }
+    let sent = insert(&store, "acme", "s");
+    submit(&store, sent, "smsc-a", "1");
+    insert(&store, "globex", "other");
+    let counts = store.count_by_status("acme").unwrap();
+    assert_eq!(counts.get(&MessageStatus::Queued), Some(&3));
+    assert_eq!(counts.get(&MessageStatus::Submitted), Some(&1));
+    assert_eq!(counts.len(), 2);
+}
+
+#[test]
+fn ids_increase_in_the_order_inserts_complete_across_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let completed = Arc::new(Mutex::new(Vec::new()));
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let (store, completed) = (store.clone(), Arc::clone(&completed));
+            thread::spawn(move || {
+                let (tx, rx) = mpsc::channel();
+                for i in 0..2_000 {
+                    let (completed, tx) = (Arc::clone(&completed), tx.clone());
+                    store.insert_message(
+                        message("acme", &format!("{t}-{i}")),
+                        Box::new(move |res| {
+                            // Runs on the writer thread, in completion order.
+                            completed.lock().unwrap().push(res.unwrap());
+                            tx.send(()).unwrap();
+                        }),
+                    );
+                }
+                drop(tx);
+                rx.iter().count()
+            })
+        })
+        .collect();
+    let done: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(done, 8_000);
+    let ids = completed.lock().unwrap();
+    assert!(ids.iter().all(|id| id.as_i64() > 0));
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "completions arrive in strictly increasing id order"
+    );
+}
+
+#[test]
+fn ids_keep_increasing_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("smppd.db");
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    insert(&store, "acme", "now");
+    store.close();
+    drop(store);
+    // An id far in the future stands in for a clock that went back meanwhile.
+    let future = (now_ms() + 86_400_000) << 16;
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO messages (id, tenant, source, destination, body, status, created_at, updated_at) \
+         VALUES (?1, 'acme', 'a', 'b', 'from the future', 'queued', 0, 0)",
+        [future],
+    )
+    .unwrap();
+    drop(conn);
+
+    let reopened = Store::open(&path, StoreOptions::default()).unwrap();
+    let next = insert(&reopened, "acme", "after reopen");
+    assert_eq!(next, MessageId(future + 1));
+}
+
+#[test]
+fn an_inbound_message_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = wait(|done| {
+        store.insert_inbound(
+            NewInbound {
+                tenant: "acme".into(),
+                channel: "smsc-a".into(),
+                source: "4915112345678".into(),
+                destination: "12345".into(),
+                text: "STOP".into(),
+            },
+            done,
+        )
+    })
+    .unwrap();
+    assert!(id > 0);
+}
+
+#[test]
+fn committed_writes_from_many_threads_survive_dropping_the_store_without_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("smppd.db");
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            thread::spawn(move || {
+                (0..250)
+                    .map(|i| insert(&store, &format!("tenant{t}"), &format!("{i}")))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let ids: Vec<Vec<MessageId>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    drop(store);
+
+    let reopened = Store::open(&path, StoreOptions::default()).unwrap();
+    for (t, ids) in ids.iter().enumerate() {
+        let tenant = format!("tenant{t}");
+        assert_eq!(
+            reopened.count_by_status(&tenant).unwrap()[&MessageStatus::Queued],
+            250
+        );
+        for id in ids {
+            assert!(reopened.get_message(&tenant, *id).unwrap().is_some());
+        }
+    }
+}
+
+#[test]
+fn writes_still_queued_when_the_last_handle_drops_are_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("smppd.db");
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    for i in 0..1_000 {
+        store.insert_message(
+            message("acme", &i.to_string()),
+            Box::new(|r| {
+                r.unwrap();
+            }),
+        );
+    }
+    drop(store);
+    let reopened = Store::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(
+        reopened.count_by_status("acme").unwrap()[&MessageStatus::Queued],
+        1_000
+    );
+}
+
+#[test]
+fn ten_thousand_inserts_commit_in_far_fewer_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        synchronous: Synchronous::Full,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path().join("smppd.db"), options).unwrap();
+    let before = store.stats();
+    let (tx, rx) = mpsc::channel();
+    for i in 0..10_000 {
+        let tx = tx.clone();
+        let m = message("acme", &i.to_string());
+        store.insert_message(m, Box::new(move |r| tx.send(r.is_ok()).unwrap()));
+    }
+    drop(tx);
+    assert_eq!(rx.iter().filter(|ok| *ok).count(), 10_000);
+    let stats = store.stats();
+    let transactions = stats.transactions - before.transactions;
+    assert_eq!(stats.ops - before.ops, 10_000);
+    assert!(
+        transactions <= 10_000 / 20,
+        "{transactions} transactions for 10,000 inserts"
+    );
+    // max_batch 512 bounds each transaction.
+    assert!(transactions >= 10_000 / 512);
+}
+
+#[test]
+fn flush_waits_for_earlier_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    for i in 0..100 {
+        let ids = Arc::clone(&ids);
+        store.insert_message(
+            message("acme", &i.to_string()),
+            Box::new(move |r| ids.lock().unwrap().push(r.unwrap())),
+        );
+    }
+    store.flush().unwrap();
+    let ids = ids.lock().unwrap();
+    assert_eq!(
+        ids.len(),
+        100,
+        "every insert completed before flush returned"
+    );
+    for id in ids.iter() {
+        assert!(store.get_message("acme", *id).unwrap().is_some());
+    }
+}
+
+#[test]
+fn writes_after_close_fail_with_writer_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "before");
+    store.close();
+    store.close();
+    let late = wait(|done| store.insert_message(message("acme", "after"), done));
+    assert!(matches!(late, Err(StoreError::WriterGone)), "{late:?}");
+    assert!(matches!(store.flush(), Err(StoreError::WriterGone)));
+    // Reads still work.
+    assert!(store.get_message("acme", id).unwrap().is_some());
+}
+
+#[test]
+fn a_panicking_callback_does_not_stop_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.insert_message(
+        message("acme", "a"),
+        Box::new(|_| panic!("deliberate panic in a completion callback")),
+    );
+    let id = insert(&store, "acme", "b");
+    assert!(store.get_message("acme", id).unwrap().is_some());
+    assert_eq!(
+        store.count_by_status("acme").unwrap()[&MessageStatus::Queued],
+        2
+    );
+}
+
+#[test]
+fn closing_or_dropping_the_store_inside_a_callback_does_not_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("smppd.db");
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let inside = store.clone();
+    store.insert_message(
+        message("acme", "a"),
+        Box::new(move |r| {
+            inside.close();
+            // `inside` is the last handle by now: dropping it here runs the
+            // store's Drop on the writer thread.
+            drop(inside);
+            tx.send(r.is_ok()).unwrap();
+        }),
+    );
+    drop(store);
+    assert!(rx.recv().unwrap());
+    let reopened = Store::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(
+        reopened.count_by_status("acme").unwrap()[&MessageStatus::Queued],
+        1
+    );
+}
+
+#[test]
+fn opening_a_database_from_a_newer_build_fails_with_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("smppd.db");
+    drop(Store::open(&path, StoreOptions::default()).unwrap());
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 999)
+        .unwrap();
+    let err = Store::open(&path, StoreOptions::default()).err().unwrap();
+    assert!(matches!(err, StoreError::Migration { .. }), "{err:?}");
+    assert!(err.to_string().contains("999"), "{err}");
+}
+
+#[test]
+fn opening_a_file_that_is_not_a_database_fails_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(
+        &path,
+        "this is not a database, just some text that is long enough ".repeat(20),
+    )
+    .unwrap();
+    let err = Store::open(&path, StoreOptions::default()).err().unwrap();
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("notes.txt") && text.contains("not a database"),
+        "{text}"
+    );
+}
+
+#[test]
+fn opening_in_a_missing_directory_fails_with_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Store::open(dir.path().join("no/such/dir/db"), StoreOptions::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+}
+
+#[test]
+fn a_row_with_an_unknown_status_is_reported_as_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "hi");
+    let other = insert(&store, "acme", "wrong type");
+    let conn = rusqlite::Connection::open(dir.path().join("smppd.db")).unwrap();
+    conn.execute(
+        "UPDATE messages SET status = 'teleported' WHERE id = ?1",
+        [id.as_i64()],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE messages SET attempts = 'many' WHERE id = ?1",
+        [other.as_i64()],
+    )
+    .unwrap();
+    let err = store.get_message("acme", id).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    let err = store.get_message("acme", other).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(matches!(
+        store.count_by_status("acme"),
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
