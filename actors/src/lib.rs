@@ -1,0 +1,28 @@
+//! smppd's actors and SMPP logic.
+//!
+//! Layout:
+//! - [`smpp`] — SMPP 3.4 protocol logic, free of actix: codec, session state
+//!   machine, window, command_status classes, receipts, text encodings.
+//! - [`registry`] — tenant id → supervisor; the arbiter threads.
+//! - [`tenant`] — `TenantSupervisor`: a tenant's connections, queue window
+//!   and retries.
+//! - [`connection`] — `Connection`: one SMPP session on one TCP socket.
+//! - [`spec`] — the validated configuration handed to the actors.
+//! - `simulator` (feature `simulator`) — the bundled SMSC simulator.
+//!
+//! Supervision tree:
+//! ```text
+//! Registry ──► TenantSupervisor (one per tenant)
+//!                 └──► Connection (one per session of each channel)
+//! ```
+
+pub mod connection;
+pub mod registry;
+pub mod smpp;
+pub mod spec;
+pub mod tenant;
+
+pub use registry::Registry;
+pub use spec::{ChannelSpec, TenantSpec};
+#[cfg(feature = "simulator")]
+pub mod simulator;

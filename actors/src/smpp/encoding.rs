@@ -1,0 +1,202 @@
+//! Text to short_message bytes: GSM 03.38 (unpacked, data_coding 0x00) when
+//! every character is in the GSM default alphabet or its extension table,
+//! else UCS-2 big-endian (data_coding 0x08).
+//!
+//! ASCII is *not* GSM: `@` is 0x00, `$` is 0x02, `_` is 0x11, and `{`, `}`,
+//! `[`, `]`, `~`, `\`, `|`, `^`, `€` are two septets (escape 0x1B + code).
+//! Sending raw ASCII with data_coding 0 garbles those on handsets, so we
+//! translate through the table.
+
+/// GSM 03.38 default alphabet, index = septet value.
+const GSM_BASIC: [char; 128] = [
+    '@', '£', '$', '¥', 'è', 'é', 'ù', 'ì', 'ò', 'Ç', '\n', 'Ø', 'ø', '\r', 'Å', 'å', //
+    'Δ', '_', 'Φ', 'Γ', 'Λ', 'Ω', 'Π', 'Ψ', 'Σ', 'Θ', 'Ξ', '\u{1b}', 'Æ', 'æ', 'ß', 'É', //
+    ' ', '!', '"', '#', '¤', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', '/', //
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ':', ';', '<', '=', '>', '?', //
+    '¡', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O', //
+    'P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', 'Ä', 'Ö', 'Ñ', 'Ü', '§', //
+    '¿', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', //
+    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 'ä', 'ö', 'ñ', 'ü', 'à', //
+];
+
+/// GSM 03.38 extension table (after the 0x1B escape).
+const GSM_EXTENSION: [(char, u8); 10] = [
+    ('\u{0c}', 0x0A),
+    ('^', 0x14),
+    ('{', 0x28),
+    ('}', 0x29),
+    ('\\', 0x2F),
+    ('[', 0x3C),
+    ('~', 0x3D),
+    (']', 0x3E),
+    ('|', 0x40),
+    ('€', 0x65),
+];
+
+/// The SMPP data_coding of an encoded text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    /// GSM 03.38 default alphabet, one septet per octet (data_coding 0x00).
+    Gsm7,
+    /// UCS-2 / UTF-16BE (data_coding 0x08).
+    Ucs2,
+}
+
+impl Coding {
+    /// The data_coding octet.
+    pub fn data_coding(self) -> u8 {
+        match self {
+            Coding::Gsm7 => 0x00,
+            Coding::Ucs2 => 0x08,
+        }
+    }
+
+    /// How many units fit in one unsegmented SMS (160 septets / 70 UCS-2
+    /// code units).
+    pub fn single_part_limit(self) -> usize {
+        match self {
+            Coding::Gsm7 => 160,
+            Coding::Ucs2 => 70,
+        }
+    }
+}
+
+/// A text ready to go into short_message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// Which alphabet.
+    pub coding: Coding,
+    /// The bytes for short_message.
+    pub bytes: Vec<u8>,
+    /// Length in the alphabet's units (septets, or UTF-16 code units), which
+    /// is what the per-SMS limits count.
+    pub units: usize,
+}
+
+fn gsm_basic(c: char) -> Option<u8> {
+    if c == '\u{1b}' {
+        return None;
+    }
+    GSM_BASIC.iter().position(|&g| g == c).map(|p| p as u8)
+}
+
+fn gsm_extension(c: char) -> Option<u8> {
+    GSM_EXTENSION
+        .iter()
+        .find(|(g, _)| *g == c)
+        .map(|(_, code)| *code)
+}
+
+/// Encodes `text` in GSM 03.38 if it can, else UCS-2.
+pub fn encode(text: &str) -> Encoded {
+    let mut bytes = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        if let Some(b) = gsm_basic(c) {
+            bytes.push(b);
+        } else if let Some(b) = gsm_extension(c) {
+            bytes.push(0x1B);
+            bytes.push(b);
+        } else {
+            return encode_ucs2(text);
+        }
+    }
+    let units = bytes.len();
+    Encoded {
+        coding: Coding::Gsm7,
+        bytes,
+        units,
+    }
+}
+
+/// Encodes `text` as UTF-16BE. Characters outside the BMP take two code
+/// units (a surrogate pair), as handsets expect.
+pub fn encode_ucs2(text: &str) -> Encoded {
+    let units: Vec<u16> = text.encode_utf16().collect();
+    Encoded {
+        coding: Coding::Ucs2,
+        bytes: units.iter().flat_map(|u| u.to_be_bytes()).collect(),
+        units: units.len(),
+    }
+}
+
+/// Decodes short_message bytes received with `data_coding`, for MO texts and
+/// receipts: GSM unpacked (0x00), IA5/ASCII (0x01), Latin-1 (0x03), UCS-2
+/// (0x08); anything else as lossy UTF-8.
+pub fn decode(data_coding: u8, bytes: &[u8]) -> String {
+    match data_coding {
+        0x00 => {
+            let mut out = String::with_capacity(bytes.len());
+            let mut escape = false;
+            for &b in bytes {
+                if escape {
+                    escape = false;
+                    match GSM_EXTENSION.iter().find(|(_, code)| *code == b) {
+                        Some((c, _)) => out.push(*c),
+                        None => out.push(' '),
+                    }
+                } else if b == 0x1B {
+                    escape = true;
+                } else {
+                    out.push(GSM_BASIC[(b & 0x7F) as usize]);
+                }
+            }
+            out
+        }
+        0x03 => bytes.iter().map(|&b| b as char).collect(),
+        0x08 => {
+            let units: Vec<u16> = bytes
+                .chunks(2)
+                .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+                .collect();
+            String::from_utf16_lossy(&units)
+        }
+        _ => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_is_gsm_and_at_sign_is_septet_zero() {
+        let e = encode("Hi @ $5_");
+        assert_eq!(e.coding, Coding::Gsm7);
+        assert_eq!(
+            e.bytes,
+            vec![0x48, 0x69, 0x20, 0x00, 0x20, 0x02, 0x35, 0x11]
+        );
+        assert_eq!(e.units, 8);
+    }
+
+    #[test]
+    fn extension_characters_count_as_two_septets() {
+        let e = encode("{€}");
+        assert_eq!(e.coding, Coding::Gsm7);
+        assert_eq!(e.bytes, vec![0x1B, 0x28, 0x1B, 0x65, 0x1B, 0x29]);
+        assert_eq!(e.units, 6);
+    }
+
+    #[test]
+    fn an_emoji_forces_ucs2_with_a_surrogate_pair() {
+        let e = encode("ok 👍");
+        assert_eq!(e.coding, Coding::Ucs2);
+        assert_eq!(e.units, 5);
+        assert_eq!(&e.bytes[..2], &[0x00, b'o']);
+    }
+
+    #[test]
+    fn gsm_and_ucs2_round_trip_through_decode() {
+        for text in ["Hello {world} €5 @home", "Привет", "ok 👍"] {
+            let e = encode(text);
+            assert_eq!(decode(e.coding.data_coding(), &e.bytes), text);
+        }
+    }
+
+    #[test]
+    fn decoding_odd_ucs2_bytes_does_not_panic() {
+        assert_eq!(decode(0x08, &[0x00]).chars().count(), 1);
+        assert_eq!(decode(0x00, &[0x1B]), "");
+        assert_eq!(decode(0x00, &[0xFF]), "à");
+    }
+}

@@ -1,0 +1,407 @@
+//! Building the PDUs we send and reading the ones we receive, on top of
+//! rusmpp's types. All rusmpp quirks are handled here:
+//! - binds default to interface_version 0x50; we set 3.4 (0x34) explicitly;
+//! - the default `EsmClass` of 0.4.0 encodes as 0x08; we always set it.
+
+use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter, DeliverSm, SubmitSm};
+use rusmpp::tlvs::{TlvTag, TlvValue};
+use rusmpp::types::{COctetString, EmptyOrFullCOctetString, OctetString};
+use rusmpp::values::{
+    DataCoding, EsmClass, InterfaceVersion, Npi, RegisteredDelivery, ServiceType, Ton,
+};
+use rusmpp::Pdu;
+
+use super::encoding::{self, Encoded};
+use super::receipt::{self, ReceiptState};
+use super::session::BindMode;
+
+/// Why a PDU could not be built from our data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PduError {
+    /// A field is longer than SMPP allows (e.g. system_id over 15 octets).
+    #[error("{field} is too long (at most {max} characters)")]
+    TooLong {
+        /// Field name as in the SMPP spec.
+        field: &'static str,
+        /// Octets allowed, without the NUL.
+        max: usize,
+    },
+    /// A C-octet string contains a NUL or non-ASCII octet.
+    #[error("{field} must be printable ASCII")]
+    NotAscii {
+        /// Field name as in the SMPP spec.
+        field: &'static str,
+    },
+    /// The text does not fit one short_message.
+    #[error("text is {units} {unit} long; one SMS holds {max}")]
+    TextTooLong {
+        /// Length in the alphabet's units.
+        units: usize,
+        /// "GSM characters" or "UCS-2 characters".
+        unit: &'static str,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// A C-octet string of at most `MAX - 1` ASCII octets.
+pub fn c_string<const MIN: usize, const MAX: usize>(
+    field: &'static str,
+    value: &str,
+) -> Result<COctetString<MIN, MAX>, PduError> {
+    if value.len() > MAX - 1 {
+        return Err(PduError::TooLong {
+            field,
+            max: MAX - 1,
+        });
+    }
+    if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(PduError::NotAscii { field });
+    }
+    COctetString::from_vec([value.as_bytes(), &[0]].concat())
+        .map_err(|_| PduError::NotAscii { field })
+}
+
+/// Credentials and addressing for a bind.
+#[derive(Debug, Clone)]
+pub struct BindParams {
+    /// ESME system_id (≤ 15 octets).
+    pub system_id: String,
+    /// Password (≤ 8 octets). Never logged.
+    pub password: String,
+    /// system_type (≤ 12 octets), often empty.
+    pub system_type: String,
+    /// Transmitter, receiver or transceiver.
+    pub mode: BindMode,
+}
+
+/// Checks the bind parameters fit SMPP's field sizes (so a config error is
+/// reported at start-up, not as a failing session).
+pub fn validate_bind(params: &BindParams) -> Result<(), PduError> {
+    c_string::<1, 16>("system_id", &params.system_id)?;
+    c_string::<1, 9>("password", &params.password)?;
+    c_string::<1, 13>("system_type", &params.system_type)?;
+    Ok(())
+}
+
+/// The bind PDU for `params`, interface_version 3.4.
+pub fn bind(params: &BindParams) -> Result<Pdu, PduError> {
+    let system_id = c_string::<1, 16>("system_id", &params.system_id)?;
+    let password = c_string::<1, 9>("password", &params.password)?;
+    let system_type = c_string::<1, 13>("system_type", &params.system_type)?;
+    macro_rules! build {
+        ($ty:ident) => {
+            $ty::builder()
+                .system_id(system_id)
+                .password(password)
+                .system_type(system_type)
+                .interface_version(InterfaceVersion::Smpp3_4)
+                .addr_ton(Ton::Unknown)
+                .addr_npi(Npi::Unknown)
+                .address_range(COctetString::empty())
+                .build()
+                .into()
+        };
+    }
+    Ok(match params.mode {
+        BindMode::Transmitter => build!(BindTransmitter),
+        BindMode::Receiver => build!(BindReceiver),
+        BindMode::Transceiver => build!(BindTransceiver),
+    })
+}
+
+/// Addressing guessed from the address itself: digits with an optional
+/// leading `+` are international E.164 (TON 1, NPI 1); a short all-digit
+/// code is TON 3 (network specific) ... kept simple here: alphanumeric
+/// senders are TON 5 (alphanumeric), NPI 0.
+fn address(field: &'static str, value: &str) -> Result<(Ton, Npi, COctetString<1, 21>), PduError> {
+    let digits = value.strip_prefix('+').unwrap_or(value);
+    let (ton, npi, raw) = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        if digits.len() > 8 {
+            (Ton::International, Npi::Isdn, digits)
+        } else {
+            (Ton::Unknown, Npi::Isdn, digits)
+        }
+    } else {
+        (Ton::Alphanumeric, Npi::Unknown, value)
+    };
+    Ok((ton, npi, c_string::<1, 21>(field, raw)?))
+}
+
+/// Checks a text fits one SMS, returning its encoding.
+pub fn encode_single_part(text: &str) -> Result<Encoded, PduError> {
+    let encoded = encoding::encode(text);
+    let max = encoded.coding.single_part_limit();
+    if encoded.units > max {
+        let unit = match encoded.coding {
+            encoding::Coding::Gsm7 => "GSM characters",
+            encoding::Coding::Ucs2 => "UCS-2 characters",
+        };
+        return Err(PduError::TextTooLong {
+            units: encoded.units,
+            unit,
+            max,
+        });
+    }
+    Ok(encoded)
+}
+
+/// A single-part submit_sm, asking for a receipt when `registered_delivery`
+/// is set (0x01: final receipt on success or failure).
+pub fn submit_sm(
+    source: &str,
+    destination: &str,
+    text: &str,
+    registered_delivery: u8,
+) -> Result<SubmitSm, PduError> {
+    let (src_ton, src_npi, src) = address("source_addr", source)?;
+    let (dst_ton, dst_npi, dst) = address("destination_addr", destination)?;
+    let encoded = encode_single_part(text)?;
+    let short_message = OctetString::from_vec(encoded.bytes).map_err(|_| PduError::TooLong {
+        field: "short_message",
+        max: 254,
+    })?;
+    Ok(SubmitSm::builder()
+        .service_type(ServiceType::default())
+        .source_addr_ton(src_ton)
+        .source_addr_npi(src_npi)
+        .source_addr(src)
+        .dest_addr_ton(dst_ton)
+        .dest_addr_npi(dst_npi)
+        .destination_addr(dst)
+        .esm_class(EsmClass::from(0x00))
+        .protocol_id(0)
+        .schedule_delivery_time(EmptyOrFullCOctetString::empty())
+        .validity_period(EmptyOrFullCOctetString::empty())
+        .registered_delivery(RegisteredDelivery::from(registered_delivery))
+        .data_coding(DataCoding::from(encoded.coding.data_coding()))
+        .short_message(short_message)
+        .build())
+}
+
+/// Checks that source and destination are valid SMPP addresses.
+pub fn validate_addresses(source: &str, destination: &str) -> Result<(), PduError> {
+    address("source_addr", source)?;
+    address("destination_addr", destination)?;
+    Ok(())
+}
+
+/// A deliver_sm as we use it: either a delivery receipt or a mobile
+/// originated message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// A receipt for a message we submitted.
+    Receipt {
+        /// The SMSC's id of the original message, normalised.
+        smsc_message_id: String,
+        /// What it says.
+        state: ReceiptState,
+        /// `err:` code or network error, when given.
+        error_code: Option<u32>,
+        /// `stat:` word, for the error name.
+        stat: Option<String>,
+    },
+    /// A receipt we cannot match (no id anywhere).
+    UnmatchableReceipt,
+    /// A mobile-originated message.
+    MobileOriginated {
+        /// Sender.
+        source: String,
+        /// Recipient (our number).
+        destination: String,
+        /// Decoded text.
+        text: String,
+    },
+}
+
+/// Classifies and reads a deliver_sm. esm_class bits 2..5 = 0b0001 (0x04)
+/// mark an SMSC delivery receipt; 0x08/0x10/0x20 are other acknowledgement
+/// kinds that we also treat as receipts when they carry an id.
+pub fn read_deliver_sm(pdu: &DeliverSm) -> Delivery {
+    let esm = u8::from(pdu.esm_class);
+    let message_type = esm & 0x3C;
+    let data_coding = u8::from(pdu.data_coding);
+    let text = encoding::decode(data_coding, pdu.short_message().as_ref());
+    if message_type == 0 {
+        return Delivery::MobileOriginated {
+            source: pdu.source_addr.to_string(),
+            destination: pdu.destination_addr.to_string(),
+            text,
+        };
+    }
+    let mut tlv_id = None;
+    let mut tlv_state = None;
+    let mut network_error = None;
+    for tlv in pdu.tlvs() {
+        match (tlv.tag(), tlv.value()) {
+            (TlvTag::ReceiptedMessageId, Some(TlvValue::ReceiptedMessageId(id))) => {
+                tlv_id = Some(id.to_string());
+            }
+            (TlvTag::MessageState, Some(TlvValue::MessageState(state))) => {
+                tlv_state = Some(u8::from(*state));
+            }
+            (TlvTag::NetworkErrorCode, Some(TlvValue::NetworkErrorCode(code))) => {
+                network_error = Some(u32::from(code.error_code));
+            }
+            _ => {}
+        }
+    }
+    let parsed = receipt::parse_receipt_text(&text);
+    let id = tlv_id
+        .filter(|id| !id.trim().is_empty())
+        .or_else(|| parsed.as_ref().map(|p| p.id.clone()));
+    let Some(id) = id else {
+        return Delivery::UnmatchableReceipt;
+    };
+    let stat = parsed.as_ref().and_then(|p| p.stat.clone());
+    let state = match (tlv_state, &stat) {
+        (Some(v), _) => receipt::state_from_message_state(v),
+        (None, Some(s)) => receipt::state_from_stat(s),
+        (None, None) => ReceiptState::Final(smppd_sqlite::MessageStatus::Unknown),
+    };
+    let error_code = parsed.as_ref().and_then(|p| p.err).or(network_error);
+    Delivery::Receipt {
+        smsc_message_id: receipt::normalize_id(&id),
+        state,
+        error_code,
+        stat,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusmpp::tlvs::MessageDeliveryRequestTlvValue;
+    use rusmpp::values::MessageState;
+    use smppd_sqlite::MessageStatus;
+
+    fn deliver(esm: u8, text: &str) -> DeliverSm {
+        DeliverSm::builder()
+            .source_addr(c_string("source_addr", "4915112345678").unwrap())
+            .destination_addr(c_string("destination_addr", "12345").unwrap())
+            .esm_class(EsmClass::from(esm))
+            .short_message(OctetString::from_vec(text.as_bytes().to_vec()).unwrap())
+            .build()
+    }
+
+    #[test]
+    fn a_bind_carries_interface_version_3_4() {
+        let pdu = bind(&BindParams {
+            system_id: "acme".into(),
+            password: "secret1".into(),
+            system_type: String::new(),
+            mode: BindMode::Transceiver,
+        })
+        .unwrap();
+        match pdu {
+            Pdu::BindTransceiver(b) => {
+                assert_eq!(u8::from(b.interface_version), 0x34);
+                assert_eq!(b.system_id.to_string(), "acme");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_password_over_eight_characters_is_refused() {
+        let err = validate_bind(&BindParams {
+            system_id: "acme".into(),
+            password: "123456789".into(),
+            system_type: String::new(),
+            mode: BindMode::Transmitter,
+        })
+        .unwrap_err();
+        assert_eq!(
+            err,
+            PduError::TooLong {
+                field: "password",
+                max: 8
+            }
+        );
+    }
+
+    #[test]
+    fn a_submit_sm_has_esm_class_zero_and_the_requested_receipt() {
+        let sm = submit_sm("+4915112345678", "4917000000", "hello", 1).unwrap();
+        assert_eq!(u8::from(sm.esm_class), 0);
+        assert_eq!(u8::from(sm.registered_delivery), 1);
+        assert_eq!(u8::from(sm.source_addr_ton), 1);
+        assert_eq!(sm.source_addr.to_string(), "4915112345678");
+        assert_eq!(sm.short_message().as_ref(), b"hello");
+    }
+
+    #[test]
+    fn an_alphanumeric_sender_uses_ton_5() {
+        let sm = submit_sm("ACME", "4917000000", "hi", 0).unwrap();
+        assert_eq!(u8::from(sm.source_addr_ton), 5);
+    }
+
+    #[test]
+    fn a_161_character_gsm_text_is_too_long_for_one_part() {
+        let err = submit_sm("1", "2", &"a".repeat(161), 1).unwrap_err();
+        assert!(matches!(
+            err,
+            PduError::TextTooLong {
+                units: 161,
+                max: 160,
+                ..
+            }
+        ));
+        assert!(submit_sm("1", "2", &"a".repeat(160), 1).is_ok());
+    }
+
+    #[test]
+    fn a_receipt_is_matched_by_its_tlv_id_before_its_text() {
+        let mut pdu = deliver(0x04, "id:999 stat:UNDELIV err:001");
+        pdu.push_tlv(MessageDeliveryRequestTlvValue::ReceiptedMessageId(
+            c_string::<1, 65>("receipted_message_id", "00ab").unwrap(),
+        ));
+        pdu.push_tlv(MessageDeliveryRequestTlvValue::MessageState(
+            MessageState::Delivered,
+        ));
+        assert_eq!(
+            read_deliver_sm(&pdu),
+            Delivery::Receipt {
+                smsc_message_id: "00ab".into(),
+                state: ReceiptState::Final(MessageStatus::Delivered),
+                error_code: Some(1),
+                stat: Some("UNDELIV".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn a_receipt_without_tlvs_falls_back_to_its_text() {
+        let pdu = deliver(0x04, "id:0042 sub:001 dlvrd:001 submit date:2311221530 done date:2311221531 stat:EXPIRED err:000 text:x");
+        match read_deliver_sm(&pdu) {
+            Delivery::Receipt {
+                smsc_message_id,
+                state,
+                ..
+            } => {
+                assert_eq!(smsc_message_id, "42");
+                assert_eq!(state, ReceiptState::Final(MessageStatus::Expired));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_deliver_sm_with_esm_class_zero_is_a_mobile_originated_message() {
+        match read_deliver_sm(&deliver(0x00, "STOP")) {
+            Delivery::MobileOriginated { source, text, .. } => {
+                assert_eq!(source, "4915112345678");
+                assert_eq!(text, "STOP");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_receipt_with_no_id_anywhere_is_unmatchable() {
+        assert_eq!(
+            read_deliver_sm(&deliver(0x04, "stat:DELIVRD")),
+            Delivery::UnmatchableReceipt
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! Delivery receipts: the text format of SMPP 3.4 Appendix B and the
+//! `message_state` TLV values, mapped to our statuses.
+//!
+//! The appendix format is "informative" and SMSCs vary: keys in upper or
+//! lower case, `submit date`/`done date` with a space, fields missing, extra
+//! fields, `text:` containing anything. So the parser is a tolerant key
+//! scanner, not a fixed layout: it finds `id:` and `stat:` (and `err:` when
+//! present) wherever they are, and stops at `text:` because the rest is the
+//! original message's text, which may itself contain `stat:`.
+
+use smppd_sqlite::MessageStatus;
+
+/// The fields of a receipt text that matter for matching and status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptText {
+    /// The SMSC's message id, as it wrote it.
+    pub id: String,
+    /// The final state word, e.g. `DELIVRD`, upper-cased.
+    pub stat: Option<String>,
+    /// Network-specific error code, when present and numeric.
+    pub err: Option<u32>,
+}
+
+/// What a receipt says about a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptState {
+    /// A final state: store it.
+    Final(MessageStatus),
+    /// ENROUTE / ACCEPTD / SCHEDULED: nothing is decided yet.
+    Intermediate,
+}
+
+/// Parses the receipt text. `None` when there is no `id:` at all (then the
+/// deliver_sm is not a receipt we can match).
+pub fn parse_receipt_text(text: &str) -> Option<ReceiptText> {
+    let lower = text.to_ascii_lowercase();
+    // Everything from "text:" on is the original message, never parsed.
+    let end = lower.find("text:").unwrap_or(lower.len());
+    let head = &text[..end];
+    let head_lower = &lower[..end];
+    let id = field(head, head_lower, "id:")?;
+    if id.is_empty() {
+        return None;
+    }
+    let stat = field(head, head_lower, "stat:").map(|s| s.to_ascii_uppercase());
+    let err = field(head, head_lower, "err:").and_then(|e| e.parse::<u32>().ok());
+    Some(ReceiptText {
+        id: id.to_string(),
+        stat,
+        err,
+    })
+}
+
+/// Value right after `key` (matched case-insensitively at a word start) up
+/// to the next whitespace.
+fn field<'a>(text: &'a str, lower: &str, key: &str) -> Option<&'a str> {
+    let mut from = 0;
+    while let Some(pos) = lower[from..].find(key) {
+        let at = from + pos;
+        let at_word_start = at == 0 || lower.as_bytes()[at - 1].is_ascii_whitespace();
+        if at_word_start {
+            // The value starts right after the colon: "id: stat:X" has an
+            // empty id, not the id "stat:X".
+            let rest = &text[at + key.len()..];
+            let value_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            return Some(&rest[..value_end]);
+        }
+        from = at + key.len();
+    }
+    None
+}
+
+/// Maps the `stat:` word of a receipt text.
+pub fn state_from_stat(stat: &str) -> ReceiptState {
+    match stat.to_ascii_uppercase().as_str() {
+        "DELIVRD" | "DELIVERED" => ReceiptState::Final(MessageStatus::Delivered),
+        "UNDELIV" | "UNDELIVERABLE" => ReceiptState::Final(MessageStatus::Undeliverable),
+        "EXPIRED" => ReceiptState::Final(MessageStatus::Expired),
+        "REJECTD" | "REJECTED" => ReceiptState::Final(MessageStatus::Rejected),
+        "DELETED" => ReceiptState::Final(MessageStatus::Failed),
+        "ENROUTE" | "ACCEPTD" | "ACCEPTED" | "SCHEDULED" => ReceiptState::Intermediate,
+        _ => ReceiptState::Final(MessageStatus::Unknown),
+    }
+}
+
+/// Maps the `message_state` TLV (SMPP 3.4 §5.2.28).
+pub fn state_from_message_state(value: u8) -> ReceiptState {
+    match value {
+        2 => ReceiptState::Final(MessageStatus::Delivered),
+        3 => ReceiptState::Final(MessageStatus::Expired),
+        4 => ReceiptState::Final(MessageStatus::Failed),
+        5 => ReceiptState::Final(MessageStatus::Undeliverable),
+        8 => ReceiptState::Final(MessageStatus::Rejected),
+        0 | 1 | 6 => ReceiptState::Intermediate,
+        _ => ReceiptState::Final(MessageStatus::Unknown),
+    }
+}
+
+/// The stat word we use as the error name when a receipt reports a failure
+/// through the TLV only.
+pub fn stat_word(status: MessageStatus) -> &'static str {
+    match status {
+        MessageStatus::Delivered => "DELIVRD",
+        MessageStatus::Undeliverable => "UNDELIV",
+        MessageStatus::Expired => "EXPIRED",
+        MessageStatus::Rejected => "REJECTD",
+        MessageStatus::Failed => "DELETED",
+        _ => "UNKNOWN",
+    }
+}
+
+/// Normalises an SMSC message id so that the id from submit_sm_resp and the
+/// one in the receipt compare equal: trimmed, and for purely decimal ids
+/// without leading zeros (some SMSCs zero-pad one of the two).
+pub fn normalize_id(id: &str) -> String {
+    let id = id.trim();
+    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+        let stripped = id.trim_start_matches('0');
+        if stripped.is_empty() {
+            "0".to_string()
+        } else {
+            stripped.to_string()
+        }
+    } else {
+        id.to_ascii_lowercase()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_appendix_b_format_parses() {
+        let r = parse_receipt_text(
+            "id:1a2b3c sub:001 dlvrd:001 submit date:2311221530 done date:2311221531 stat:DELIVRD err:000 text:hello",
+        )
+        .unwrap();
+        assert_eq!(r.id, "1a2b3c");
+        assert_eq!(r.stat.as_deref(), Some("DELIVRD"));
+        assert_eq!(r.err, Some(0));
+    }
+
+    #[test]
+    fn keys_are_case_insensitive_and_fields_may_be_missing() {
+        let r = parse_receipt_text("ID:77 Stat:undeliv").unwrap();
+        assert_eq!(r.id, "77");
+        assert_eq!(r.stat.as_deref(), Some("UNDELIV"));
+        assert_eq!(r.err, None);
+    }
+
+    #[test]
+    fn the_original_text_after_text_colon_is_not_parsed() {
+        let r = parse_receipt_text(
+            "id:9 sub:001 dlvrd:000 stat:UNDELIV err:034 text:stat:DELIVRD id:1",
+        )
+        .unwrap();
+        assert_eq!(r.id, "9");
+        assert_eq!(r.stat.as_deref(), Some("UNDELIV"));
+        assert_eq!(r.err, Some(34));
+    }
+
+    #[test]
+    fn a_text_without_an_id_is_not_a_receipt() {
+        assert_eq!(parse_receipt_text("hello there"), None);
+        assert_eq!(parse_receipt_text("id: stat:DELIVRD"), None);
+        assert_eq!(parse_receipt_text(""), None);
+    }
+
+    #[test]
+    fn a_key_inside_another_word_is_not_matched() {
+        let r = parse_receipt_text("msgid:5 id:6 stat:DELIVRD").unwrap();
+        assert_eq!(r.id, "6");
+    }
+
+    #[test]
+    fn stat_words_map_to_statuses() {
+        assert_eq!(
+            state_from_stat("DELIVRD"),
+            ReceiptState::Final(MessageStatus::Delivered)
+        );
+        assert_eq!(
+            state_from_stat("UNDELIV"),
+            ReceiptState::Final(MessageStatus::Undeliverable)
+        );
+        assert_eq!(
+            state_from_stat("EXPIRED"),
+            ReceiptState::Final(MessageStatus::Expired)
+        );
+        assert_eq!(
+            state_from_stat("REJECTD"),
+            ReceiptState::Final(MessageStatus::Rejected)
+        );
+        assert_eq!(state_from_stat("ENROUTE"), ReceiptState::Intermediate);
+        assert_eq!(
+            state_from_stat("whatever"),
+            ReceiptState::Final(MessageStatus::Unknown)
+        );
+    }
+
+    #[test]
+    fn message_state_tlv_values_map_to_statuses() {
+        assert_eq!(
+            state_from_message_state(2),
+            ReceiptState::Final(MessageStatus::Delivered)
+        );
+        assert_eq!(
+            state_from_message_state(5),
+            ReceiptState::Final(MessageStatus::Undeliverable)
+        );
+        assert_eq!(state_from_message_state(6), ReceiptState::Intermediate);
+    }
+
+    #[test]
+    fn ids_are_normalised_for_comparison() {
+        assert_eq!(normalize_id("000123"), "123");
+        assert_eq!(normalize_id(" 123 "), "123");
+        assert_eq!(normalize_id("0000"), "0");
+        assert_eq!(normalize_id("0A1B"), "0a1b");
+    }
+}

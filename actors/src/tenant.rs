@@ -1,0 +1,641 @@
+//! `TenantSupervisor`: one per tenant; owns that tenant's connections and
+//! its in-memory window onto the durable queue.
+//!
+//! Owns:
+//! - one slot per configured session of each channel, each holding the
+//!   current [`Connection`] (if any), its state, and the messages handed to
+//!   it that have no outcome yet;
+//! - a bounded in-memory queue — a *window onto* the `queued` rows in
+//!   SQLite, refilled from the store, never the queue itself — and the
+//!   delayed retries.
+//!
+//! Handles: [`Enqueued`] (a message was committed), connection reports
+//! ([`SessionState`], [`SessionUp`], [`SubmitDone`], [`SessionEnded`]),
+//! [`GetConnections`], [`Shutdown`], [`PanicSession`] (tests).
+//!
+//! Supervises: its connections. When one ends for any reason (including a
+//! panic, reported from the connection's `Drop`), the messages it held go
+//! back to the queue as "outcome unknown, retry" and the slot is re-created
+//! after an exponential backoff with jitter. Nothing else is touched: other
+//! slots, and other tenants' supervisors, carry on.
+//!
+//! Supervised by: nobody restarts a supervisor; it holds no socket and does
+//! no I/O on its own thread (store reads run on the blocking pool), so it
+//! has nothing that fails. The [`crate::Registry`] starts and stops it.
+//!
+//! Queue consistency: the store assigns ids in commit order and calls back
+//! in that order, so [`Enqueued`] notifications arrive in id order. The
+//! supervisor keeps `cursor` = the highest id it has taken into memory; a
+//! notification at or below it is a duplicate of a refill, and while the
+//! in-memory queue is full (`backlog`) notifications are dropped and later
+//! read back from the store after `cursor`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use actix::prelude::*;
+use smppd_sqlite::{ErrorInfo, MessageId, MessageStatus, QueuedMessage, Store};
+
+use crate::connection::{outcome_unknown_error, Connection, InjectPanic, SlotId, Submit, Unbind};
+use crate::smpp::session::{SessionState as ProtoState, SubmitOutcome};
+use crate::smpp::status::{self, ErrorClass};
+use crate::spec::{backoff, ChannelSpec, TenantSpec};
+
+/// How often delayed retries are checked.
+const RETRY_TICK: Duration = Duration::from_millis(100);
+/// Delay before a throttled message is tried again. Short on purpose: a
+/// throttle is about rate, not about the message.
+const THROTTLE_RETRY: Duration = Duration::from_millis(500);
+
+/// A message was committed to the store for this tenant.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Enqueued(pub QueuedMessage);
+
+/// A connection's protocol state changed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionState {
+    /// Which connection.
+    pub slot: SlotId,
+    /// Its new state.
+    pub state: ProtoState,
+}
+
+/// A connection is bound.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionUp {
+    /// Which connection.
+    pub slot: SlotId,
+    /// Its window size.
+    pub window: usize,
+    /// Whether it may submit (not a receiver).
+    pub can_submit: bool,
+}
+
+/// A submit finished (or could not be sent).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubmitDone {
+    /// Which connection.
+    pub slot: SlotId,
+    /// The message.
+    pub message: QueuedMessage,
+    /// How it went; `None` when it was never sent (session not ready).
+    pub outcome: Option<SubmitOutcome>,
+}
+
+impl SubmitDone {
+    /// The connection could not send the message at all.
+    pub fn not_sent(slot: SlotId, message: QueuedMessage) -> Self {
+        Self {
+            slot,
+            message,
+            outcome: None,
+        }
+    }
+}
+
+/// A connection is gone (sent from its `Drop`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionEnded {
+    /// Which connection.
+    pub slot: SlotId,
+    /// Why, for the log and `GET /v1/connections`.
+    pub reason: String,
+    /// Whether it had bound (resets the reconnect backoff).
+    pub was_bound: bool,
+}
+
+/// What `GET /v1/connections` shows for one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// Channel name.
+    pub channel: String,
+    /// Session index within the channel.
+    pub session: usize,
+    /// Bind mode.
+    pub bind: &'static str,
+    /// connecting / binding / bound / unbinding / backing_off / closed.
+    pub state: &'static str,
+    /// When it entered that state.
+    pub since: SystemTime,
+    /// The last reason a session of this slot ended.
+    pub last_error: Option<String>,
+    /// Submits in flight.
+    pub window_in_use: usize,
+    /// Window size.
+    pub window_size: usize,
+    /// Submits sent on this slot since start.
+    pub submitted: u64,
+}
+
+/// Lists this tenant's sessions.
+#[derive(Message)]
+#[rtype(result = "Vec<ConnectionInfo>")]
+pub struct GetConnections;
+
+/// Unbind every session and stop; answers when all are closed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// Make one connection panic (supervision tests).
+#[doc(hidden)]
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct PanicSession {
+    /// Slot index.
+    pub index: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotState {
+    Connecting,
+    Binding,
+    Bound,
+    Unbinding,
+    BackingOff,
+    Closed,
+}
+
+impl SlotState {
+    fn as_str(self) -> &'static str {
+        match self {
+            SlotState::Connecting => "connecting",
+            SlotState::Binding => "binding",
+            SlotState::Bound => "bound",
+            SlotState::Unbinding => "unbinding",
+            SlotState::BackingOff => "backing_off",
+            SlotState::Closed => "closed",
+        }
+    }
+}
+
+struct Slot {
+    channel: Arc<ChannelSpec>,
+    /// Index of this session within its channel.
+    session: usize,
+    arbiter: ArbiterHandle,
+    generation: u64,
+    addr: Option<Addr<Connection>>,
+    state: SlotState,
+    since: SystemTime,
+    last_error: Option<String>,
+    window: usize,
+    can_submit: bool,
+    /// Consecutive failed connection attempts, for the backoff.
+    failures: u32,
+    /// Messages handed to the connection with no outcome yet. The source of
+    /// truth for what to retry when the connection dies: actix drops a dead
+    /// actor's mailbox, so messages still queued there are recovered from
+    /// here, not from the connection.
+    outstanding: HashMap<MessageId, QueuedMessage>,
+    submitted: u64,
+}
+
+impl Slot {
+    fn free(&self) -> usize {
+        if self.state == SlotState::Bound && self.can_submit && self.addr.is_some() {
+            self.window.saturating_sub(self.outstanding.len())
+        } else {
+            0
+        }
+    }
+
+    fn set_state(&mut self, state: SlotState) {
+        if self.state != state {
+            self.state = state;
+            self.since = SystemTime::now();
+        }
+    }
+}
+
+/// The supervisor actor.
+pub struct TenantSupervisor {
+    tenant: Arc<str>,
+    store: Store,
+    slots: Vec<Slot>,
+    queue: VecDeque<QueuedMessage>,
+    queue_capacity: usize,
+    retries: Vec<(Instant, QueuedMessage)>,
+    cursor: Option<MessageId>,
+    backlog: bool,
+    refilling: bool,
+    dropped_during_refill: bool,
+    shutting_down: bool,
+    shutdown_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TenantSupervisor {
+    /// A supervisor for `spec`, whose connections run on `arbiters`.
+    pub fn new(spec: &TenantSpec, store: Store, arbiters: &[ArbiterHandle]) -> Self {
+        let mut slots = Vec::new();
+        for channel in &spec.channels {
+            for session in 0..channel.sessions {
+                let arbiter = arbiters[(slots.len() + spec.id.len()) % arbiters.len()].clone();
+                slots.push(Slot {
+                    channel: channel.clone(),
+                    session,
+                    arbiter,
+                    generation: 0,
+                    addr: None,
+                    state: SlotState::Connecting,
+                    since: SystemTime::now(),
+                    last_error: None,
+                    window: channel.window,
+                    can_submit: channel.bind.mode.can_submit(),
+                    failures: 0,
+                    outstanding: HashMap::new(),
+                    submitted: 0,
+                });
+            }
+        }
+        let total_window: usize = slots.iter().map(|s| s.window).sum();
+        Self {
+            tenant: Arc::from(spec.id.as_str()),
+            store,
+            slots,
+            queue: VecDeque::new(),
+            queue_capacity: (total_window * 4).max(1000),
+            retries: Vec::new(),
+            cursor: None,
+            backlog: true,
+            refilling: false,
+            dropped_during_refill: false,
+            shutting_down: false,
+            shutdown_waiters: Vec::new(),
+        }
+    }
+
+    fn start_slot(&mut self, index: usize, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        let supervisor = ctx.address();
+        let tenant = self.tenant.clone();
+        let store = self.store.clone();
+        let slot = &mut self.slots[index];
+        slot.generation += 1;
+        let id = SlotId {
+            index,
+            generation: slot.generation,
+        };
+        let channel = slot.channel.clone();
+        slot.set_state(SlotState::Connecting);
+        slot.addr = Some(Connection::start_in_arbiter(&slot.arbiter, move |_| {
+            Connection::new(id, tenant, channel, store, supervisor)
+        }));
+    }
+
+    fn current(&self, slot: SlotId) -> bool {
+        self.slots
+            .get(slot.index)
+            .is_some_and(|s| s.generation == slot.generation)
+    }
+
+    /// Hands queued messages to the sessions with the most free window.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while !self.queue.is_empty() && !self.shutting_down {
+            let best = self
+                .slots
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i, s.free()))
+                .filter(|(_, free)| *free > 0)
+                .max_by_key(|(_, free)| *free);
+            let Some((index, _)) = best else { break };
+            let Some(message) = self.queue.pop_front() else {
+                break;
+            };
+            let slot = &mut self.slots[index];
+            slot.outstanding.insert(message.id, message.clone());
+            slot.submitted += 1;
+            if let Some(addr) = &slot.addr {
+                addr.do_send(Submit(message));
+            }
+        }
+        self.maybe_refill(ctx);
+    }
+
+    fn maybe_refill(&mut self, ctx: &mut Context<Self>) {
+        if !self.backlog || self.refilling || self.queue.len() >= self.queue_capacity / 2 {
+            return;
+        }
+        self.refilling = true;
+        self.dropped_during_refill = false;
+        let limit = self.queue_capacity - self.queue.len();
+        let (store, tenant, after) = (self.store.clone(), self.tenant.clone(), self.cursor);
+        let read =
+            tokio::task::spawn_blocking(move || store.queued_messages(&tenant, after, limit));
+        ctx.spawn(read.into_actor(self).map(move |res, act, ctx| {
+            act.refilling = false;
+            match res {
+                Ok(Ok(rows)) => {
+                    let complete = rows.len() < limit && !act.dropped_during_refill;
+                    for row in rows {
+                        if act.cursor.is_some_and(|c| row.id <= c) {
+                            continue;
+                        }
+                        act.cursor = Some(row.id);
+                        act.queue.push_back(row);
+                    }
+                    if complete {
+                        act.backlog = false;
+                    }
+                    act.pump(ctx);
+                }
+                Ok(Err(e)) => log::error!(
+                    "[{}] reading the queue from the store failed: {e}",
+                    act.tenant
+                ),
+                Err(e) => log::error!("[{}] queue refill task failed: {e}", act.tenant),
+            }
+        }));
+    }
+
+    fn retry_later(&mut self, message: QueuedMessage, delay: Duration) {
+        self.retries.push((Instant::now() + delay, message));
+    }
+
+    /// Decides what happens to a message after an attempt.
+    fn settle(
+        &mut self,
+        mut message: QueuedMessage,
+        outcome: SubmitOutcome,
+        channel: &ChannelSpec,
+    ) {
+        let error = match &outcome {
+            SubmitOutcome::Accepted(_) => return,
+            SubmitOutcome::Refused(code) => ErrorInfo {
+                code: *code,
+                name: status::name(*code),
+            },
+            SubmitOutcome::Unknown => outcome_unknown_error(),
+        };
+        message.attempts += 1;
+        let class = match outcome {
+            SubmitOutcome::Refused(code) => status::classify(code),
+            _ => ErrorClass::Temporary,
+        };
+        let id = message.id;
+        let tenant = self.tenant.clone();
+        let log_err = move |what: &'static str| -> smppd_sqlite::Done<()> {
+            Box::new(move |res| {
+                if let Err(e) = res {
+                    log::error!("[{tenant}] recording message {id} as {what} failed: {e}");
+                }
+            })
+        };
+        match class {
+            ErrorClass::Ok => {}
+            ErrorClass::Throttled => {
+                self.store.mark_retry(id, Some(error), log_err("throttled"));
+                self.retry_later(message, THROTTLE_RETRY);
+            }
+            ErrorClass::Temporary if message.attempts < channel.max_attempts => {
+                let delay = backoff(
+                    channel.retry_initial,
+                    channel.retry_max,
+                    message.attempts - 1,
+                );
+                log::debug!(
+                    "[{}] message {id} retry in {delay:?} after {}",
+                    self.tenant,
+                    error.name
+                );
+                self.store.mark_retry(id, Some(error), log_err("retrying"));
+                self.retry_later(message, delay);
+            }
+            ErrorClass::Temporary | ErrorClass::Permanent => {
+                log::info!(
+                    "[{}] message {id} failed: {} (0x{:08X})",
+                    self.tenant,
+                    error.name,
+                    error.code
+                );
+                self.store.mark_final(
+                    id,
+                    MessageStatus::Failed,
+                    Some(error),
+                    false,
+                    log_err("failed"),
+                );
+            }
+        }
+    }
+
+    fn finish_shutdown_if_done(&mut self) {
+        if self.shutting_down && self.slots.iter().all(|s| s.addr.is_none()) {
+            for waiter in self.shutdown_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+    }
+}
+
+impl Actor for TenantSupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        for index in 0..self.slots.len() {
+            self.start_slot(index, ctx);
+        }
+        ctx.run_interval(RETRY_TICK, |act, ctx| {
+            let now = Instant::now();
+            if act.retries.iter().any(|(due, _)| *due <= now) {
+                let (due, later): (Vec<_>, Vec<_>) =
+                    act.retries.drain(..).partition(|(due, _)| *due <= now);
+                act.retries = later;
+                for (_, message) in due.into_iter().rev() {
+                    act.queue.push_front(message);
+                }
+            }
+            act.pump(ctx);
+        });
+        self.maybe_refill(ctx);
+    }
+}
+
+impl Handler<Enqueued> for TenantSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, Enqueued(message): Enqueued, ctx: &mut Self::Context) {
+        if self.cursor.is_some_and(|c| message.id <= c) {
+            return;
+        }
+        if self.backlog || self.queue.len() >= self.queue_capacity {
+            self.backlog = true;
+            if self.refilling {
+                self.dropped_during_refill = true;
+            }
+            return self.maybe_refill(ctx);
+        }
+        self.cursor = Some(message.id);
+        self.queue.push_back(message);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<SessionState> for TenantSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionState, _ctx: &mut Self::Context) {
+        if !self.current(msg.slot) {
+            return;
+        }
+        let state = match msg.state {
+            ProtoState::Open => SlotState::Connecting,
+            ProtoState::Binding => SlotState::Binding,
+            ProtoState::Bound => SlotState::Bound,
+            ProtoState::Unbinding => SlotState::Unbinding,
+            ProtoState::Closed => SlotState::Closed,
+        };
+        self.slots[msg.slot.index].set_state(state);
+    }
+}
+
+impl Handler<SessionUp> for TenantSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionUp, ctx: &mut Self::Context) {
+        if !self.current(msg.slot) {
+            return;
+        }
+        let slot = &mut self.slots[msg.slot.index];
+        slot.set_state(SlotState::Bound);
+        slot.window = msg.window;
+        slot.can_submit = msg.can_submit;
+        slot.failures = 0;
+        slot.last_error = None;
+        self.pump(ctx);
+    }
+}
+
+impl Handler<SubmitDone> for TenantSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SubmitDone, ctx: &mut Self::Context) {
+        let Some(slot) = self.slots.get_mut(msg.slot.index) else {
+            return;
+        };
+        if slot.generation != msg.slot.generation
+            || slot.outstanding.remove(&msg.message.id).is_none()
+        {
+            // Already recovered when that connection ended.
+            return;
+        }
+        let channel = slot.channel.clone();
+        match msg.outcome {
+            None => self.queue.push_front(msg.message),
+            Some(outcome) => self.settle(msg.message, outcome, &channel),
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<SessionEnded> for TenantSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionEnded, ctx: &mut Self::Context) {
+        if !self.current(msg.slot) {
+            return;
+        }
+        let index = msg.slot.index;
+        let slot = &mut self.slots[index];
+        slot.addr = None;
+        slot.last_error = Some(msg.reason.clone());
+        let lost: Vec<QueuedMessage> = slot.outstanding.drain().map(|(_, m)| m).collect();
+        let channel = slot.channel.clone();
+        if msg.was_bound {
+            slot.failures = 0;
+        }
+        slot.failures += 1;
+        let delay = backoff(
+            channel.reconnect_initial,
+            channel.reconnect_max,
+            slot.failures - 1,
+        );
+        if self.shutting_down {
+            slot.set_state(SlotState::Closed);
+        } else {
+            slot.set_state(SlotState::BackingOff);
+            log::info!(
+                "[{}/{}#{}] session ended ({}); reconnecting in {delay:?}",
+                self.tenant,
+                channel.name,
+                slot.session,
+                msg.reason
+            );
+            ctx.run_later(delay, move |act, ctx| act.start_slot(index, ctx));
+        }
+        for message in lost {
+            self.settle(message, SubmitOutcome::Unknown, &channel);
+        }
+        self.finish_shutdown_if_done();
+        self.pump(ctx);
+    }
+}
+
+impl Handler<GetConnections> for TenantSupervisor {
+    type Result = MessageResult<GetConnections>;
+
+    fn handle(&mut self, _: GetConnections, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(
+            self.slots
+                .iter()
+                .map(|s| ConnectionInfo {
+                    channel: s.channel.name.clone(),
+                    session: s.session,
+                    bind: s.channel.bind.mode.as_str(),
+                    state: s.state.as_str(),
+                    since: s.since,
+                    last_error: s.last_error.clone(),
+                    window_in_use: s.outstanding.len(),
+                    window_size: s.window,
+                    submitted: s.submitted,
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Handler<Shutdown> for TenantSupervisor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Shutdown, _ctx: &mut Self::Context) -> Self::Result {
+        self.shutting_down = true;
+        for slot in &mut self.slots {
+            match slot.addr.clone() {
+                Some(addr) => {
+                    slot.set_state(SlotState::Unbinding);
+                    addr.do_send(Unbind);
+                }
+                None => slot.set_state(SlotState::Closed),
+            }
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.shutdown_waiters.push(tx);
+        self.finish_shutdown_if_done();
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+impl Handler<PanicSession> for TenantSupervisor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: PanicSession, _ctx: &mut Self::Context) -> bool {
+        match self.slots.get(msg.index).and_then(|s| s.addr.as_ref()) {
+            Some(addr) => {
+                addr.do_send(InjectPanic);
+                true
+            }
+            None => false,
+        }
+    }
+}

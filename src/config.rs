@@ -1,0 +1,583 @@
+//! The TOML configuration: parsed once, validated once, then turned into
+//! the typed specs each component receives ([`TenantSpec`] for the actors,
+//! [`StoreOptions`] for the store, the listen address for HTTP).
+//!
+//! Unknown keys are errors (a typo must not silently fall back to a
+//! default), and every error names the key at fault in one line.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use smppd_actors::smpp::pdu::{self, BindParams};
+use smppd_actors::smpp::session::BindMode;
+use smppd_actors::{ChannelSpec, TenantSpec};
+use smppd_sqlite::{StoreOptions, Synchronous};
+
+/// A configuration problem, always naming the file position or key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key, or a value of the wrong type.
+    #[error("{location}{message}")]
+    Parse {
+        /// "line N: " when known.
+        location: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value that parses but makes no sense.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// Dotted path of the key, e.g. `tenants[0].channels[1].password`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[http]`
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// `[database]`
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// `[engine]`
+    #[serde(default)]
+    pub engine: EngineConfig,
+    /// `[[tenants]]`
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on (default `127.0.0.1:8080`).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// actix-web worker threads (default: one per core).
+    #[serde(default)]
+    pub workers: Option<usize>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            workers: None,
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// SQLite file (default `smppd.db`).
+    #[serde(default = "default_db_path")]
+    pub path: PathBuf,
+    /// `full` (default: every commit survives power loss) or `normal`
+    /// (survives a process crash; the last commits may be lost on power
+    /// loss).
+    #[serde(default)]
+    pub synchronous: SyncMode,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            path: default_db_path(),
+            synchronous: SyncMode::Full,
+        }
+    }
+}
+
+fn default_db_path() -> PathBuf {
+    PathBuf::from("smppd.db")
+}
+
+/// `database.synchronous`
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// fsync every commit.
+    #[default]
+    Full,
+    /// fsync at checkpoints.
+    Normal,
+}
+
+/// `[engine]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Threads for tenant supervisors and SMPP connections (default: one
+    /// per core).
+    #[serde(default)]
+    pub threads: Option<usize>,
+}
+
+/// `[[tenants]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Tenant id.
+    pub id: String,
+    /// The key its API calls carry as `Authorization: Bearer <key>`.
+    pub api_key: String,
+    /// Its SMPP accounts.
+    #[serde(default)]
+    pub channels: Vec<ChannelConfig>,
+}
+
+/// `[[tenants.channels]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// Unique within the tenant.
+    pub name: String,
+    /// SMSC host.
+    pub host: String,
+    /// SMSC port.
+    pub port: u16,
+    /// SMPP system_id (≤ 15 characters).
+    pub system_id: String,
+    /// SMPP password (≤ 8 characters).
+    pub password: String,
+    /// SMPP system_type (≤ 12 characters, default empty).
+    #[serde(default)]
+    pub system_type: String,
+    /// `transceiver` (default), `transmitter` or `receiver`.
+    #[serde(default)]
+    pub bind: BindKind,
+    /// Parallel sessions (default 1).
+    #[serde(default = "one")]
+    pub sessions: usize,
+    /// Outstanding submits per session (default 10).
+    #[serde(default = "ten")]
+    pub window: usize,
+    /// Seconds of silence before an enquire_link (default 30).
+    #[serde(default = "thirty")]
+    pub enquire_link_interval_s: u64,
+    /// Seconds any request may wait for its response (default 10).
+    #[serde(default = "ten_u64")]
+    pub response_timeout_s: u64,
+    /// Seconds a TCP connect may take (default 5).
+    #[serde(default = "five")]
+    pub connect_timeout_s: u64,
+    /// Ask for delivery receipts: `true` (default, registered_delivery
+    /// 0x01), `false`, or the raw registered_delivery octet.
+    #[serde(default)]
+    pub registered_delivery: RegisteredDelivery,
+    /// Milliseconds before the first reconnect (default 500; doubles up to
+    /// `reconnect_max_s`).
+    #[serde(default = "five_hundred")]
+    pub reconnect_initial_ms: u64,
+    /// Cap on the reconnect delay in seconds (default 60).
+    #[serde(default = "sixty")]
+    pub reconnect_max_s: u64,
+    /// Attempts before a temporarily failing message is `failed` (default 5).
+    #[serde(default = "five_u32")]
+    pub max_attempts: u32,
+    /// Milliseconds before the first retry of a temporary error (default
+    /// 1000; doubles up to `retry_max_s`).
+    #[serde(default = "thousand")]
+    pub retry_initial_ms: u64,
+    /// Cap on the retry delay in seconds (default 60).
+    #[serde(default = "sixty")]
+    pub retry_max_s: u64,
+}
+
+fn one() -> usize {
+    1
+}
+fn ten() -> usize {
+    10
+}
+fn ten_u64() -> u64 {
+    10
+}
+fn five() -> u64 {
+    5
+}
+fn five_u32() -> u32 {
+    5
+}
+fn thirty() -> u64 {
+    30
+}
+fn sixty() -> u64 {
+    60
+}
+fn five_hundred() -> u64 {
+    500
+}
+fn thousand() -> u64 {
+    1000
+}
+
+/// `bind = "..."`
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BindKind {
+    /// Submit and receive on one session.
+    #[default]
+    Transceiver,
+    /// Submit only.
+    Transmitter,
+    /// Receive only.
+    Receiver,
+}
+
+impl From<BindKind> for BindMode {
+    fn from(kind: BindKind) -> Self {
+        match kind {
+            BindKind::Transceiver => BindMode::Transceiver,
+            BindKind::Transmitter => BindMode::Transmitter,
+            BindKind::Receiver => BindMode::Receiver,
+        }
+    }
+}
+
+/// `registered_delivery = true | false | <octet>`
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum RegisteredDelivery {
+    /// true → 0x01, false → 0x00.
+    Flag(bool),
+    /// The raw octet.
+    Raw(u8),
+}
+
+impl Default for RegisteredDelivery {
+    fn default() -> Self {
+        RegisteredDelivery::Flag(true)
+    }
+}
+
+impl RegisteredDelivery {
+    fn octet(self) -> u8 {
+        match self {
+            RegisteredDelivery::Flag(true) => 0x01,
+            RegisteredDelivery::Flag(false) => 0x00,
+            RegisteredDelivery::Raw(v) => v,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let location = e
+                .span()
+                .map(|span| {
+                    format!(
+                        "line {}: ",
+                        text[..span.start.min(text.len())].lines().count().max(1)
+                    )
+                })
+                .unwrap_or_default();
+            ConfigError::Parse {
+                location,
+                message: e.message().trim().replace('\n', " "),
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks everything serde cannot: uniqueness, SMPP field limits,
+    /// ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.http
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| {
+                invalid(
+                    "http.listen",
+                    format!(
+                        "{:?} is not an address like 127.0.0.1:8080",
+                        self.http.listen
+                    ),
+                )
+            })?;
+        if self.http.workers == Some(0) {
+            return Err(invalid("http.workers", "must be at least 1"));
+        }
+        if self.engine.threads == Some(0) {
+            return Err(invalid("engine.threads", "must be at least 1"));
+        }
+        let mut ids = HashSet::new();
+        let mut keys = HashMap::new();
+        for (t, tenant) in self.tenants.iter().enumerate() {
+            let key = |field: &str| format!("tenants[{t}].{field}");
+            if tenant.id.is_empty()
+                || !tenant
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(invalid(
+                    key("id"),
+                    "must be non-empty and use only letters, digits, '-', '_' and '.'",
+                ));
+            }
+            if !ids.insert(tenant.id.as_str()) {
+                return Err(invalid(
+                    key("id"),
+                    format!("tenant {:?} is defined twice", tenant.id),
+                ));
+            }
+            if tenant.api_key.len() < 8 {
+                return Err(invalid(key("api_key"), "must be at least 8 characters"));
+            }
+            if let Some(other) = keys.insert(tenant.api_key.as_str(), tenant.id.as_str()) {
+                return Err(invalid(
+                    key("api_key"),
+                    format!("the same key is already used by tenant {other:?}"),
+                ));
+            }
+            let mut names = HashSet::new();
+            for (c, channel) in tenant.channels.iter().enumerate() {
+                let key = |field: &str| format!("tenants[{t}].channels[{c}].{field}");
+                if channel.name.is_empty() {
+                    return Err(invalid(key("name"), "must not be empty"));
+                }
+                if !names.insert(channel.name.as_str()) {
+                    return Err(invalid(
+                        key("name"),
+                        format!(
+                            "channel {:?} is defined twice for this tenant",
+                            channel.name
+                        ),
+                    ));
+                }
+                if channel.host.is_empty() {
+                    return Err(invalid(key("host"), "must not be empty"));
+                }
+                if channel.port == 0 {
+                    return Err(invalid(key("port"), "must not be 0"));
+                }
+                pdu::validate_bind(&bind_params(channel)).map_err(|e| {
+                    let field = match &e {
+                        pdu::PduError::TooLong { field, .. }
+                        | pdu::PduError::NotAscii { field } => field,
+                        pdu::PduError::TextTooLong { .. } => "system_id",
+                    };
+                    invalid(key(field), e.to_string())
+                })?;
+                if !(1..=64).contains(&channel.sessions) {
+                    return Err(invalid(key("sessions"), "must be between 1 and 64"));
+                }
+                if !(1..=10_000).contains(&channel.window) {
+                    return Err(invalid(key("window"), "must be between 1 and 10000"));
+                }
+                if channel.enquire_link_interval_s == 0 {
+                    return Err(invalid(
+                        key("enquire_link_interval_s"),
+                        "must be at least 1",
+                    ));
+                }
+                if channel.response_timeout_s == 0 {
+                    return Err(invalid(key("response_timeout_s"), "must be at least 1"));
+                }
+                if channel.connect_timeout_s == 0 {
+                    return Err(invalid(key("connect_timeout_s"), "must be at least 1"));
+                }
+                if channel.max_attempts == 0 {
+                    return Err(invalid(key("max_attempts"), "must be at least 1"));
+                }
+                if channel.reconnect_initial_ms == 0 || channel.reconnect_max_s == 0 {
+                    return Err(invalid(
+                        key("reconnect_initial_ms"),
+                        "reconnect delays must be positive",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Store settings.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            synchronous: match self.database.synchronous {
+                SyncMode::Full => Synchronous::Full,
+                SyncMode::Normal => Synchronous::Normal,
+            },
+            ..StoreOptions::default()
+        }
+    }
+
+    /// The actors' view of the tenants.
+    pub fn tenant_specs(&self) -> Vec<TenantSpec> {
+        self.tenants
+            .iter()
+            .map(|t| TenantSpec {
+                id: t.id.clone(),
+                channels: t
+                    .channels
+                    .iter()
+                    .map(|c| Arc::new(channel_spec(c)))
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+fn bind_params(c: &ChannelConfig) -> BindParams {
+    BindParams {
+        system_id: c.system_id.clone(),
+        password: c.password.clone(),
+        system_type: c.system_type.clone(),
+        mode: c.bind.into(),
+    }
+}
+
+fn channel_spec(c: &ChannelConfig) -> ChannelSpec {
+    ChannelSpec {
+        sessions: c.sessions,
+        window: c.window,
+        enquire_link_interval: Duration::from_secs(c.enquire_link_interval_s),
+        response_timeout: Duration::from_secs(c.response_timeout_s),
+        connect_timeout: Duration::from_secs(c.connect_timeout_s),
+        registered_delivery: c.registered_delivery.octet(),
+        reconnect_initial: Duration::from_millis(c.reconnect_initial_ms),
+        reconnect_max: Duration::from_secs(c.reconnect_max_s)
+            .max(Duration::from_millis(c.reconnect_initial_ms)),
+        max_attempts: c.max_attempts,
+        retry_initial: Duration::from_millis(c.retry_initial_ms.max(1)),
+        retry_max: Duration::from_secs(c.retry_max_s)
+            .max(Duration::from_millis(c.retry_initial_ms.max(1))),
+        ..ChannelSpec::with_defaults(&c.name, &c.host, c.port, bind_params(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[http]
+listen = "127.0.0.1:8080"
+[database]
+path = "smppd.db"
+[[tenants]]
+id = "acme"
+api_key = "acme-secret"
+[[tenants.channels]]
+name = "smsc-a"
+host = "127.0.0.1"
+port = 2775
+system_id = "acme"
+password = "secret1"
+bind = "transceiver"
+sessions = 2
+window = 10
+enquire_link_interval_s = 30
+"#;
+
+    fn error(text: &str) -> String {
+        Config::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_documented_example_parses_into_specs() {
+        let config = Config::parse(EXAMPLE).unwrap();
+        let specs = config.tenant_specs();
+        assert_eq!(specs.len(), 1);
+        let channel = &specs[0].channels[0];
+        assert_eq!(channel.sessions, 2);
+        assert_eq!(channel.bind.mode, BindMode::Transceiver);
+        assert_eq!(channel.registered_delivery, 1);
+        assert_eq!(channel.enquire_link_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn an_empty_file_is_a_valid_config_with_defaults() {
+        let config = Config::parse("").unwrap();
+        assert_eq!(config.http.listen, "127.0.0.1:8080");
+        assert_eq!(config.database.path, PathBuf::from("smppd.db"));
+        assert!(config.tenants.is_empty());
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let e = error("[http]\nlisten = \"127.0.0.1:1\"\nlistne = 3\n");
+        assert!(e.contains("listne") && e.contains("line 3"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn a_bad_bind_value_is_named() {
+        let e = error(&EXAMPLE.replace("\"transceiver\"", "\"both\""));
+        assert!(e.contains("both"), "{e}");
+    }
+
+    #[test]
+    fn a_password_too_long_for_smpp_is_named_by_its_key() {
+        let e = error(&EXAMPLE.replace("secret1", "much-too-long"));
+        assert_eq!(
+            e,
+            "tenants[0].channels[0].password: password is too long (at most 8 characters)"
+        );
+    }
+
+    #[test]
+    fn duplicate_tenants_and_shared_keys_are_refused() {
+        let twice = format!("{EXAMPLE}\n[[tenants]]\nid = \"acme\"\napi_key = \"other-secret\"\n");
+        assert!(error(&twice).contains("defined twice"));
+        let shared = format!("{EXAMPLE}\n[[tenants]]\nid = \"beta\"\napi_key = \"acme-secret\"\n");
+        assert!(error(&shared).contains("already used by tenant \"acme\""));
+    }
+
+    #[test]
+    fn a_missing_file_is_reported_with_its_path() {
+        let e = Config::load(Path::new("/nonexistent/smppd.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/smppd.toml"), "{e}");
+    }
+
+    #[test]
+    fn zero_sessions_is_refused() {
+        assert!(error(&EXAMPLE.replace("sessions = 2", "sessions = 0"))
+            .starts_with("tenants[0].channels[0].sessions"));
+    }
+}

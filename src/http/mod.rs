@@ -1,0 +1,67 @@
+//! The HTTP API (actix-web): routes, body limits, and the JSON error
+//! handlers that keep every error a problem document.
+
+pub mod auth;
+pub mod messages;
+pub mod problem;
+
+use actix_web::{web, HttpResponse};
+
+use problem::Problem;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Reads a request body, refusing more than [`MAX_BODY`] bytes with a
+/// problem document (actix's own limit answers in plain text).
+pub async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, Problem> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|e| Problem::malformed_body(format!("the body could not be read: {e}")))?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(Problem::too_large(MAX_BODY));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Registers every route. The caller adds the app data: `Store`,
+/// `Registry` and [`auth::Keys`].
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/health")
+            .route(web::get().to(health))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/v1/messages")
+            .route(web::post().to(messages::send))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/v1/messages/{id}")
+            .route(web::get().to(messages::get))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/v1/connections")
+            .route(web::get().to(messages::connections))
+            .default_service(web::to(not_allowed)),
+    )
+    .default_service(web::to(not_found));
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn not_allowed() -> Result<HttpResponse, Problem> {
+    Err(Problem::method_not_allowed())
+}
+
+async fn not_found() -> Result<HttpResponse, Problem> {
+    Err(Problem::not_found("no such path"))
+}

@@ -1,0 +1,136 @@
+//! Every HTTP error is an RFC 9457 problem document
+//! (`application/problem+json`) with a stable `type` URN that clients can
+//! switch on, a human `detail`, and the request `field` at fault when there
+//! is one. All mapping from our errors to HTTP lives here.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// An HTTP error response.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// Stable identifier, e.g. `urn:smppd:problem:invalid-field`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Short summary of the kind.
+    pub title: &'static str,
+    /// HTTP status, repeated in the body.
+    pub status: u16,
+    /// What went wrong with this request.
+    pub detail: String,
+    /// The JSON field at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl Problem {
+    fn new(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+            field: None,
+        }
+    }
+
+    /// 400: the body is not JSON, or not a JSON object.
+    pub fn malformed_body(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "urn:smppd:problem:malformed-body",
+            "Malformed request body",
+            detail,
+        )
+    }
+
+    /// 400: one field is missing or has a bad value.
+    pub fn invalid_field(field: &str, detail: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.to_string()),
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "urn:smppd:problem:invalid-field",
+                "Invalid field",
+                detail,
+            )
+        }
+    }
+
+    /// 401: no key, or a key we do not know.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "urn:smppd:problem:unauthorized",
+            "Unauthorized",
+            detail,
+        )
+    }
+
+    /// 404: nothing here for this caller (also for another tenant's ids).
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "urn:smppd:problem:not-found",
+            "Not found",
+            detail,
+        )
+    }
+
+    /// 405.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "urn:smppd:problem:method-not-allowed",
+            "Method not allowed",
+            "this path does not support that method",
+        )
+    }
+
+    /// 413.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "urn:smppd:problem:body-too-large",
+            "Request body too large",
+            format!("the body may be at most {limit} bytes"),
+        )
+    }
+
+    /// 503: the store could not commit; nothing was accepted.
+    pub fn store_unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "urn:smppd:problem:store-unavailable",
+            "Store unavailable",
+            detail,
+        )
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.title, self.detail)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type("application/problem+json");
+        if self.status == 401 {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response.body(serde_json::to_string(self).unwrap_or_default())
+    }
+}

@@ -1,0 +1,132 @@
+//! smppd: a multi-tenant SMPP gateway appliance.
+//!
+//! Tenants send SMS over HTTP; each message is committed to SQLite before
+//! the HTTP 202, submitted over the tenant's own SMPP sessions, matched to
+//! its delivery receipt, and its status is readable over HTTP.
+//!
+//! Layout of this crate (the binary's own layer):
+//! - [`config`] — the TOML file, validated into typed specs.
+//! - [`http`] — the actix-web API.
+//! - [`Engine`] — wires store, actors and HTTP together; `start` takes its
+//!   listener from the caller so tests bind port 0.
+//!
+//! The other layers are their own crates: `smppd-sqlite` (the store, no
+//! actix) and `smppd-actors` (supervision tree, connections, SMPP logic and
+//! the bundled simulator). See `docs/architecture.md`.
+
+pub mod config;
+pub mod http;
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use smppd_actors::Registry;
+use smppd_sqlite::{Store, StoreError};
+
+use crate::config::Config;
+
+/// How long shutdown waits for sessions to unbind.
+const UNBIND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// The HTTP listener could not be used.
+    #[error("http: {0}")]
+    Http(#[from] std::io::Error),
+}
+
+/// A running smppd: store, tenant supervisors and HTTP server.
+pub struct Engine {
+    store: Store,
+    registry: Registry,
+    server: actix_web::dev::ServerHandle,
+    addr: SocketAddr,
+}
+
+impl Engine {
+    /// Starts everything on `listener`. Must run inside an actix `System`.
+    pub async fn start(config: &Config, listener: TcpListener) -> Result<Engine, StartError> {
+        let addr = listener.local_addr()?;
+        let store = Store::open(&config.database.path, config.store_options())?;
+        let threads = config
+            .engine
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+        let registry = Registry::new(store.clone(), threads);
+        for spec in config.tenant_specs() {
+            registry.start_tenant(spec);
+        }
+        let keys = web::Data::new(http::auth::Keys::new(
+            config
+                .tenants
+                .iter()
+                .map(|t| (t.id.as_str(), t.api_key.as_str())),
+        ));
+        let (app_store, app_registry) = (
+            web::Data::new(store.clone()),
+            web::Data::new(registry.clone()),
+        );
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_store.clone())
+                .app_data(app_registry.clone())
+                .app_data(keys.clone())
+                .configure(http::routes)
+        })
+        .disable_signals()
+        .shutdown_timeout(10);
+        if let Some(workers) = config.http.workers {
+            server = server.workers(workers);
+        }
+        let server = server.listen(listener)?.run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        log::info!("HTTP API listening on http://{addr}");
+        Ok(Engine {
+            store,
+            registry,
+            server: handle,
+            addr,
+        })
+    }
+
+    /// Where the HTTP API listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The tenant registry (for tests and embedding).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Graceful stop: stop accepting HTTP and finish in-flight requests,
+    /// unbind every SMPP session (bounded wait), commit what the store still
+    /// holds, and stop the actor threads.
+    pub async fn shutdown(self) {
+        log::info!("shutting down: HTTP first");
+        self.server.stop(true).await;
+        log::info!("unbinding SMPP sessions");
+        if !self.registry.shutdown(UNBIND_TIMEOUT).await {
+            log::warn!("some sessions did not unbind within {UNBIND_TIMEOUT:?}");
+        }
+        let store = self.store.clone();
+        let flushed = web::block(move || {
+            let result = store.flush();
+            store.close();
+            result
+        })
+        .await;
+        match flushed {
+            Ok(Ok(())) => log::info!("store flushed and closed"),
+            Ok(Err(e)) => log::error!("store flush failed: {e}"),
+            Err(e) => log::error!("store flush task failed: {e}"),
+        }
+        self.registry.stop_threads();
+    }
+}

@@ -1,0 +1,154 @@
+//! The `smppd` binary.
+//!
+//! `smppd --config FILE` runs the appliance on a TOML config.
+//! `smppd` alone runs the embedded demo: a local database under
+//! `smppd-data/`, HTTP on 127.0.0.1:8080, a demo tenant, and the bundled
+//! SMSC simulator in-process, so a message really flows end to end.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use smppd::config::Config;
+use smppd::Engine;
+use smppd_actors::simulator::{Account, Simulator, SimulatorConfig};
+
+/// Multi-tenant SMPP gateway: HTTP in, SQLite-durable, SMPP out, DLRs back.
+#[derive(Debug, Parser)]
+#[command(name = "smppd", version)]
+struct Cli {
+    /// TOML configuration file. Without it, smppd runs its embedded demo
+    /// (demo tenant + bundled SMSC simulator).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Validate the configuration and exit.
+    #[arg(long, requires = "config")]
+    check: bool,
+}
+
+const DEMO_KEY: &str = "demo-secret-key";
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let config = match &cli.config {
+        Some(path) => match Config::load(path) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("smppd: config error in {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => match demo_config() {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("smppd: cannot start the demo: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    if cli.check {
+        println!(
+            "{}: ok ({} tenants)",
+            cli.config.unwrap_or_default().display(),
+            config.tenants.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let listener = match TcpListener::bind(&config.http.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("smppd: cannot listen on {}: {e}", config.http.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let demo = cli.config.is_none();
+    actix_rt::System::new().block_on(async move {
+        let engine = match Engine::start(&config, listener).await {
+            Ok(engine) => engine,
+            Err(e) => {
+                eprintln!("smppd: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if demo {
+            print_demo_banner(&engine);
+        }
+        wait_for_signal().await;
+        engine.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot watch SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => log::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => log::info!("Ctrl-C received"),
+    }
+}
+
+/// The embedded default: the simulator on a free port and one demo tenant
+/// bound to it.
+fn demo_config() -> Result<Config, String> {
+    let data = PathBuf::from("smppd-data");
+    std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    let simulator = Simulator::start(SimulatorConfig {
+        accounts: vec![Account {
+            system_id: "demo".into(),
+            password: "demo-pw".into(),
+        }],
+        dlr_delay: Duration::from_millis(300),
+        ..SimulatorConfig::default()
+    })
+    .map_err(|e| format!("cannot start the SMSC simulator: {e}"))?;
+    let port = simulator.local_addr().port();
+    // The simulator lives as long as the process.
+    std::mem::forget(simulator);
+    let text = format!(
+        r#"
+[database]
+path = "{db}"
+[[tenants]]
+id = "demo"
+api_key = "{DEMO_KEY}"
+[[tenants.channels]]
+name = "simulator"
+host = "127.0.0.1"
+port = {port}
+system_id = "demo"
+password = "demo-pw"
+bind = "transceiver"
+sessions = 2
+"#,
+        db = data.join("demo.db").display()
+    );
+    Config::parse(&text).map_err(|e| e.to_string())
+}
+
+fn print_demo_banner(engine: &Engine) {
+    let addr = engine.local_addr();
+    println!(
+        r#"
+smppd demo is running: HTTP on http://{addr}, tenant "demo", bundled SMSC simulator.
+API key: {DEMO_KEY}
+
+Send a message:
+  curl -s -X POST http://{addr}/v1/messages -H 'Authorization: Bearer {DEMO_KEY}' -H 'Content-Type: application/json' -d '{{"to":"+4915112345678","from":"DEMO","text":"Hello from smppd"}}'
+
+Then ask for its status (use the id it returned):
+  curl -s http://{addr}/v1/messages/<id> -H 'Authorization: Bearer {DEMO_KEY}'
+
+Stop with Ctrl-C.
+"#
+    );
+}
