@@ -309,7 +309,10 @@ impl Config {
                 .map(|span| {
                     format!(
                         "line {}: ",
-                        text[..span.start.min(text.len())].lines().count().max(1)
+                        1 + text.as_bytes()[..span.start.min(text.len())]
+                            .iter()
+                            .filter(|&&b| b == b'\n')
+                            .count()
                     )
                 })
                 .unwrap_or_default();

@@ -101,10 +101,14 @@ impl Registry {
     }
 
     /// Makes one of the tenant's connections panic (supervision tests).
+    /// Returns false if the tenant is not running.
     #[doc(hidden)]
-    pub async fn panic_session(&self, tenant: &str, index: usize) -> bool {
+    pub fn panic_session(&self, tenant: &str, index: usize) -> bool {
         match self.get(tenant) {
-            Some(addr) => addr.send(PanicSession { index }).await.unwrap_or(false),
+            Some(addr) => {
+                addr.do_send(PanicSession { index });
+                true
+            }
             None => false,
         }
     }

@@ -146,7 +146,7 @@ pub struct Shutdown;
 /// Make one connection panic (supervision tests).
 #[doc(hidden)]
 #[derive(Message)]
-#[rtype(result = "bool")]
+#[rtype(result = "()")]
 pub struct PanicSession {
     /// Slot index.
     pub index: usize,
@@ -510,7 +510,8 @@ impl Handler<SessionUp> for TenantSupervisor {
         slot.window = msg.window;
         slot.can_submit = msg.can_submit;
         slot.failures = 0;
-        slot.last_error = None;
+        // last_error stays: it is the *last* error, shown next to the
+        // state's `since` so an operator can see why the session flapped.
         self.pump(ctx);
     }
 }
@@ -627,15 +628,11 @@ impl Handler<Shutdown> for TenantSupervisor {
 }
 
 impl Handler<PanicSession> for TenantSupervisor {
-    type Result = bool;
+    type Result = ();
 
-    fn handle(&mut self, msg: PanicSession, _ctx: &mut Self::Context) -> bool {
-        match self.slots.get(msg.index).and_then(|s| s.addr.as_ref()) {
-            Some(addr) => {
-                addr.do_send(InjectPanic);
-                true
-            }
-            None => false,
+    fn handle(&mut self, msg: PanicSession, _ctx: &mut Self::Context) {
+        if let Some(addr) = self.slots.get(msg.index).and_then(|s| s.addr.as_ref()) {
+            addr.do_send(InjectPanic);
         }
     }
 }

@@ -1,0 +1,131 @@
+//! Tenants never see each other: own binds, own ids, own keys.
+
+mod support;
+
+use std::time::Duration;
+
+use smppd_actors::simulator::Faults;
+use support::*;
+
+#[test]
+fn each_tenants_messages_go_out_on_its_own_bind_and_end_delivered() {
+    let (_dir, db) = temp_db();
+    let sim = simulator(&[ACME, BETA], Faults::default());
+    let engine = TestEngine::start(&config_text(
+        &db,
+        sim.local_addr().port(),
+        &[ACME, BETA],
+        "",
+    ));
+    let http = engine.http();
+
+    let acme: Vec<String> = (0..10)
+        .map(|i| http.send(ACME.api_key, "4915100000001", &format!("acme {i}")))
+        .collect();
+    let beta: Vec<String> = (0..10)
+        .map(|i| http.send(BETA.api_key, "4915100000002", &format!("beta {i}")))
+        .collect();
+    http.wait_for_status(ACME.api_key, &acme, &["delivered"], Duration::from_secs(20));
+    http.wait_for_status(BETA.api_key, &beta, &["delivered"], Duration::from_secs(20));
+
+    for submit in sim.submits() {
+        let expected = if submit.text.starts_with("acme") {
+            "acme"
+        } else {
+            "beta"
+        };
+        assert_eq!(
+            submit.system_id, expected,
+            "{} went out on the wrong bind",
+            submit.text
+        );
+    }
+    assert_eq!(sim.submits().len(), 20);
+}
+
+#[test]
+fn another_tenants_message_id_is_indistinguishable_from_a_missing_one() {
+    let (_dir, db) = temp_db();
+    let sim = simulator(&[ACME, BETA], Faults::default());
+    let engine = TestEngine::start(&config_text(
+        &db,
+        sim.local_addr().port(),
+        &[ACME, BETA],
+        "",
+    ));
+    let http = engine.http();
+    let beta_id = http.send(BETA.api_key, "4915100000002", "secret of beta");
+
+    let foreign = http.message(ACME.api_key, &beta_id);
+    let missing = http.message(ACME.api_key, "0000000000000001");
+    let garbage = http.message(ACME.api_key, "not-an-id");
+    assert_eq!(foreign.status, 404);
+    assert_eq!(foreign.content_type, "application/problem+json");
+    assert_eq!(foreign.body, missing.body, "same answer as a missing id");
+    assert_eq!(garbage.body, missing.body);
+    assert!(!foreign.body.to_string().contains("secret of beta"));
+    assert_eq!(http.message(BETA.api_key, &beta_id).status, 200);
+}
+
+#[test]
+fn a_missing_or_wrong_key_gets_401() {
+    let (_dir, db) = temp_db();
+    let sim = simulator(&[ACME], Faults::default());
+    let engine = TestEngine::start(&config_text(&db, sim.local_addr().port(), &[ACME], ""));
+    let http = engine.http();
+    let body = r#"{"to":"4915100000001","from":"ACME","text":"hi"}"#;
+    for key in [None, Some("wrong-key"), Some("")] {
+        let reply = http.post("/v1/messages", key, body);
+        assert_eq!(reply.status, 401, "{key:?}");
+        assert_eq!(reply.content_type, "application/problem+json");
+        assert_eq!(reply.body["type"], "urn:smppd:problem:unauthorized");
+    }
+    let id = http.send(ACME.api_key, "4915100000001", "hi");
+    assert_eq!(http.get(&format!("/v1/messages/{id}"), None).status, 401);
+    assert_eq!(
+        http.get(&format!("/v1/messages/{id}"), Some("wrong-key"))
+            .status,
+        401
+    );
+    assert!(sim.submits().iter().all(|s| s.text == "hi"));
+    assert_eq!(http.get("/v1/connections", None).status, 401);
+}
+
+#[test]
+fn the_x_api_key_header_is_accepted_too() {
+    let (_dir, db) = temp_db();
+    let engine = TestEngine::start(&config_text(&db, 9, &[ACME], ""));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let response = agent
+        .post(format!("http://{}/v1/messages", engine.addr))
+        .header("X-Api-Key", ACME.api_key)
+        .send(r#"{"to":"4915100000001","from":"ACME","text":"hi"}"#)
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+}
+
+#[test]
+fn a_tenant_sees_only_its_own_connections() {
+    let (_dir, db) = temp_db();
+    let sim = simulator(&[ACME, BETA], Faults::default());
+    let engine = TestEngine::start(&config_text(
+        &db,
+        sim.local_addr().port(),
+        &[ACME, BETA],
+        "sessions = 2",
+    ));
+    let http = engine.http();
+    eventually(Duration::from_secs(10), "four sessions bound", || {
+        sim.bound_sessions().len() == 4
+    });
+    let reply = http.get("/v1/connections", Some(ACME.api_key));
+    assert_eq!(reply.status, 200);
+    let connections = reply.body["connections"].as_array().unwrap();
+    assert_eq!(connections.len(), 2);
+    assert!(connections
+        .iter()
+        .all(|c| c["channel"] == "sim" && c["state"] == "bound"));
+}

@@ -1,0 +1,259 @@
+//! Shared helpers for the integration tests: the real engine on port 0
+//! with a temporary database, the bundled simulator on port 0, and a small
+//! blocking HTTP client.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use smppd::config::Config;
+use smppd::Engine;
+use smppd_actors::simulator::{Account, Faults, Simulator, SimulatorConfig, SimulatorHandle};
+use smppd_actors::Registry;
+
+/// One tenant with one channel to a simulator.
+pub struct TenantSetup<'a> {
+    pub id: &'a str,
+    pub api_key: &'a str,
+    pub system_id: &'a str,
+    pub password: &'a str,
+}
+
+/// A config for `tenants`, all on the simulator at `port`. `extra` is
+/// appended to every channel table (e.g. "sessions = 2").
+pub fn config_text(db: &Path, port: u16, tenants: &[TenantSetup], extra: &str) -> String {
+    let mut text = format!(
+        "[database]\npath = {:?}\nsynchronous = \"normal\"\n",
+        db.display().to_string()
+    );
+    for t in tenants {
+        text.push_str(&format!(
+            "[[tenants]]\nid = \"{}\"\napi_key = \"{}\"\n[[tenants.channels]]\nname = \"sim\"\nhost = \"127.0.0.1\"\nport = {port}\nsystem_id = \"{}\"\npassword = \"{}\"\nreconnect_initial_ms = 50\nreconnect_max_s = 1\nretry_initial_ms = 100\n{extra}\n",
+            t.id, t.api_key, t.system_id, t.password
+        ));
+    }
+    text
+}
+
+/// The standard two-tenant setup.
+pub const ACME: TenantSetup = TenantSetup {
+    id: "acme",
+    api_key: "acme-secret-key",
+    system_id: "acme",
+    password: "acme-pw",
+};
+pub const BETA: TenantSetup = TenantSetup {
+    id: "beta",
+    api_key: "beta-secret-key",
+    system_id: "beta",
+    password: "beta-pw",
+};
+
+/// A simulator with accounts for `tenants`.
+pub fn simulator(tenants: &[TenantSetup], faults: Faults) -> SimulatorHandle {
+    Simulator::start(SimulatorConfig {
+        accounts: tenants
+            .iter()
+            .map(|t| Account {
+                system_id: t.system_id.into(),
+                password: t.password.into(),
+            })
+            .collect(),
+        dlr_delay: Duration::from_millis(20),
+        faults,
+        ..SimulatorConfig::default()
+    })
+    .expect("simulator starts")
+}
+
+/// The engine running in its own actix System on its own thread.
+pub struct TestEngine {
+    pub addr: SocketAddr,
+    pub registry: Registry,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestEngine {
+    pub fn start(config_text: &str) -> TestEngine {
+        let config = Config::parse(config_text).expect("test config is valid");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let engine = Engine::start(&config, listener)
+                    .await
+                    .expect("engine starts");
+                ready_tx
+                    .send((engine.local_addr(), engine.registry().clone()))
+                    .unwrap();
+                let _ = stop_rx.await;
+                engine.shutdown().await;
+            });
+        });
+        let (addr, registry) = ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("engine started");
+        TestEngine {
+            addr,
+            registry,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn http(&self) -> Http {
+        Http::new(self.addr)
+    }
+
+    /// Graceful shutdown, waiting for it to finish.
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for TestEngine {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+/// An HTTP reply.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Value,
+}
+
+/// A blocking HTTP client against one server.
+pub struct Http {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Http {
+    pub fn new(addr: SocketAddr) -> Http {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Http {
+            agent,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    fn finish(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+        let mut response = response.expect("HTTP request completes");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// POST with an optional bearer key and a raw body.
+    pub fn post(&self, path: &str, key: Option<&str>, body: &str) -> Reply {
+        let mut request = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json");
+        if let Some(key) = key {
+            request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        Self::finish(request.send(body))
+    }
+
+    pub fn get(&self, path: &str, key: Option<&str>) -> Reply {
+        let mut request = self.agent.get(format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        Self::finish(request.call())
+    }
+
+    /// Sends one message and returns its id, asserting the 202.
+    pub fn send(&self, key: &str, to: &str, text: &str) -> String {
+        let body = serde_json::json!({"to": to, "from": "ACME", "text": text}).to_string();
+        let reply = self.post("/v1/messages", Some(key), &body);
+        assert_eq!(reply.status, 202, "{reply:?}");
+        assert_eq!(reply.body["status"], "queued");
+        reply.body["id"].as_str().expect("an id").to_string()
+    }
+
+    pub fn message(&self, key: &str, id: &str) -> Reply {
+        self.get(&format!("/v1/messages/{id}"), Some(key))
+    }
+
+    pub fn status(&self, key: &str, id: &str) -> String {
+        self.message(key, id).body["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Waits until every id reaches one of `statuses`; panics with the
+    /// stragglers after `timeout`.
+    pub fn wait_for_status(&self, key: &str, ids: &[String], statuses: &[&str], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut pending: Vec<&String> = ids.iter().collect();
+        while !pending.is_empty() {
+            pending.retain(|id| !statuses.contains(&self.status(key, id).as_str()));
+            if pending.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let sample: Vec<String> = pending
+                    .iter()
+                    .take(3)
+                    .map(|id| self.message(key, id).body.to_string())
+                    .collect();
+                panic!(
+                    "{} messages never reached {statuses:?}, e.g. {sample:?}",
+                    pending.len()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+pub fn eventually(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A fresh temporary directory and the database path in it.
+pub fn temp_db() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("smppd.db");
+    (dir, db)
+}
