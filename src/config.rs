@@ -179,9 +179,21 @@ pub struct ChannelConfig {
     /// Parallel sessions (default 1).
     #[serde(default = "one")]
     pub sessions: usize,
+    /// Extra receiver sessions of the same account (default 0): for a
+    /// `transmitter` channel whose receipts come on a separate receiver bind.
+    #[serde(default)]
+    pub receiver_sessions: usize,
     /// Outstanding submits per session (default 10).
     #[serde(default = "ten")]
     pub window: usize,
+    /// Submits per second per session (default: unlimited).
+    #[serde(default)]
+    pub submits_per_second: Option<f64>,
+    /// Milliseconds a submit may wait at a session for a window slot or a
+    /// rate token before it is handed back to the tenant's queue (default
+    /// 2000).
+    #[serde(default = "two_thousand")]
+    pub window_wait_timeout_ms: u64,
     /// Seconds of silence before an enquire_link (default 30).
     #[serde(default = "thirty")]
     pub enquire_link_interval_s: u64,
@@ -240,6 +252,9 @@ fn five_hundred() -> u64 {
 }
 fn thousand() -> u64 {
     1000
+}
+fn two_thousand() -> u64 {
+    2000
 }
 
 /// `bind = "..."`
@@ -408,6 +423,30 @@ impl Config {
                 if !(1..=64).contains(&channel.sessions) {
                     return Err(invalid(key("sessions"), "must be between 1 and 64"));
                 }
+                if channel.receiver_sessions > 64 {
+                    return Err(invalid(
+                        key("receiver_sessions"),
+                        "must be between 0 and 64",
+                    ));
+                }
+                if channel.bind == BindKind::Transmitter
+                    && channel.receiver_sessions == 0
+                    && channel.registered_delivery.octet() & 0x03 != 0
+                {
+                    log::warn!(
+                        "{}: a transmitter bind cannot receive the receipts it asks for; \
+                         add receiver_sessions = 1 or use bind = \"transceiver\"",
+                        key("bind")
+                    );
+                }
+                if let Some(rate) = channel.submits_per_second {
+                    if !rate.is_finite() || rate < 1.0 {
+                        return Err(invalid(key("submits_per_second"), "must be at least 1"));
+                    }
+                }
+                if channel.window_wait_timeout_ms == 0 {
+                    return Err(invalid(key("window_wait_timeout_ms"), "must be at least 1"));
+                }
                 if !(1..=10_000).contains(&channel.window) {
                     return Err(invalid(key("window"), "must be between 1 and 10000"));
                 }
@@ -476,7 +515,10 @@ fn bind_params(c: &ChannelConfig) -> BindParams {
 fn channel_spec(c: &ChannelConfig) -> ChannelSpec {
     ChannelSpec {
         sessions: c.sessions,
+        receiver_sessions: c.receiver_sessions,
         window: c.window,
+        submits_per_second: c.submits_per_second,
+        window_wait_timeout: Duration::from_millis(c.window_wait_timeout_ms),
         enquire_link_interval: Duration::from_secs(c.enquire_link_interval_s),
         response_timeout: Duration::from_secs(c.response_timeout_s),
         connect_timeout: Duration::from_secs(c.connect_timeout_s),

@@ -9,6 +9,14 @@
 //! [`InjectPanic`] (tests of supervision), frames from the SMSC, and its
 //! own timer tick.
 //!
+//! Flow control: a submit handed over by the supervisor waits here in a
+//! short queue until the session has a free window slot *and* the
+//! session's [`AdaptiveRate`] grants a token. Waiting longer than the
+//! channel's `window_wait_timeout` hands it back to the supervisor (to try
+//! another session); a sent submit whose response does not come within
+//! `response_timeout` expires in the [`Session`]'s window with an unknown
+//! outcome. Throttle answers lower this session's rate.
+//!
 //! Supervised by: its [`TenantSupervisor`], which created it for one slot of
 //! one channel. The connection never restarts itself. Whenever it ends —
 //! TCP closed, bind refused, keep-alive unanswered, unbind, *or a panic in
@@ -18,6 +26,7 @@
 //! backoff. actix's own `Supervisor` restarts stopped actors but not
 //! panicked ones, which is why the notification lives in `Drop`.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,13 +40,14 @@ use tokio_util::codec::FramedRead;
 
 use crate::smpp::codec::{CodecError, Frame, SmppCodec};
 use crate::smpp::pdu::{self, Delivery};
+use crate::smpp::rate::AdaptiveRate;
 use crate::smpp::receipt::{self, ReceiptState};
 use crate::smpp::session::{
-    CloseReason, Event, Session, SessionConfig, SessionState, SubmitOutcome,
+    BindMode, CloseReason, Event, Session, SessionConfig, SessionState, SubmitOutcome,
 };
-use crate::smpp::status;
+use crate::smpp::status::{self, ErrorClass};
 use crate::spec::ChannelSpec;
-use crate::tenant::{SessionEnded, SessionUp, SubmitDone, TenantSupervisor};
+use crate::tenant::{Attempt, RateReport, SessionEnded, SessionUp, SubmitDone, TenantSupervisor};
 
 /// How often the session's timers are checked. Timeouts are seconds long,
 /// so a 100 ms granularity costs nothing and needs no timer juggling.
@@ -83,10 +93,23 @@ pub struct Connection {
     slot: SlotId,
     tenant: Arc<str>,
     channel: Arc<ChannelSpec>,
+    /// The bind mode of this session (a channel's extra receiver sessions
+    /// bind as receivers whatever the channel's own mode).
+    mode: BindMode,
     store: Store,
     supervisor: Addr<TenantSupervisor>,
     session: Option<Session<QueuedMessage>>,
     writer: Option<FramedWrite<Command, OwnedWriteHalf, SmppCodec>>,
+    /// Submits waiting for a window slot or a rate token, with the time
+    /// they stop waiting.
+    pending: VecDeque<(Instant, QueuedMessage)>,
+    rate: AdaptiveRate,
+    /// The rate last reported to the supervisor.
+    reported_rate: Option<Option<f64>>,
+    /// A timer is set for the next rate token.
+    drain_scheduled: bool,
+    /// Set by [`Unbind`]: unbind once the window is empty, or at this time.
+    unbind_at: Option<Instant>,
     /// Why the session ended, reported from `Drop`.
     end_reason: String,
     /// Whether the session ever reached Bound (for the supervisor's backoff).
@@ -99,17 +122,25 @@ impl Connection {
         slot: SlotId,
         tenant: Arc<str>,
         channel: Arc<ChannelSpec>,
+        mode: BindMode,
         store: Store,
         supervisor: Addr<TenantSupervisor>,
     ) -> Self {
+        let rate = AdaptiveRate::new(channel.submits_per_second, Instant::now());
         Self {
             slot,
             tenant,
             channel,
+            mode,
             store,
             supervisor,
             session: None,
             writer: None,
+            pending: VecDeque::new(),
+            rate,
+            reported_rate: None,
+            drain_scheduled: false,
+            unbind_at: None,
             end_reason: "stopped".to_string(),
             was_bound: false,
         }
@@ -150,7 +181,10 @@ impl Connection {
         let now = Instant::now();
         let mut session = Session::new(
             SessionConfig {
-                bind: self.channel.bind.clone(),
+                bind: crate::smpp::pdu::BindParams {
+                    mode: self.mode,
+                    ..self.channel.bind.clone()
+                },
                 window: self.channel.window,
                 enquire_link_interval: self.channel.enquire_link_interval,
                 response_timeout: self.channel.response_timeout,
@@ -172,12 +206,123 @@ impl Connection {
             state: SessionState::Binding,
         });
         ctx.run_interval(TICK, |act, ctx| {
+            let now = Instant::now();
             let events = match act.session.as_mut() {
-                Some(s) => s.tick(Instant::now()),
+                Some(s) => s.tick(now),
                 None => return,
             };
             act.apply(events, ctx);
+            act.expire_pending(now);
+            act.drain(ctx);
+            act.report_rate(now);
+            act.unbind_when_idle(now, ctx);
         });
+    }
+
+    /// Sends waiting submits while the window has room and the rate allows.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        while !self.pending.is_empty() {
+            let Some(session) = self.session.as_mut() else {
+                return;
+            };
+            if session.free_window() == 0 || self.unbind_at.is_some() {
+                return;
+            }
+            if !self.rate.try_acquire(now) {
+                if !self.drain_scheduled {
+                    self.drain_scheduled = true;
+                    let wait = self.rate.next_token_at(now).saturating_duration_since(now);
+                    ctx.run_later(wait.max(Duration::from_millis(1)), |act, ctx| {
+                        act.drain_scheduled = false;
+                        act.drain(ctx);
+                    });
+                }
+                return;
+            }
+            let Some((_, message)) = self.pending.pop_front() else {
+                return;
+            };
+            let pdu = match pdu::submit_sm(
+                &message.source,
+                &message.destination,
+                &message.text,
+                self.channel.registered_delivery,
+            ) {
+                Ok(pdu) => pdu,
+                Err(e) => {
+                    // Validated at accept time, so only reachable for rows
+                    // from an older version: fail the message, keep the session.
+                    log::warn!(
+                        "{} message {} cannot be encoded: {e}",
+                        self.log_prefix(),
+                        message.id
+                    );
+                    self.supervisor.do_send(SubmitDone {
+                        slot: self.slot,
+                        message,
+                        attempt: Attempt::Sent(SubmitOutcome::Refused(status::ESME_RINVMSGLEN)),
+                    });
+                    continue;
+                }
+            };
+            match session.submit(message, pdu, now) {
+                Ok(command) => {
+                    if let Some(w) = self.writer.as_mut() {
+                        w.write(*command);
+                    }
+                }
+                Err((_, message)) => {
+                    self.supervisor
+                        .do_send(SubmitDone::not_sent(self.slot, message));
+                }
+            }
+        }
+    }
+
+    /// Hands back submits that waited too long for a slot or a token, so
+    /// the supervisor can place them on another session.
+    fn expire_pending(&mut self, now: Instant) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|(deadline, _)| *deadline <= now)
+        {
+            if let Some((_, message)) = self.pending.pop_front() {
+                self.supervisor
+                    .do_send(SubmitDone::window_wait_expired(self.slot, message));
+            }
+        }
+    }
+
+    fn report_rate(&mut self, now: Instant) {
+        let limit = self.rate.current_limit(now);
+        if self.reported_rate != Some(limit) {
+            self.reported_rate = Some(limit);
+            self.supervisor.do_send(RateReport {
+                slot: self.slot,
+                limit,
+            });
+        }
+    }
+
+    /// After [`Unbind`]: unbind once nothing is in flight, or when the
+    /// response timeout has passed anyway.
+    fn unbind_when_idle(&mut self, now: Instant, ctx: &mut Context<Self>) {
+        let Some(deadline) = self.unbind_at else {
+            return;
+        };
+        let idle = self.session.as_ref().is_none_or(|s| s.in_flight() == 0);
+        if !idle && now < deadline {
+            return;
+        }
+        self.unbind_at = None;
+        let command = self.session.as_mut().and_then(|s| s.start_unbind(now));
+        match (command, self.writer.as_mut()) {
+            // The session's tick closes us on unbind_resp or its timeout.
+            (Some(command), Some(w)) => w.write(*command),
+            _ => self.end("unbound".into(), ctx),
+        }
     }
 
     fn apply(&mut self, events: Vec<Event<QueuedMessage>>, ctx: &mut Context<Self>) {
@@ -198,7 +343,7 @@ impl Connection {
                     log::info!(
                         "{} bound as {} to {}:{}",
                         self.log_prefix(),
-                        self.channel.bind.mode.as_str(),
+                        self.mode.as_str(),
                         self.channel.host,
                         self.channel.port
                     );
@@ -208,7 +353,11 @@ impl Connection {
                         can_submit,
                     });
                 }
-                Event::Submitted { item, outcome } => self.submitted(item, outcome),
+                Event::Submitted { item, outcome } => {
+                    self.submitted(item, outcome);
+                    self.drain(ctx);
+                    self.unbind_when_idle(Instant::now(), ctx);
+                }
                 Event::Deliver {
                     sequence_number,
                     pdu,
@@ -229,6 +378,13 @@ impl Connection {
     }
 
     fn submitted(&mut self, message: QueuedMessage, outcome: SubmitOutcome) {
+        if let SubmitOutcome::Refused(code) = outcome {
+            if status::classify(code) == ErrorClass::Throttled {
+                let now = Instant::now();
+                self.rate.on_throttle(now);
+                self.report_rate(now);
+            }
+        }
         if let SubmitOutcome::Accepted(smsc_id) = &outcome {
             let id = message.id;
             let prefix = self.log_prefix();
@@ -246,7 +402,7 @@ impl Connection {
         self.supervisor.do_send(SubmitDone {
             slot: self.slot,
             message,
-            outcome: Some(outcome),
+            attempt: Attempt::Sent(outcome),
         });
     }
 
@@ -431,44 +587,15 @@ impl StreamHandler<Result<Frame, CodecError>> for Connection {
 impl Handler<Submit> for Connection {
     type Result = ();
 
-    fn handle(&mut self, Submit(message): Submit, _ctx: &mut Self::Context) {
-        let Some(session) = self.session.as_mut() else {
+    fn handle(&mut self, Submit(message): Submit, ctx: &mut Self::Context) {
+        if self.session.is_none() || self.unbind_at.is_some() {
             return self
                 .supervisor
                 .do_send(SubmitDone::not_sent(self.slot, message));
-        };
-        let pdu = match pdu::submit_sm(
-            &message.source,
-            &message.destination,
-            &message.text,
-            self.channel.registered_delivery,
-        ) {
-            Ok(pdu) => pdu,
-            Err(e) => {
-                // Validated at accept time, so only reachable for rows from
-                // an older version: fail the message, keep the session.
-                log::warn!(
-                    "{} message {} cannot be encoded: {e}",
-                    self.log_prefix(),
-                    message.id
-                );
-                return self.supervisor.do_send(SubmitDone {
-                    slot: self.slot,
-                    message,
-                    outcome: Some(SubmitOutcome::Refused(status::ESME_RINVMSGLEN)),
-                });
-            }
-        };
-        match session.submit(message, pdu, Instant::now()) {
-            Ok(command) => {
-                if let Some(w) = self.writer.as_mut() {
-                    w.write(*command);
-                }
-            }
-            Err((_, message)) => self
-                .supervisor
-                .do_send(SubmitDone::not_sent(self.slot, message)),
         }
+        let deadline = Instant::now() + self.channel.window_wait_timeout;
+        self.pending.push_back((deadline, message));
+        self.drain(ctx);
     }
 }
 
@@ -486,15 +613,16 @@ impl Handler<Unbind> for Connection {
     type Result = ();
 
     fn handle(&mut self, _: Unbind, ctx: &mut Self::Context) {
-        let command = self
-            .session
-            .as_mut()
-            .and_then(|s| s.start_unbind(Instant::now()));
-        match (command, self.writer.as_mut()) {
-            // The session's tick closes us on unbind_resp or its timeout.
-            (Some(command), Some(w)) => w.write(*command),
-            _ => self.end("unbound".into(), ctx),
+        // Nothing new goes out; what waited here goes back (it stays queued
+        // in the store); what is in flight gets up to a response timeout to
+        // be answered before we unbind.
+        for (_, message) in self.pending.drain(..) {
+            self.supervisor
+                .do_send(SubmitDone::not_sent(self.slot, message));
         }
+        let now = Instant::now();
+        self.unbind_at = Some(now + self.channel.response_timeout);
+        self.unbind_when_idle(now, ctx);
     }
 }
 

@@ -29,10 +29,20 @@ pub struct ChannelSpec {
     pub port: u16,
     /// Credentials and bind mode.
     pub bind: BindParams,
-    /// Parallel sessions (binds) of this account.
+    /// Parallel sessions (binds) of this account, in `bind.mode`.
     pub sessions: usize,
+    /// Extra sessions of the same account bound as receivers (for a
+    /// transmitter channel whose receipts arrive on a separate receiver
+    /// bind).
+    pub receiver_sessions: usize,
     /// Outstanding submits per session.
     pub window: usize,
+    /// Submits per second per session (`None`: unlimited). Throttling by
+    /// the SMSC lowers it temporarily.
+    pub submits_per_second: Option<f64>,
+    /// How long a submit may wait at a session for a window slot or a rate
+    /// token before it goes back to the tenant's queue.
+    pub window_wait_timeout: Duration,
     /// Probe an idle link this often.
     pub enquire_link_interval: Duration,
     /// How long any request may wait for its response.
@@ -62,7 +72,10 @@ impl ChannelSpec {
             port,
             bind,
             sessions: 1,
+            receiver_sessions: 0,
             window: 10,
+            submits_per_second: None,
+            window_wait_timeout: Duration::from_secs(2),
             enquire_link_interval: Duration::from_secs(30),
             response_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),

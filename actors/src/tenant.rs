@@ -38,15 +38,12 @@ use actix::prelude::*;
 use smppd_sqlite::{ErrorInfo, MessageId, MessageStatus, QueuedMessage, Store};
 
 use crate::connection::{outcome_unknown_error, Connection, InjectPanic, SlotId, Submit, Unbind};
-use crate::smpp::session::{SessionState as ProtoState, SubmitOutcome};
+use crate::smpp::session::{BindMode, SessionState as ProtoState, SubmitOutcome};
 use crate::smpp::status::{self, ErrorClass};
 use crate::spec::{backoff, ChannelSpec, TenantSpec};
 
 /// How often delayed retries are checked.
 const RETRY_TICK: Duration = Duration::from_millis(100);
-/// Delay before a throttled message is tried again. Short on purpose: a
-/// throttle is about rate, not about the message.
-const THROTTLE_RETRY: Duration = Duration::from_millis(500);
 
 /// A message was committed to the store for this tenant.
 #[derive(Message)]
@@ -75,6 +72,18 @@ pub struct SessionUp {
     pub can_submit: bool,
 }
 
+/// What became of a message handed to a connection.
+#[derive(Debug)]
+pub enum Attempt {
+    /// Never sent: the session was not ready or is unbinding.
+    NotSent,
+    /// Never sent: it waited longer than `window_wait_timeout` for a window
+    /// slot or a rate token.
+    WindowWaitExpired,
+    /// Sent; this is how it ended.
+    Sent(SubmitOutcome),
+}
+
 /// A submit finished (or could not be sent).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -83,8 +92,8 @@ pub struct SubmitDone {
     pub slot: SlotId,
     /// The message.
     pub message: QueuedMessage,
-    /// How it went; `None` when it was never sent (session not ready).
-    pub outcome: Option<SubmitOutcome>,
+    /// How it went.
+    pub attempt: Attempt,
 }
 
 impl SubmitDone {
@@ -93,9 +102,29 @@ impl SubmitDone {
         Self {
             slot,
             message,
-            outcome: None,
+            attempt: Attempt::NotSent,
         }
     }
+
+    /// The message waited too long for a slot or a token.
+    pub fn window_wait_expired(slot: SlotId, message: QueuedMessage) -> Self {
+        Self {
+            slot,
+            message,
+            attempt: Attempt::WindowWaitExpired,
+        }
+    }
+}
+
+/// A connection's rate limit changed (throttling lowered it, or it
+/// recovered).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RateReport {
+    /// Which connection.
+    pub slot: SlotId,
+    /// Submits per second in force; `None` = unlimited.
+    pub limit: Option<f64>,
 }
 
 /// A connection is gone (sent from its `Drop`).
@@ -111,7 +140,7 @@ pub struct SessionEnded {
 }
 
 /// What `GET /v1/connections` shows for one session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConnectionInfo {
     /// Channel name.
     pub channel: String,
@@ -129,8 +158,17 @@ pub struct ConnectionInfo {
     pub window_in_use: usize,
     /// Window size.
     pub window_size: usize,
-    /// Submits sent on this slot since start.
+    /// Submits handed to this slot since start.
     pub submitted: u64,
+    /// Submits answered ESME_RTHROTTLED / ESME_RMSGQFUL.
+    pub throttled: u64,
+    /// Submits whose outcome is unknown (response timeout or session lost)
+    /// and that were therefore retried.
+    pub expired: u64,
+    /// Submits handed back after waiting too long for a slot or a token.
+    pub window_wait_timeouts: u64,
+    /// Rate limit in force (submits per second); `None` = unlimited.
+    pub rate_limit: Option<f64>,
 }
 
 /// Lists this tenant's sessions.
@@ -179,6 +217,8 @@ struct Slot {
     channel: Arc<ChannelSpec>,
     /// Index of this session within its channel.
     session: usize,
+    /// How it binds (a channel's extra receiver sessions are receivers).
+    mode: BindMode,
     arbiter: ArbiterHandle,
     generation: u64,
     addr: Option<Addr<Connection>>,
@@ -195,6 +235,10 @@ struct Slot {
     /// here, not from the connection.
     outstanding: HashMap<MessageId, QueuedMessage>,
     submitted: u64,
+    throttled: u64,
+    expired: u64,
+    window_wait_timeouts: u64,
+    rate_limit: Option<f64>,
 }
 
 impl Slot {
@@ -235,11 +279,15 @@ impl TenantSupervisor {
     pub fn new(spec: &TenantSpec, store: Store, arbiters: &[ArbiterHandle]) -> Self {
         let mut slots = Vec::new();
         for channel in &spec.channels {
-            for session in 0..channel.sessions {
+            let modes = std::iter::repeat_n(channel.bind.mode, channel.sessions).chain(
+                std::iter::repeat_n(BindMode::Receiver, channel.receiver_sessions),
+            );
+            for (session, mode) in modes.enumerate() {
                 let arbiter = arbiters[(slots.len() + spec.id.len()) % arbiters.len()].clone();
                 slots.push(Slot {
                     channel: channel.clone(),
                     session,
+                    mode,
                     arbiter,
                     generation: 0,
                     addr: None,
@@ -247,10 +295,14 @@ impl TenantSupervisor {
                     since: SystemTime::now(),
                     last_error: None,
                     window: channel.window,
-                    can_submit: channel.bind.mode.can_submit(),
+                    can_submit: mode.can_submit(),
                     failures: 0,
                     outstanding: HashMap::new(),
                     submitted: 0,
+                    throttled: 0,
+                    expired: 0,
+                    window_wait_timeouts: 0,
+                    rate_limit: channel.submits_per_second,
                 });
             }
         }
@@ -285,9 +337,10 @@ impl TenantSupervisor {
             generation: slot.generation,
         };
         let channel = slot.channel.clone();
+        let mode = slot.mode;
         slot.set_state(SlotState::Connecting);
         slot.addr = Some(Connection::start_in_arbiter(&slot.arbiter, move |_| {
-            Connection::new(id, tenant, channel, store, supervisor)
+            Connection::new(id, tenant, channel, mode, store, supervisor)
         }));
     }
 
@@ -393,8 +446,11 @@ impl TenantSupervisor {
         match class {
             ErrorClass::Ok => {}
             ErrorClass::Throttled => {
+                // Not parked: the throttled session has already lowered its
+                // own rate, so the message goes straight back to the front of
+                // the queue and out again at the pace the SMSC accepts.
                 self.store.mark_retry(id, Some(error), log_err("throttled"));
-                self.retry_later(message, THROTTLE_RETRY);
+                self.queue.push_front(message);
             }
             ErrorClass::Temporary if message.attempts < channel.max_attempts => {
                 let delay = backoff(
@@ -530,9 +586,24 @@ impl Handler<SubmitDone> for TenantSupervisor {
             return;
         }
         let channel = slot.channel.clone();
-        match msg.outcome {
-            None => self.queue.push_front(msg.message),
-            Some(outcome) => self.settle(msg.message, outcome, &channel),
+        match msg.attempt {
+            Attempt::NotSent => self.queue.push_front(msg.message),
+            Attempt::WindowWaitExpired => {
+                slot.window_wait_timeouts += 1;
+                self.queue.push_front(msg.message);
+            }
+            Attempt::Sent(outcome) => {
+                match &outcome {
+                    SubmitOutcome::Refused(code)
+                        if status::classify(*code) == ErrorClass::Throttled =>
+                    {
+                        slot.throttled += 1
+                    }
+                    SubmitOutcome::Unknown => slot.expired += 1,
+                    _ => {}
+                }
+                self.settle(msg.message, outcome, &channel);
+            }
         }
         self.pump(ctx);
     }
@@ -550,6 +621,7 @@ impl Handler<SessionEnded> for TenantSupervisor {
         slot.addr = None;
         slot.last_error = Some(msg.reason.clone());
         let lost: Vec<QueuedMessage> = slot.outstanding.drain().map(|(_, m)| m).collect();
+        slot.expired += lost.len() as u64;
         let channel = slot.channel.clone();
         if msg.was_bound {
             slot.failures = 0;
@@ -581,6 +653,16 @@ impl Handler<SessionEnded> for TenantSupervisor {
     }
 }
 
+impl Handler<RateReport> for TenantSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RateReport, _ctx: &mut Self::Context) {
+        if self.current(msg.slot) {
+            self.slots[msg.slot.index].rate_limit = msg.limit;
+        }
+    }
+}
+
 impl Handler<GetConnections> for TenantSupervisor {
     type Result = MessageResult<GetConnections>;
 
@@ -591,13 +673,17 @@ impl Handler<GetConnections> for TenantSupervisor {
                 .map(|s| ConnectionInfo {
                     channel: s.channel.name.clone(),
                     session: s.session,
-                    bind: s.channel.bind.mode.as_str(),
+                    bind: s.mode.as_str(),
                     state: s.state.as_str(),
                     since: s.since,
                     last_error: s.last_error.clone(),
                     window_in_use: s.outstanding.len(),
                     window_size: s.window,
                     submitted: s.submitted,
+                    throttled: s.throttled,
+                    expired: s.expired,
+                    window_wait_timeouts: s.window_wait_timeouts,
+                    rate_limit: s.rate_limit,
                 })
                 .collect(),
         )

@@ -173,6 +173,10 @@ pub async fn connections(tenant: Tenant, registry: web::Data<Registry>) -> HttpR
                 "window_in_use": s.window_in_use,
                 "window_size": s.window_size,
                 "submitted": s.submitted,
+                "throttled": s.throttled,
+                "expired": s.expired,
+                "window_wait_timeouts": s.window_wait_timeouts,
+                "rate_limit": s.rate_limit,
             })
         })
         .collect();

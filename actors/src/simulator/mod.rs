@@ -166,6 +166,11 @@ pub struct SimulatorStats {
     pub binds: u64,
     /// unbind requests received from bound sessions (each answered).
     pub unbinds: u64,
+    /// enquire_link requests received (answered or, with the fault, not).
+    pub enquire_links: u64,
+    /// The most submit_sm one connection ever had unanswered at once: the
+    /// client's window as the SMSC sees it.
+    pub max_submits_in_flight: usize,
     /// Connections accepted.
     pub connections: u64,
     /// Connections open now.

@@ -58,6 +58,9 @@ struct Session {
     in_flight: HashMap<u32, Deliver>,
     /// Sequence numbers of the garbage deliver_sm we sent (fault injection).
     garbage: HashSet<u32>,
+    /// submit_sm received and not yet answered on this connection (what the
+    /// ESME has in its window, as seen from here).
+    unanswered_submits: usize,
 }
 
 /// Serves one connection until it closes, then re-queues every deliver_sm
@@ -78,6 +81,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr
         next_seq: 1,
         in_flight: HashMap::new(),
         garbage: HashSet::new(),
+        unanswered_submits: 0,
     };
     if !*shutdown.borrow_and_update() {
         loop {
@@ -118,6 +122,9 @@ impl Session {
     /// Writes one PDU (after a garbage deliver_sm when the malformed fault
     /// says so). False when the connection is gone.
     async fn write(&mut self, command: Command) -> bool {
+        if command.id() == CommandId::SubmitSmResp {
+            self.unanswered_submits = self.unanswered_submits.saturating_sub(1);
+        }
         if self.bound.is_some() {
             let count = self
                 .shared
@@ -245,6 +252,10 @@ impl Session {
                 self.on_bind("transceiver", id, seq, s, p, v).await
             }
             Pdu::EnquireLink => {
+                self.shared
+                    .counters
+                    .enquire_links
+                    .fetch_add(1, Ordering::Relaxed);
                 if self.shared.faults().ignore_enquire_link {
                     log::debug!(
                         "simulator: connection {}: enquire_link ignored (fault)",
@@ -383,6 +394,11 @@ impl Session {
     }
 
     async fn on_submit(&mut self, seq: u32, sm: SubmitSm) -> Flow {
+        self.unanswered_submits += 1;
+        self.shared
+            .counters
+            .max_submits_in_flight
+            .fetch_max(self.unanswered_submits, Ordering::Relaxed);
         if !self.can_submit() {
             return self
                 .respond(

@@ -67,6 +67,8 @@ pub(crate) struct Counters {
     pub mo_sent: AtomicU64,
     pub binds: AtomicU64,
     pub unbinds: AtomicU64,
+    pub enquire_links: AtomicU64,
+    pub max_submits_in_flight: AtomicUsize,
     pub connections: AtomicU64,
     pub pdus_sent: AtomicU64,
 }
@@ -286,6 +288,8 @@ impl Shared {
             mo_sent: c.mo_sent.load(Ordering::Relaxed),
             binds: c.binds.load(Ordering::Relaxed),
             unbinds: c.unbinds.load(Ordering::Relaxed),
+            enquire_links: c.enquire_links.load(Ordering::Relaxed),
+            max_submits_in_flight: c.max_submits_in_flight.load(Ordering::Relaxed),
             connections: c.connections.load(Ordering::Relaxed),
             open_connections: state.sessions.len(),
             bound_sessions: state

@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod encoding;
 pub mod pdu;
+pub mod rate;
 pub mod receipt;
 pub mod session;
 pub mod status;
