@@ -3,49 +3,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use smppd_actors::simulator::Faults;
 use support::*;
-
-fn spawn_smppd(config: &std::path::Path, port: u16) -> (Child, Http) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smppd"))
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("smppd starts");
-    // Wait for the HTTP listener's log line.
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent && line.contains("HTTP API listening") {
-                let _ = tx.send(());
-                sent = true;
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("smppd is listening");
-    (
-        child,
-        Http::new(format!("127.0.0.1:{port}").parse().unwrap()),
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 fn messages_accepted_right_before_a_sigkill_are_delivered_after_restart() {
@@ -53,27 +14,28 @@ fn messages_accepted_right_before_a_sigkill_are_delivered_after_restart() {
     let sim = simulator(&[ACME], Faults::default());
     let http_port = free_port();
     let config = dir.path().join("smppd.toml");
-    let text = format!(
-        "[http]\nlisten = \"127.0.0.1:{http_port}\"\n{}",
-        config_text(&db, sim.local_addr().port(), &[ACME], "")
-    );
-    std::fs::write(
+    let body = config_text(&db, sim.local_addr().port(), &[ACME], "");
+    write_config(
         &config,
-        text.replace("synchronous = \"normal\"", "synchronous = \"full\""),
-    )
-    .unwrap();
+        http_port,
+        &body.replace("synchronous = \"normal\"", "synchronous = \"full\""),
+    );
 
-    let (mut child, http) = spawn_smppd(&config, http_port);
+    let smppd = Process::spawn(&config, http_port);
     let ids: Vec<String> = (0..100)
-        .map(|i| http.send(ACME.api_key, "4915100000001", &format!("m{i}")))
+        .map(|i| {
+            smppd
+                .http
+                .send(ACME.api_key, "4915100000001", &format!("m{i}"))
+        })
         .collect();
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
+    smppd.kill();
 
-    let (mut child, http) = spawn_smppd(&config, http_port);
-    http.wait_for_status(ACME.api_key, &ids, &["delivered"], Duration::from_secs(30));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let smppd = Process::spawn(&config, http_port);
+    smppd
+        .http
+        .wait_for_status(ACME.api_key, &ids, &["delivered"], Duration::from_secs(30));
+    smppd.kill();
     // At least once toward the SMSC: every message got there.
     let texts: std::collections::HashSet<String> =
         sim.submits().into_iter().map(|s| s.text).collect();
@@ -84,27 +46,29 @@ fn messages_accepted_right_before_a_sigkill_are_delivered_after_restart() {
 fn a_queued_message_survives_sigkill_while_the_smsc_is_unreachable() {
     let (dir, db) = temp_db();
     let http_port = free_port();
-    let dead_port = free_port();
     let config = dir.path().join("smppd.toml");
-    let write = |smsc_port: u16| {
-        let text = format!(
-            "[http]\nlisten = \"127.0.0.1:{http_port}\"\n{}",
-            config_text(&db, smsc_port, &[ACME], "")
-        );
-        std::fs::write(&config, text).unwrap();
-    };
-    write(dead_port);
-    let (mut child, http) = spawn_smppd(&config, http_port);
-    let id = http.send(ACME.api_key, "4915100000001", "waits for the SMSC");
-    assert_eq!(http.status(ACME.api_key, &id), "queued");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    write_config(
+        &config,
+        http_port,
+        &config_text(&db, free_port(), &[ACME], ""),
+    );
+    let smppd = Process::spawn(&config, http_port);
+    let id = smppd
+        .http
+        .send(ACME.api_key, "4915100000001", "waits for the SMSC");
+    assert_eq!(smppd.http.status(ACME.api_key, &id), "queued");
+    smppd.kill();
 
     let sim = simulator(&[ACME], Faults::default());
-    write(sim.local_addr().port());
-    let (mut child, http) = spawn_smppd(&config, http_port);
-    http.wait_for_status(ACME.api_key, &[id], &["delivered"], Duration::from_secs(30));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    write_config(
+        &config,
+        http_port,
+        &config_text(&db, sim.local_addr().port(), &[ACME], ""),
+    );
+    let smppd = Process::spawn(&config, http_port);
+    smppd
+        .http
+        .wait_for_status(ACME.api_key, &[id], &["delivered"], Duration::from_secs(30));
+    smppd.kill();
     assert_eq!(sim.submits().len(), 1);
 }

@@ -91,6 +91,8 @@ struct Acknowledge {
 /// The connection actor.
 pub struct Connection {
     slot: SlotId,
+    /// This session's number within its channel (for logs).
+    session_no: usize,
     tenant: Arc<str>,
     channel: Arc<ChannelSpec>,
     /// The bind mode of this session (a channel's extra receiver sessions
@@ -118,8 +120,10 @@ pub struct Connection {
 
 impl Connection {
     /// A connection for `slot`; it connects and binds when started.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         slot: SlotId,
+        session_no: usize,
         tenant: Arc<str>,
         channel: Arc<ChannelSpec>,
         mode: BindMode,
@@ -129,6 +133,7 @@ impl Connection {
         let rate = AdaptiveRate::new(channel.submits_per_second, Instant::now());
         Self {
             slot,
+            session_no,
             tenant,
             channel,
             mode,
@@ -149,7 +154,7 @@ impl Connection {
     fn log_prefix(&self) -> String {
         format!(
             "[{}/{}#{}]",
-            self.tenant, self.channel.name, self.slot.index
+            self.tenant, self.channel.name, self.session_no
         )
     }
 

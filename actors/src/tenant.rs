@@ -229,6 +229,10 @@ struct Slot {
     can_submit: bool,
     /// Consecutive failed connection attempts, for the backoff.
     failures: u32,
+    /// The connection handed a message back unsent: it is closing or
+    /// unbinding, so send it nothing more until it (or its successor) is
+    /// bound again.
+    paused: bool,
     /// Messages handed to the connection with no outcome yet. The source of
     /// truth for what to retry when the connection dies: actix drops a dead
     /// actor's mailbox, so messages still queued there are recovered from
@@ -243,7 +247,8 @@ struct Slot {
 
 impl Slot {
     fn free(&self) -> usize {
-        if self.state == SlotState::Bound && self.can_submit && self.addr.is_some() {
+        if self.state == SlotState::Bound && self.can_submit && !self.paused && self.addr.is_some()
+        {
             self.window.saturating_sub(self.outstanding.len())
         } else {
             0
@@ -297,6 +302,7 @@ impl TenantSupervisor {
                     window: channel.window,
                     can_submit: mode.can_submit(),
                     failures: 0,
+                    paused: false,
                     outstanding: HashMap::new(),
                     submitted: 0,
                     throttled: 0,
@@ -337,10 +343,10 @@ impl TenantSupervisor {
             generation: slot.generation,
         };
         let channel = slot.channel.clone();
-        let mode = slot.mode;
+        let (mode, session_no) = (slot.mode, slot.session);
         slot.set_state(SlotState::Connecting);
         slot.addr = Some(Connection::start_in_arbiter(&slot.arbiter, move |_| {
-            Connection::new(id, tenant, channel, mode, store, supervisor)
+            Connection::new(id, session_no, tenant, channel, mode, store, supervisor)
         }));
     }
 
@@ -429,11 +435,16 @@ impl TenantSupervisor {
             },
             SubmitOutcome::Unknown => outcome_unknown_error(),
         };
-        message.attempts += 1;
         let class = match outcome {
             SubmitOutcome::Refused(code) => status::classify(code),
             _ => ErrorClass::Temporary,
         };
+        // The store counts every attempt; in memory only the ones that
+        // count against max_attempts: a throttle is about our rate, not
+        // about the message.
+        if class != ErrorClass::Throttled {
+            message.attempts += 1;
+        }
         let id = message.id;
         let tenant = self.tenant.clone();
         let log_err = move |what: &'static str| -> smppd_sqlite::Done<()> {
@@ -477,7 +488,7 @@ impl TenantSupervisor {
                     id,
                     MessageStatus::Failed,
                     Some(error),
-                    false,
+                    true,
                     log_err("failed"),
                 );
             }
@@ -565,6 +576,7 @@ impl Handler<SessionUp> for TenantSupervisor {
         slot.set_state(SlotState::Bound);
         slot.window = msg.window;
         slot.can_submit = msg.can_submit;
+        slot.paused = false;
         slot.failures = 0;
         // last_error stays: it is the *last* error, shown next to the
         // state's `since` so an operator can see why the session flapped.
@@ -587,7 +599,10 @@ impl Handler<SubmitDone> for TenantSupervisor {
         }
         let channel = slot.channel.clone();
         match msg.attempt {
-            Attempt::NotSent => self.queue.push_front(msg.message),
+            Attempt::NotSent => {
+                slot.paused = true;
+                self.queue.push_front(msg.message);
+            }
             Attempt::WindowWaitExpired => {
                 slot.window_wait_timeouts += 1;
                 self.queue.push_front(msg.message);

@@ -159,7 +159,13 @@ impl Http {
     }
 
     fn finish(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
-        let mut response = response.expect("HTTP request completes");
+        Self::try_finish(response).expect("HTTP request completes")
+    }
+
+    fn try_finish(
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Option<Reply> {
+        let mut response = response.ok()?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -169,11 +175,21 @@ impl Http {
             .to_string();
         let text = response.body_mut().read_to_string().unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Reply {
+        Some(Reply {
             status,
             content_type,
             body,
-        }
+        })
+    }
+
+    /// POST that returns `None` when the server is gone instead of panicking.
+    pub fn try_post(&self, path: &str, key: &str, body: &str) -> Option<Reply> {
+        let request = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json")
+            .header("Authorization", format!("Bearer {key}"));
+        Self::try_finish(request.send(body))
     }
 
     /// POST with an optional bearer key and a raw body.
@@ -256,4 +272,85 @@ pub fn temp_db() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("smppd.db");
     (dir, db)
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real `smppd` binary, started on `config`, once its HTTP API is up.
+pub struct Process {
+    pub child: std::process::Child,
+    pub http: Http,
+}
+
+impl Process {
+    pub fn spawn(config: &Path, http_port: u16) -> Process {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smppd"))
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("smppd starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && line.contains("HTTP API listening") {
+                    let _ = tx.send(());
+                    sent = true;
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("smppd is listening");
+        Process {
+            child,
+            http: Http::new(format!("127.0.0.1:{http_port}").parse().unwrap()),
+        }
+    }
+
+    /// SIGKILL: no chance to flush or unbind.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let code = self.child.wait().unwrap().code();
+        std::mem::forget(self);
+        code
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes a config file for the real binary: HTTP on `http_port`, plus
+/// `config_text`.
+pub fn write_config(path: &Path, http_port: u16, body: &str) {
+    std::fs::write(
+        path,
+        format!("[http]\nlisten = \"127.0.0.1:{http_port}\"\n{body}"),
+    )
+    .unwrap();
 }

@@ -110,10 +110,10 @@ pub fn bind(params: &BindParams) -> Result<Pdu, PduError> {
     })
 }
 
-/// Addressing guessed from the address itself: digits with an optional
-/// leading `+` are international E.164 (TON 1, NPI 1); a short all-digit
-/// code is TON 3 (network specific) ... kept simple here: alphanumeric
-/// senders are TON 5 (alphanumeric), NPI 0.
+/// Addressing guessed from the address itself: more than 8 digits (with an
+/// optional leading `+`) is an international E.164 number (TON 1, NPI 1);
+/// up to 8 digits is a short code (TON 0 unknown, NPI 1); anything else is
+/// an alphanumeric sender (TON 5, NPI 0).
 fn address(field: &'static str, value: &str) -> Result<(Ton, Npi, COctetString<1, 21>), PduError> {
     let digits = value.strip_prefix('+').unwrap_or(value);
     let (ton, npi, raw) = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {

@@ -480,6 +480,18 @@ impl<T> Session<T> {
             }
             None if id == 0x8000_0004 => self.submit_done(seq, code, None),
             Some(Pdu::GenericNack) => {
+                if self.bind.is_some_and(|p| p.seq == seq) {
+                    // An SMSC that cannot parse our bind answers generic_nack:
+                    // the bind is refused now, not at the timeout.
+                    self.bind = None;
+                    self.state = SessionState::Closed;
+                    let code = if code == 0 {
+                        status::ESME_RINVCMDID
+                    } else {
+                        code
+                    };
+                    return vec![Event::Close(CloseReason::BindRefused(code))];
+                }
                 if self.enquire_link.is_some_and(|p| p.seq == seq) {
                     // Some SMSCs nack enquire_link; it still proves the link.
                     self.enquire_link = None;
@@ -654,6 +666,19 @@ mod tests {
         assert!(matches!(
             events.as_slice(),
             [Event::Close(CloseReason::BindRefused(0x0E))]
+        ));
+        assert_eq!(s.state(), SessionState::Closed);
+    }
+
+    #[test]
+    fn a_generic_nack_to_the_bind_refuses_it_at_once() {
+        let now = Instant::now();
+        let mut s: Session<()> = Session::new(config(BindMode::Transceiver), now);
+        let bind = s.start_bind(now).unwrap();
+        let events = s.handle(frame(0x03, bind.sequence_number(), Pdu::GenericNack), now);
+        assert!(matches!(
+            events.as_slice(),
+            [Event::Close(CloseReason::BindRefused(0x03))]
         ));
         assert_eq!(s.state(), SessionState::Closed);
     }
