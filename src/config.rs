@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use smppd_actors::smpp::pdu::{self, BindParams};
 use smppd_actors::smpp::session::BindMode;
+use smppd_actors::smpp::status::ErrorClass;
 use smppd_actors::{ChannelSpec, TenantSpec};
 use smppd_sqlite::{StoreOptions, Synchronous};
 
@@ -224,6 +225,40 @@ pub struct ChannelConfig {
     /// Cap on the retry delay in seconds (default 60).
     #[serde(default = "sixty")]
     pub retry_max_s: u64,
+    /// Per-SMSC overrides of the command_status table: code (decimal, or
+    /// a "0x…" string) → `throttled`, `temporary` or `permanent`.
+    #[serde(default)]
+    pub error_classes: HashMap<String, ErrorClassName>,
+}
+
+/// `error_classes` values.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorClassName {
+    /// Slow the session down, retry soon.
+    Throttled,
+    /// Retry with backoff up to max_attempts.
+    Temporary,
+    /// Fail the message.
+    Permanent,
+}
+
+impl From<ErrorClassName> for ErrorClass {
+    fn from(name: ErrorClassName) -> Self {
+        match name {
+            ErrorClassName::Throttled => ErrorClass::Throttled,
+            ErrorClassName::Temporary => ErrorClass::Temporary,
+            ErrorClassName::Permanent => ErrorClass::Permanent,
+        }
+    }
+}
+
+/// Parses an `error_classes` key: decimal, or hex with a `0x` prefix.
+fn parse_status_code(key: &str) -> Option<u32> {
+    match key.strip_prefix("0x").or_else(|| key.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => key.parse().ok(),
+    }
 }
 
 fn one() -> usize {
@@ -444,6 +479,25 @@ impl Config {
                         return Err(invalid(key("submits_per_second"), "must be at least 1"));
                     }
                 }
+                for code in channel.error_classes.keys() {
+                    match parse_status_code(code) {
+                        Some(0) => {
+                            return Err(invalid(
+                                key("error_classes"),
+                                "0 is ESME_ROK, not an error",
+                            ))
+                        }
+                        Some(_) => {}
+                        None => {
+                            return Err(invalid(
+                                key("error_classes"),
+                                format!(
+                                    "{code:?} is not a command_status (use decimal or \"0x…\")"
+                                ),
+                            ))
+                        }
+                    }
+                }
                 if channel.window_wait_timeout_ms == 0 {
                     return Err(invalid(key("window_wait_timeout_ms"), "must be at least 1"));
                 }
@@ -530,6 +584,11 @@ fn channel_spec(c: &ChannelConfig) -> ChannelSpec {
         retry_initial: Duration::from_millis(c.retry_initial_ms.max(1)),
         retry_max: Duration::from_secs(c.retry_max_s)
             .max(Duration::from_millis(c.retry_initial_ms.max(1))),
+        error_classes: c
+            .error_classes
+            .iter()
+            .filter_map(|(code, class)| Some((parse_status_code(code)?, ErrorClass::from(*class))))
+            .collect(),
         ..ChannelSpec::with_defaults(&c.name, &c.host, c.port, bind_params(c))
     }
 }
@@ -618,6 +677,28 @@ enquire_link_interval_s = 30
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent/smppd.toml"), "{e}");
+    }
+
+    #[test]
+    fn error_class_overrides_accept_hex_and_decimal_codes() {
+        let text = format!(
+            "{EXAMPLE}[tenants.channels.error_classes]\n\"0x401\" = \"permanent\"\n\"88\" = \"temporary\"\n"
+        );
+        let specs = Config::parse(&text).unwrap().tenant_specs();
+        let channel = &specs[0].channels[0];
+        assert_eq!(channel.classify(0x401), ErrorClass::Permanent);
+        assert_eq!(
+            channel.classify(0x58),
+            ErrorClass::Temporary,
+            "ESME_RTHROTTLED overridden"
+        );
+        assert_eq!(
+            channel.classify(0x14),
+            ErrorClass::Throttled,
+            "the rest of the table stands"
+        );
+        let bad = format!("{EXAMPLE}[tenants.channels.error_classes]\n\"x1\" = \"permanent\"\n");
+        assert!(error(&bad).starts_with("tenants[0].channels[0].error_classes"));
     }
 
     #[test]

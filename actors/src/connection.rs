@@ -384,7 +384,7 @@ impl Connection {
 
     fn submitted(&mut self, message: QueuedMessage, outcome: SubmitOutcome) {
         if let SubmitOutcome::Refused(code) = outcome {
-            if status::classify(code) == ErrorClass::Throttled {
+            if self.channel.classify(code) == ErrorClass::Throttled {
                 let now = Instant::now();
                 self.rate.on_throttle(now);
                 self.report_rate(now);

@@ -4,10 +4,12 @@
 //! only its part, as these types: actors never read files or the
 //! environment.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::smpp::pdu::BindParams;
+use crate::smpp::status::{self, ErrorClass};
 
 /// One tenant and its SMPP accounts.
 #[derive(Debug, Clone)]
@@ -61,6 +63,9 @@ pub struct ChannelSpec {
     pub retry_initial: Duration,
     /// Cap on the retry delay.
     pub retry_max: Duration,
+    /// This SMSC's own meaning of some command_status values (vendor codes
+    /// 0x400–0x4FF especially), overriding the built-in table.
+    pub error_classes: HashMap<u32, ErrorClass>,
 }
 
 impl ChannelSpec {
@@ -85,7 +90,17 @@ impl ChannelSpec {
             max_attempts: 5,
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
+            error_classes: HashMap::new(),
         }
+    }
+
+    /// The class of a command_status on this channel: its override, else
+    /// the SMPP 3.4 table.
+    pub fn classify(&self, code: u32) -> ErrorClass {
+        self.error_classes
+            .get(&code)
+            .copied()
+            .unwrap_or_else(|| status::classify(code))
     }
 }
 

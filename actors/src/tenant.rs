@@ -436,7 +436,7 @@ impl TenantSupervisor {
             SubmitOutcome::Unknown => outcome_unknown_error(),
         };
         let class = match outcome {
-            SubmitOutcome::Refused(code) => status::classify(code),
+            SubmitOutcome::Refused(code) => channel.classify(code),
             _ => ErrorClass::Temporary,
         };
         // The store counts every attempt; in memory only the ones that
@@ -610,7 +610,7 @@ impl Handler<SubmitDone> for TenantSupervisor {
             Attempt::Sent(outcome) => {
                 match &outcome {
                     SubmitOutcome::Refused(code)
-                        if status::classify(*code) == ErrorClass::Throttled =>
+                        if channel.classify(*code) == ErrorClass::Throttled =>
                     {
                         slot.throttled += 1
                     }

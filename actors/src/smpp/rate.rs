@@ -1,22 +1,38 @@
-//! Per-session submit rate: a token bucket whose rate adapts to throttling.
+//! Per-session submit rate: a token bucket whose rate follows what the SMSC
+//! actually accepts.
 //!
 //! An SMSC that answers ESME_RTHROTTLED or ESME_RMSGQFUL is telling us we
 //! are too fast *on this bind*. Kannel pauses the whole link for about a
-//! second on every throttle response; that stalls everything behind one
-//! answer and recovers in steps. Here the session instead lowers its rate
-//! multiplicatively (at most once per [`DECREASE_INTERVAL`], so a burst of
-//! throttled answers to one burst of submits counts once) and raises it
-//! again additively while no throttle comes — the AIMD loop TCP uses — up
-//! to the configured cap (or back to unlimited).
+//! second on every throttle answer, which stalls everything behind one
+//! answer. Plain AIMD ("halve on any throttle") is not much better: an SMSC
+//! that throttles a steady 10% of submits regardless of rate would drive
+//! the rate to the floor.
+//!
+//! So the bucket judges throttling per measurement window ([`WINDOW`]).
+//! If more than [`TOLERATED`] of a window's submits were throttled, the new
+//! rate is what got *through* in that window (sends × (1 − throttled
+//! fraction)) less a [`MARGIN`]: against an SMSC with a rate cap this lands
+//! near the cap within a window or two. A smaller throttled share is taken
+//! as noise and changes nothing (those submits are simply retried), so an
+//! SMSC that throttles a fixed 10% does not slow us down. Below its ceiling
+//! the rate recovers every [`RECOVERY_STEP`] by ×1.25 or a tenth of the
+//! ceiling, whichever is more, back to the configured cap (or unlimited).
 //!
 //! Pure arithmetic over an injected clock; no I/O, no actix.
 
 use std::time::{Duration, Instant};
 
-/// Throttles closer together than this lower the rate only once.
-pub const DECREASE_INTERVAL: Duration = Duration::from_secs(1);
-/// How often the rate is raised while no throttle arrives.
+/// Throttling is judged over windows of this length.
+pub const WINDOW: Duration = Duration::from_millis(500);
+/// How often the rate is raised while it is below its ceiling.
 pub const RECOVERY_STEP: Duration = Duration::from_millis(500);
+/// Share of the accepted rate given up after a throttled window.
+pub const MARGIN: f64 = 0.1;
+/// A window with at most this share of throttled submits does not lower
+/// the rate: a few throttles are noise (some SMSCs throttle a fixed share
+/// whatever the rate), and retrying them at once costs less than slowing
+/// every other submit down.
+pub const TOLERATED: f64 = 0.15;
 /// The rate never drops below this (submits per second).
 pub const FLOOR: f64 = 1.0;
 
@@ -27,21 +43,18 @@ pub struct AdaptiveRate {
     configured: Option<f64>,
     /// The cap in force; `None` = unlimited.
     current: Option<f64>,
-    /// The rate to recover towards after a throttle made us limit an
-    /// unlimited session: what it was doing when throttled.
+    /// What recovery climbs back to: the configured cap, or for an
+    /// unlimited session the rate it had when throttling began.
     ceiling: f64,
     tokens: f64,
     last_refill: Instant,
-    last_decrease: Option<Instant>,
-    /// Any throttle, counted or not: recovery waits for quiet.
-    last_throttle: Option<Instant>,
     last_change: Instant,
-    /// Sends in the current one-second measurement window, and the rate
-    /// measured over the previous window (for an unlimited session's first
-    /// throttle).
     window_start: Instant,
+    /// The last send or throttle in the window: its rate is measured up to
+    /// here, not up to whenever the window happens to be closed.
+    window_last: Instant,
     window_sends: u32,
-    measured: f64,
+    window_throttles: u32,
     throttles: u64,
 }
 
@@ -57,12 +70,11 @@ impl AdaptiveRate {
             ceiling: per_second.unwrap_or(f64::INFINITY),
             tokens: Self::burst_of(per_second),
             last_refill: now,
-            last_decrease: None,
-            last_throttle: None,
             last_change: now,
             window_start: now,
+            window_last: now,
             window_sends: 0,
-            measured: 0.0,
+            window_throttles: 0,
             throttles: 0,
         }
     }
@@ -73,7 +85,8 @@ impl AdaptiveRate {
         rate.map_or(f64::INFINITY, |r| (r / 10.0).max(1.0))
     }
 
-    fn refill(&mut self, now: Instant) {
+    fn advance(&mut self, now: Instant) {
+        self.close_window(now);
         self.recover(now);
         let elapsed = now
             .saturating_duration_since(self.last_refill)
@@ -82,38 +95,62 @@ impl AdaptiveRate {
         if let Some(rate) = self.current {
             self.tokens = (self.tokens + elapsed * rate).min(Self::burst_of(Some(rate)));
         }
-        if now.saturating_duration_since(self.window_start) >= Duration::from_secs(1) {
-            let span = now
-                .saturating_duration_since(self.window_start)
-                .as_secs_f64();
-            self.measured = f64::from(self.window_sends) / span;
-            self.window_start = now;
-            self.window_sends = 0;
-        }
     }
 
-    /// Additive increase: a tenth of the ceiling per quiet step.
+    /// Ends a measurement window: after a throttled one, the rate becomes
+    /// what the SMSC accepted in it, less the margin.
+    fn close_window(&mut self, now: Instant) {
+        let span = now.saturating_duration_since(self.window_start);
+        if span < WINDOW {
+            return;
+        }
+        let sends = f64::from(self.window_sends.max(self.window_throttles));
+        let throttled_fraction = if sends > 0.0 {
+            f64::from(self.window_throttles) / sends
+        } else {
+            0.0
+        };
+        if throttled_fraction > TOLERATED {
+            let accepted_fraction = 1.0 - throttled_fraction;
+            let measured = self
+                .window_last
+                .saturating_duration_since(self.window_start)
+                .max(WINDOW);
+            let sent_rate = sends / measured.as_secs_f64();
+            let target = (sent_rate * accepted_fraction * (1.0 - MARGIN)).max(FLOOR);
+            if self.current.is_none() {
+                self.ceiling = sent_rate.max(FLOOR);
+            }
+            let lowered = self.current.map_or(target, |c| c.min(target));
+            self.current = Some(lowered);
+            self.tokens = self.tokens.min(Self::burst_of(Some(lowered)));
+            self.last_change = (self.window_start + WINDOW).min(now);
+        }
+        self.window_start = now;
+        self.window_sends = 0;
+        self.window_throttles = 0;
+    }
+
+    /// Increase per step since the last change: ×1.25 or a tenth of the
+    /// ceiling, whichever is more.
     fn recover(&mut self, now: Instant) {
         let Some(rate) = self.current else { return };
         if self.current == self.configured {
             return;
         }
-        let quiet_since = self
-            .last_throttle
-            .map_or(self.last_change, |t| t.max(self.last_change));
-        let steps =
-            now.saturating_duration_since(quiet_since).as_secs_f64() / RECOVERY_STEP.as_secs_f64();
+        let steps = (now
+            .saturating_duration_since(self.last_change)
+            .as_secs_f64()
+            / RECOVERY_STEP.as_secs_f64())
+        .floor();
         if steps < 1.0 {
             return;
         }
-        let step = if self.ceiling.is_finite() {
-            self.ceiling / 10.0
-        } else {
-            rate / 10.0
+        let mut raised = rate;
+        for _ in 0..(steps as u32).min(64) {
+            raised = (raised * 1.25).max(raised + (self.ceiling / 10.0).max(FLOOR));
         }
-        .max(FLOOR);
-        let raised = rate + step * steps.floor();
-        self.last_change = now;
+        self.last_change += RECOVERY_STEP.mul_f64(steps);
         self.current = if raised >= self.ceiling {
             self.configured
         } else {
@@ -123,7 +160,7 @@ impl AdaptiveRate {
 
     /// Takes a token if one is available.
     pub fn try_acquire(&mut self, now: Instant) -> bool {
-        self.refill(now);
+        self.advance(now);
         if self.current.is_some() {
             if self.tokens < 1.0 {
                 return false;
@@ -131,6 +168,7 @@ impl AdaptiveRate {
             self.tokens -= 1.0;
         }
         self.window_sends = self.window_sends.saturating_add(1);
+        self.window_last = now;
         true
     }
 
@@ -144,45 +182,18 @@ impl AdaptiveRate {
         }
     }
 
-    /// The SMSC throttled us: lower the rate (once per interval).
+    /// The SMSC throttled one of our submits.
     pub fn on_throttle(&mut self, now: Instant) {
+        self.advance(now);
         self.throttles += 1;
-        self.last_throttle = Some(now);
-        if self
-            .last_decrease
-            .is_some_and(|d| now.saturating_duration_since(d) < DECREASE_INTERVAL)
-        {
-            return;
-        }
-        self.refill(now);
-        let base = match self.current {
-            Some(rate) => rate,
-            None => {
-                // Unlimited until now: start from what we were doing.
-                let elapsed = now
-                    .saturating_duration_since(self.window_start)
-                    .as_secs_f64();
-                let recent = if elapsed > 0.0 {
-                    f64::from(self.window_sends) / elapsed.max(0.1)
-                } else {
-                    0.0
-                };
-                let observed = self.measured.max(recent).max(FLOOR * 2.0);
-                self.ceiling = observed;
-                observed
-            }
-        };
-        let lowered = (base * 0.5).max(FLOOR);
-        self.current = Some(lowered);
-        self.tokens = self.tokens.min(Self::burst_of(Some(lowered)));
-        self.last_decrease = Some(now);
-        self.last_change = now;
+        self.window_throttles = self.window_throttles.saturating_add(1);
+        self.window_last = now;
     }
 
     /// The cap in force, submits per second (`None`: unlimited).
     pub fn current_limit(&self, now: Instant) -> Option<f64> {
         let mut probe = self.clone();
-        probe.recover(now);
+        probe.advance(now);
         probe.current
     }
 
@@ -200,6 +211,32 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// Drives the bucket for `duration` from `start`: tries to send every
+    /// `every`, and the SMSC throttles according to `throttled(i)`.
+    fn run(
+        r: &mut AdaptiveRate,
+        start: Instant,
+        duration: Duration,
+        every: Duration,
+        mut throttled: impl FnMut(u64, f64) -> bool,
+    ) -> (u64, u64) {
+        let (mut sent, mut accepted) = (0, 0);
+        let mut t = start;
+        while t < start + duration {
+            if r.try_acquire(t) {
+                sent += 1;
+                let since_start = t.duration_since(start).as_secs_f64();
+                if throttled(sent, since_start) {
+                    r.on_throttle(t);
+                } else {
+                    accepted += 1;
+                }
+            }
+            t += every;
+        }
+        (sent, accepted)
+    }
+
     #[test]
     fn an_unlimited_bucket_always_grants() {
         let now = Instant::now();
@@ -212,14 +249,9 @@ mod tests {
     fn a_limited_bucket_grants_its_rate_and_no_more() {
         let t0 = Instant::now();
         let mut r = AdaptiveRate::new(Some(100.0), t0);
-        // Burst of a tenth of a second's worth.
         let burst = (0..100).take_while(|_| r.try_acquire(t0)).count();
-        assert_eq!(burst, 10);
-        assert!(
-            r.next_token_at(t0) >= t0 + ms(9),
-            "the next token is a hundredth of a second away"
-        );
-        // Over the next second: 100 more, give or take the boundary.
+        assert_eq!(burst, 10, "a tenth of a second's worth");
+        assert!(r.next_token_at(t0) >= t0 + ms(9));
         let mut granted = 0;
         for i in 1..=1000 {
             if r.try_acquire(t0 + ms(i)) {
@@ -230,56 +262,63 @@ mod tests {
     }
 
     #[test]
-    fn a_throttle_halves_the_rate_once_per_interval() {
-        let t0 = Instant::now();
-        let mut r = AdaptiveRate::new(Some(100.0), t0);
-        r.on_throttle(t0);
-        assert_eq!(r.current_limit(t0), Some(50.0));
-        r.on_throttle(t0 + ms(10));
-        r.on_throttle(t0 + ms(900));
-        assert_eq!(
-            r.current_limit(t0 + ms(900)),
-            Some(50.0),
-            "a burst of throttles counts once, and no recovery while they come"
-        );
-        r.on_throttle(t0 + ms(1000));
-        assert_eq!(r.current_limit(t0 + ms(1000)), Some(25.0));
-        assert_eq!(r.throttles(), 4);
-    }
-
-    #[test]
-    fn the_rate_recovers_gradually_to_the_configured_cap() {
-        let t0 = Instant::now();
-        let mut r = AdaptiveRate::new(Some(100.0), t0);
-        r.on_throttle(t0);
-        assert_eq!(r.current_limit(t0 + ms(499)), Some(50.0));
-        assert_eq!(r.current_limit(t0 + ms(500)), Some(60.0));
-        assert_eq!(r.current_limit(t0 + ms(1500)), Some(80.0));
-        assert_eq!(r.current_limit(t0 + ms(10_000)), Some(100.0));
-    }
-
-    #[test]
-    fn an_unlimited_session_is_limited_from_its_observed_rate_and_becomes_unlimited_again() {
+    fn an_smsc_capped_at_200_per_second_brings_an_unlimited_session_down_to_about_200() {
         let t0 = Instant::now();
         let mut r = AdaptiveRate::new(None, t0);
-        for i in 0..400 {
-            assert!(r.try_acquire(t0 + ms(i * 5)));
-        }
-        // 400 sends in 2 s: about 200/s.
-        r.on_throttle(t0 + ms(2000));
-        let limited = r.current_limit(t0 + ms(2000)).expect("limited now");
-        assert!((80.0..=120.0).contains(&limited), "{limited}");
-        assert_eq!(r.current_limit(t0 + ms(30_000)), None, "back to unlimited");
+        // The SMSC accepts 200/s: everything above that in a second is throttled.
+        let mut second = 0u64;
+        let mut in_second = 0u64;
+        let (sent, accepted) = run(&mut r, t0, Duration::from_secs(10), ms(1), |_, t| {
+            if t as u64 != second {
+                second = t as u64;
+                in_second = 0;
+            }
+            in_second += 1;
+            in_second > 200
+        });
+        let limit = r
+            .current_limit(t0 + Duration::from_secs(10))
+            .expect("limited");
+        assert!((120.0..=260.0).contains(&limit), "settled at {limit}/s");
+        let wasted = sent - accepted;
+        assert!(wasted < sent / 3, "{wasted} of {sent} submits throttled");
     }
 
     #[test]
-    fn the_rate_never_falls_below_the_floor() {
+    fn random_ten_percent_throttling_keeps_most_of_the_rate() {
         let t0 = Instant::now();
-        let mut r = AdaptiveRate::new(Some(2.0), t0);
-        for i in 0..10 {
-            r.on_throttle(t0 + Duration::from_secs(i));
-        }
-        assert_eq!(r.current_limit(t0 + Duration::from_secs(9)), Some(FLOOR));
-        assert!(r.try_acquire(t0 + Duration::from_secs(11)));
+        let mut r = AdaptiveRate::new(Some(1000.0), t0);
+        let (sent, _) = run(&mut r, t0, Duration::from_secs(10), ms(1), |i, _| {
+            i % 10 == 0
+        });
+        // 10 s at up to 1000/s offered, one submit per ms: 10,000 possible.
+        assert!(
+            sent >= 7_000,
+            "only {sent} sent: random throttling collapsed the rate"
+        );
+    }
+
+    #[test]
+    fn total_throttling_drives_the_rate_to_the_floor_and_it_recovers_after() {
+        let t0 = Instant::now();
+        let mut r = AdaptiveRate::new(Some(100.0), t0);
+        run(&mut r, t0, Duration::from_secs(5), ms(1), |_, _| true);
+        let floor = r.current_limit(t0 + Duration::from_secs(5)).unwrap();
+        assert!(floor <= 2.0, "{floor}");
+        assert!(r.throttles() > 0);
+        assert_eq!(
+            r.current_limit(t0 + Duration::from_secs(11)),
+            Some(100.0),
+            "back to the configured cap"
+        );
+    }
+
+    #[test]
+    fn an_unlimited_session_becomes_unlimited_again() {
+        let t0 = Instant::now();
+        let mut r = AdaptiveRate::new(None, t0);
+        run(&mut r, t0, Duration::from_secs(1), ms(2), |i, _| i % 2 == 0);
+        assert!(r.current_limit(t0 + Duration::from_secs(1)).is_some());
+        assert_eq!(r.current_limit(t0 + Duration::from_secs(8)), None);
     }
 }
