@@ -95,6 +95,31 @@ fn many_messages_over_two_sessions_all_end_delivered() {
 }
 
 #[test]
+fn stats_count_what_happened_to_the_tenants_messages() {
+    let (_dir, db) = temp_db();
+    let sim = simulator(&[ACME], Faults::default());
+    let engine = TestEngine::start(&config_text(&db, sim.local_addr().port(), &[ACME], ""));
+    let http = engine.http();
+    let ids: Vec<String> = (0..20)
+        .map(|i| http.send(ACME.api_key, "4915100000001", &format!("m{i}")))
+        .collect();
+    http.wait_for_status(ACME.api_key, &ids, &["delivered"], Duration::from_secs(20));
+    sim.set_faults(Faults {
+        permanent_error_fraction: 1.0,
+        ..Faults::default()
+    });
+    let bad = http.send(ACME.api_key, "4915100000001", "refused");
+    http.wait_for_status(ACME.api_key, &[bad], &["failed"], Duration::from_secs(20));
+    let stats = http.get("/v1/stats", Some(ACME.api_key)).body;
+    assert_eq!(stats["accepted"], 21);
+    assert_eq!(stats["submitted"], 20);
+    assert_eq!(stats["delivered"], 20);
+    assert_eq!(stats["failed"], 1);
+    assert_eq!(stats["final"], 21);
+    assert_eq!(http.get("/v1/stats", None).status, 401);
+}
+
+#[test]
 fn health_answers_ok() {
     let (_dir, db) = temp_db();
     let engine = TestEngine::start(&config_text(&db, 9, &[], ""));

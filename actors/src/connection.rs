@@ -47,6 +47,7 @@ use crate::smpp::session::{
 };
 use crate::smpp::status::{self, ErrorClass};
 use crate::spec::ChannelSpec;
+use crate::stats::TenantStats;
 use crate::tenant::{Attempt, RateReport, SessionEnded, SessionUp, SubmitDone, TenantSupervisor};
 
 /// How often the session's timers are checked. Timeouts are seconds long,
@@ -100,6 +101,7 @@ pub struct Connection {
     mode: BindMode,
     store: Store,
     supervisor: Addr<TenantSupervisor>,
+    stats: Arc<TenantStats>,
     session: Option<Session<QueuedMessage>>,
     writer: Option<FramedWrite<Command, OwnedWriteHalf, SmppCodec>>,
     /// Submits waiting for a window slot or a rate token, with the time
@@ -129,6 +131,7 @@ impl Connection {
         mode: BindMode,
         store: Store,
         supervisor: Addr<TenantSupervisor>,
+        stats: Arc<TenantStats>,
     ) -> Self {
         let rate = AdaptiveRate::new(channel.submits_per_second, Instant::now());
         Self {
@@ -139,6 +142,7 @@ impl Connection {
             mode,
             store,
             supervisor,
+            stats,
             session: None,
             writer: None,
             pending: VecDeque::new(),
@@ -391,15 +395,20 @@ impl Connection {
             }
         }
         if let SubmitOutcome::Accepted(smsc_id) = &outcome {
+            TenantStats::bump(&self.stats.submitted);
+            let stats = self.stats.clone();
             let id = message.id;
             let prefix = self.log_prefix();
             self.store.mark_submitted(
                 id,
                 &self.channel.name,
                 &receipt::normalize_id(smsc_id),
-                Box::new(move |res| {
-                    if let Err(e) = res {
-                        log::error!("{prefix} recording message {id} as submitted failed: {e}");
+                Box::new(move |res| match res {
+                    // A receipt that overtook this response was applied now.
+                    Ok(Some(status)) => stats.finished(status),
+                    Ok(None) => {}
+                    Err(e) => {
+                        log::error!("{prefix} recording message {id} as submitted failed: {e}")
                     }
                 }),
             );
@@ -443,6 +452,7 @@ impl Connection {
                         name: stat.unwrap_or_else(|| receipt::stat_word(status).to_string()),
                     }),
                 };
+                let stats = self.stats.clone();
                 let prefix = self.log_prefix();
                 let id_for_log = smsc_message_id.clone();
                 self.store.apply_receipt(
@@ -458,7 +468,7 @@ impl Connection {
                             Ok(smppd_sqlite::ReceiptMatch::Parked) => log::info!(
                                 "{prefix} receipt for unknown SMSC id {id_for_log} kept as pending (its submit_sm_resp may still come)"
                             ),
-                            Ok(smppd_sqlite::ReceiptMatch::Matched(_)) => {}
+                            Ok(smppd_sqlite::ReceiptMatch::Matched(_)) => stats.finished(status),
                             Err(e) => log::error!("{prefix} storing receipt for {id_for_log} failed: {e}"),
                         }
                         ok(res.map(|_| ()))

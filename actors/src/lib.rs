@@ -20,6 +20,7 @@ pub mod connection;
 pub mod registry;
 pub mod smpp;
 pub mod spec;
+pub mod stats;
 pub mod tenant;
 
 pub use registry::Registry;

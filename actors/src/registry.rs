@@ -19,9 +19,16 @@ use actix::prelude::*;
 use smppd_sqlite::{QueuedMessage, Store};
 
 use crate::spec::TenantSpec;
+use crate::stats::TenantStats;
 use crate::tenant::{
     ConnectionInfo, Enqueued, GetConnections, PanicSession, Shutdown, TenantSupervisor,
 };
+
+/// A started tenant.
+struct Running {
+    supervisor: Addr<TenantSupervisor>,
+    stats: Arc<TenantStats>,
+}
 
 /// Shared handle; clone freely.
 #[derive(Clone)]
@@ -31,7 +38,7 @@ pub struct Registry {
 
 struct Inner {
     store: Store,
-    tenants: RwLock<HashMap<String, Addr<TenantSupervisor>>>,
+    tenants: RwLock<HashMap<String, Running>>,
     arbiters: Vec<Arbiter>,
 }
 
@@ -69,10 +76,12 @@ impl Registry {
         let home = handles[tenants.len() % handles.len()].clone();
         let store = self.inner.store.clone();
         let id = spec.id.clone();
-        let addr = TenantSupervisor::start_in_arbiter(&home, move |_| {
-            TenantSupervisor::new(&spec, store, &handles)
+        let stats = Arc::new(TenantStats::default());
+        let for_supervisor = stats.clone();
+        let supervisor = TenantSupervisor::start_in_arbiter(&home, move |_| {
+            TenantSupervisor::new(&spec, store, &handles, for_supervisor)
         });
-        tenants.insert(id, addr);
+        tenants.insert(id, Running { supervisor, stats });
         true
     }
 
@@ -82,7 +91,17 @@ impl Registry {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(tenant)
-            .cloned()
+            .map(|t| t.supervisor.clone())
+    }
+
+    /// The tenant's counters, `None` if it is not running.
+    pub fn stats(&self, tenant: &str) -> Option<Arc<TenantStats>> {
+        self.inner
+            .tenants
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant)
+            .map(|t| t.stats.clone())
     }
 
     /// A message for `tenant` was committed: let its supervisor know. Called
@@ -90,8 +109,10 @@ impl Registry {
     /// [`TenantSupervisor`] on why the order matters). A tenant without a
     /// running supervisor picks the message up from the store when it starts.
     pub fn enqueued(&self, tenant: &str, message: QueuedMessage) {
-        if let Some(addr) = self.get(tenant) {
-            addr.do_send(Enqueued(message));
+        let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = tenants.get(tenant) {
+            TenantStats::bump(&t.stats.accepted);
+            t.supervisor.do_send(Enqueued(message));
         }
     }
 
@@ -122,7 +143,7 @@ impl Registry {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .cloned()
+            .map(|t| t.supervisor.clone())
             .collect();
         let all = futures_util::future::join_all(supervisors.iter().map(|s| s.send(Shutdown)));
         tokio::time::timeout(timeout, all).await.is_ok()

@@ -41,6 +41,7 @@ use crate::connection::{outcome_unknown_error, Connection, InjectPanic, SlotId, 
 use crate::smpp::session::{BindMode, SessionState as ProtoState, SubmitOutcome};
 use crate::smpp::status::{self, ErrorClass};
 use crate::spec::{backoff, ChannelSpec, TenantSpec};
+use crate::stats::TenantStats;
 
 /// How often delayed retries are checked.
 const RETRY_TICK: Duration = Duration::from_millis(100);
@@ -277,11 +278,17 @@ pub struct TenantSupervisor {
     dropped_during_refill: bool,
     shutting_down: bool,
     shutdown_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+    stats: Arc<TenantStats>,
 }
 
 impl TenantSupervisor {
     /// A supervisor for `spec`, whose connections run on `arbiters`.
-    pub fn new(spec: &TenantSpec, store: Store, arbiters: &[ArbiterHandle]) -> Self {
+    pub fn new(
+        spec: &TenantSpec,
+        store: Store,
+        arbiters: &[ArbiterHandle],
+        stats: Arc<TenantStats>,
+    ) -> Self {
         let mut slots = Vec::new();
         for channel in &spec.channels {
             let modes = std::iter::repeat_n(channel.bind.mode, channel.sessions).chain(
@@ -326,6 +333,7 @@ impl TenantSupervisor {
             dropped_during_refill: false,
             shutting_down: false,
             shutdown_waiters: Vec::new(),
+            stats,
         }
     }
 
@@ -344,9 +352,12 @@ impl TenantSupervisor {
         };
         let channel = slot.channel.clone();
         let (mode, session_no) = (slot.mode, slot.session);
+        let stats = self.stats.clone();
         slot.set_state(SlotState::Connecting);
         slot.addr = Some(Connection::start_in_arbiter(&slot.arbiter, move |_| {
-            Connection::new(id, session_no, tenant, channel, mode, store, supervisor)
+            Connection::new(
+                id, session_no, tenant, channel, mode, store, supervisor, stats,
+            )
         }));
     }
 
@@ -461,6 +472,8 @@ impl TenantSupervisor {
                 // own rate, so the message goes straight back to the front of
                 // the queue and out again at the pace the SMSC accepts.
                 self.store.mark_retry(id, Some(error), log_err("throttled"));
+                TenantStats::bump(&self.stats.throttled);
+                TenantStats::bump(&self.stats.retried);
                 self.queue.push_front(message);
             }
             ErrorClass::Temporary if message.attempts < channel.max_attempts => {
@@ -475,6 +488,7 @@ impl TenantSupervisor {
                     error.name
                 );
                 self.store.mark_retry(id, Some(error), log_err("retrying"));
+                TenantStats::bump(&self.stats.retried);
                 self.retry_later(message, delay);
             }
             ErrorClass::Temporary | ErrorClass::Permanent => {
@@ -484,6 +498,7 @@ impl TenantSupervisor {
                     error.name,
                     error.code
                 );
+                self.stats.finished(MessageStatus::Failed);
                 self.store.mark_final(
                     id,
                     MessageStatus::Failed,

@@ -157,6 +157,18 @@ pub async fn get(
     }
 }
 
+/// `GET /v1/stats`: the caller's counters since the process started.
+pub async fn stats(tenant: Tenant, registry: web::Data<Registry>) -> HttpResponse {
+    let counters: Map<String, Value> = registry
+        .stats(&tenant.0)
+        .map(|s| s.snapshot())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), Value::from(value)))
+        .collect();
+    HttpResponse::Ok().json(counters)
+}
+
 /// `GET /v1/connections`
 pub async fn connections(tenant: Tenant, registry: web::Data<Registry>) -> HttpResponse {
     let sessions = registry.connections(&tenant.0).await.unwrap_or_default();
