@@ -152,6 +152,23 @@ pub struct TenantConfig {
     pub id: String,
     /// The key its API calls carry as `Authorization: Bearer <key>`.
     pub api_key: String,
+    /// Messages per second it may submit over HTTP (default: unlimited);
+    /// more gets 429 with Retry-After.
+    #[serde(default)]
+    pub max_accept_rate: Option<f64>,
+    /// Messages it may have queued — accepted, not yet accepted by an SMSC
+    /// or final — at once (default: unlimited); more gets 429.
+    #[serde(default)]
+    pub max_in_flight: Option<u64>,
+    /// Price of one SMS part, in currency units (e.g. 0.05). Setting it
+    /// turns on credit control: each message reserves parts × price on
+    /// accept and is refused with 402 when the balance does not cover it.
+    #[serde(default)]
+    pub price_per_part: Option<f64>,
+    /// Starting balance, in currency units, given on first start only
+    /// (default 0); later top-ups are not overwritten.
+    #[serde(default)]
+    pub credit: Option<f64>,
     /// Its SMPP accounts.
     #[serde(default)]
     pub channels: Vec<ChannelConfig>,
@@ -251,6 +268,11 @@ impl From<ErrorClassName> for ErrorClass {
             ErrorClassName::Permanent => ErrorClass::Permanent,
         }
     }
+}
+
+/// Currency units to micro-units (the store's integer money).
+pub fn micros(units: f64) -> i64 {
+    (units * 1_000_000.0).round() as i64
 }
 
 /// Parses an `error_classes` key: decimal, or hex with a `0x` prefix.
@@ -424,6 +446,28 @@ impl Config {
                 return Err(invalid(
                     key("api_key"),
                     format!("the same key is already used by tenant {other:?}"),
+                ));
+            }
+            if let Some(rate) = tenant.max_accept_rate {
+                if !rate.is_finite() || rate <= 0.0 {
+                    return Err(invalid(key("max_accept_rate"), "must be a positive number"));
+                }
+            }
+            if tenant.max_in_flight == Some(0) {
+                return Err(invalid(key("max_in_flight"), "must be at least 1"));
+            }
+            for (field, value) in [
+                ("price_per_part", tenant.price_per_part),
+                ("credit", tenant.credit),
+            ] {
+                if value.is_some_and(|v| !v.is_finite() || !(0.0..=1e12).contains(&v)) {
+                    return Err(invalid(key(field), "must be a number from 0 to 10^12"));
+                }
+            }
+            if tenant.credit.is_some() && tenant.price_per_part.is_none() {
+                return Err(invalid(
+                    key("credit"),
+                    "needs price_per_part (credit control)",
                 ));
             }
             let mut names = HashSet::new();

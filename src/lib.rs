@@ -40,6 +40,18 @@ pub enum StartError {
     Http(#[from] std::io::Error),
 }
 
+/// Gives tenants with credit control their starting balance on first start
+/// (an existing balance is left as it is).
+fn seed_accounts(config: &Config, store: &Store) -> Result<(), StoreError> {
+    for tenant in config.tenants.iter().filter(|t| t.price_per_part.is_some()) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let credit = config::micros(tenant.credit.unwrap_or(0.0));
+        store.ensure_account(&tenant.id, credit, Box::new(move |r| drop(tx.send(r))));
+        rx.recv().map_err(|_| StoreError::WriterGone)??;
+    }
+    Ok(())
+}
+
 /// A running smppd: store, tenant supervisors and HTTP server.
 pub struct Engine {
     store: Store,
@@ -61,12 +73,8 @@ impl Engine {
         for spec in config.tenant_specs() {
             registry.start_tenant(spec);
         }
-        let keys = web::Data::new(http::auth::Keys::new(
-            config
-                .tenants
-                .iter()
-                .map(|t| (t.id.as_str(), t.api_key.as_str())),
-        ));
+        seed_accounts(config, &store)?;
+        let keys = web::Data::new(http::auth::Keys::from_config(config));
         let (app_store, app_registry) = (
             web::Data::new(store.clone()),
             web::Data::new(registry.clone()),

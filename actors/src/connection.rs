@@ -257,6 +257,7 @@ impl Connection {
                 &message.destination,
                 &message.text,
                 self.channel.registered_delivery,
+                message.validity_until_ms,
             ) {
                 Ok(pdu) => pdu,
                 Err(e) => {

@@ -17,6 +17,7 @@
 //! ```
 
 pub mod connection;
+pub mod lanes;
 pub mod registry;
 pub mod smpp;
 pub mod spec;

@@ -30,7 +30,7 @@
 //! in-memory queue is full (`backlog`) notifications are dropped and later
 //! read back from the store after `cursor`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -38,11 +38,15 @@ use actix::prelude::*;
 use smppd_sqlite::{ErrorInfo, MessageId, MessageStatus, QueuedMessage, Store};
 
 use crate::connection::{outcome_unknown_error, Connection, InjectPanic, SlotId, Submit, Unbind};
+use crate::lanes::{Lanes, Offer};
 use crate::smpp::session::{BindMode, SessionState as ProtoState, SubmitOutcome};
 use crate::smpp::status::{self, ErrorClass};
 use crate::spec::{backoff, ChannelSpec, TenantSpec};
 use crate::stats::TenantStats;
 
+/// How often the in-memory queue is swept for messages whose validity
+/// ended while they waited (say, for an SMSC that is down).
+const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
 /// How often delayed retries are checked.
 const RETRY_TICK: Duration = Duration::from_millis(100);
 
@@ -269,13 +273,9 @@ pub struct TenantSupervisor {
     tenant: Arc<str>,
     store: Store,
     slots: Vec<Slot>,
-    queue: VecDeque<QueuedMessage>,
-    queue_capacity: usize,
+    /// The window onto the durable queue (see [`Lanes`]).
+    lanes: Lanes,
     retries: Vec<(Instant, QueuedMessage)>,
-    cursor: Option<MessageId>,
-    backlog: bool,
-    refilling: bool,
-    dropped_during_refill: bool,
     shutting_down: bool,
     shutdown_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
     stats: Arc<TenantStats>,
@@ -324,13 +324,8 @@ impl TenantSupervisor {
             tenant: Arc::from(spec.id.as_str()),
             store,
             slots,
-            queue: VecDeque::new(),
-            queue_capacity: (total_window * 4).max(1000),
+            lanes: Lanes::new((total_window * 4).max(1000)),
             retries: Vec::new(),
-            cursor: None,
-            backlog: true,
-            refilling: false,
-            dropped_during_refill: false,
             shutting_down: false,
             shutdown_waiters: Vec::new(),
             stats,
@@ -367,9 +362,11 @@ impl TenantSupervisor {
             .is_some_and(|s| s.generation == slot.generation)
     }
 
-    /// Hands queued messages to the sessions with the most free window.
+    /// Hands queued messages to the sessions with the most free window,
+    /// in lane order; messages whose validity has ended are expired instead.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        while !self.queue.is_empty() && !self.shutting_down {
+        let now_ms = unix_ms();
+        while !self.lanes.is_empty() && !self.shutting_down {
             let best = self
                 .slots
                 .iter()
@@ -378,9 +375,16 @@ impl TenantSupervisor {
                 .filter(|(_, free)| *free > 0)
                 .max_by_key(|(_, free)| *free);
             let Some((index, _)) = best else { break };
-            let Some(message) = self.queue.pop_front() else {
+            let Some(message) = self.lanes.pop_next() else {
                 break;
             };
+            if message
+                .validity_until_ms
+                .is_some_and(|until| until <= now_ms)
+            {
+                self.expire(message);
+                continue;
+            }
             let slot = &mut self.slots[index];
             slot.outstanding.insert(message.id, message.clone());
             slot.submitted += 1;
@@ -391,40 +395,52 @@ impl TenantSupervisor {
         self.maybe_refill(ctx);
     }
 
+    /// Its validity ended before it could be submitted: `expired`, and its
+    /// reserved credit is released (by the store's trigger).
+    fn expire(&mut self, message: QueuedMessage) {
+        let (id, tenant) = (message.id, self.tenant.clone());
+        log::info!("[{tenant}] message {id} expired before it could be submitted");
+        self.stats.finished(MessageStatus::Expired);
+        self.store.mark_final(
+            id,
+            MessageStatus::Expired,
+            Some(ErrorInfo {
+                code: 0,
+                name: "VALIDITY_EXPIRED".into(),
+            }),
+            false,
+            Box::new(move |res| {
+                if let Err(e) = res {
+                    log::error!("[{tenant}] recording message {id} as expired failed: {e}");
+                }
+            }),
+        );
+    }
+
     fn maybe_refill(&mut self, ctx: &mut Context<Self>) {
-        if !self.backlog || self.refilling || self.queue.len() >= self.queue_capacity / 2 {
-            return;
-        }
-        self.refilling = true;
-        self.dropped_during_refill = false;
-        let limit = self.queue_capacity - self.queue.len();
-        let (store, tenant, after) = (self.store.clone(), self.tenant.clone(), self.cursor);
-        let read =
-            tokio::task::spawn_blocking(move || store.queued_messages(&tenant, after, limit));
-        ctx.spawn(read.into_actor(self).map(move |res, act, ctx| {
-            act.refilling = false;
-            match res {
+        for refill in self.lanes.refills_wanted() {
+            let (store, tenant) = (self.store.clone(), self.tenant.clone());
+            let read = tokio::task::spawn_blocking(move || {
+                store.queued_messages(&tenant, refill.priority, refill.after, refill.limit)
+            });
+            ctx.spawn(read.into_actor(self).map(move |res, act, ctx| match res {
                 Ok(Ok(rows)) => {
-                    let complete = rows.len() < limit && !act.dropped_during_refill;
-                    for row in rows {
-                        if act.cursor.is_some_and(|c| row.id <= c) {
-                            continue;
-                        }
-                        act.cursor = Some(row.id);
-                        act.queue.push_back(row);
-                    }
-                    if complete {
-                        act.backlog = false;
-                    }
+                    act.lanes.refilled(refill, rows);
                     act.pump(ctx);
                 }
-                Ok(Err(e)) => log::error!(
-                    "[{}] reading the queue from the store failed: {e}",
-                    act.tenant
-                ),
-                Err(e) => log::error!("[{}] queue refill task failed: {e}", act.tenant),
-            }
-        }));
+                Ok(Err(e)) => {
+                    act.lanes.refill_failed(refill);
+                    log::error!(
+                        "[{}] reading the queue from the store failed: {e}",
+                        act.tenant
+                    )
+                }
+                Err(e) => {
+                    act.lanes.refill_failed(refill);
+                    log::error!("[{}] queue refill task failed: {e}", act.tenant)
+                }
+            }));
+        }
     }
 
     fn retry_later(&mut self, message: QueuedMessage, delay: Duration) {
@@ -474,7 +490,7 @@ impl TenantSupervisor {
                 self.store.mark_retry(id, Some(error), log_err("throttled"));
                 TenantStats::bump(&self.stats.throttled);
                 TenantStats::bump(&self.stats.retried);
-                self.queue.push_front(message);
+                self.lanes.push_front(message);
             }
             ErrorClass::Temporary if message.attempts < channel.max_attempts => {
                 let delay = backoff(
@@ -526,6 +542,11 @@ impl Actor for TenantSupervisor {
         for index in 0..self.slots.len() {
             self.start_slot(index, ctx);
         }
+        ctx.run_interval(EXPIRY_SWEEP, |act, _ctx| {
+            for message in act.lanes.take_expired(unix_ms()) {
+                act.expire(message);
+            }
+        });
         ctx.run_interval(RETRY_TICK, |act, ctx| {
             let now = Instant::now();
             if act.retries.iter().any(|(due, _)| *due <= now) {
@@ -533,7 +554,7 @@ impl Actor for TenantSupervisor {
                     act.retries.drain(..).partition(|(due, _)| *due <= now);
                 act.retries = later;
                 for (_, message) in due.into_iter().rev() {
-                    act.queue.push_front(message);
+                    act.lanes.push_front(message);
                 }
             }
             act.pump(ctx);
@@ -546,19 +567,11 @@ impl Handler<Enqueued> for TenantSupervisor {
     type Result = ();
 
     fn handle(&mut self, Enqueued(message): Enqueued, ctx: &mut Self::Context) {
-        if self.cursor.is_some_and(|c| message.id <= c) {
-            return;
+        match self.lanes.offer(message) {
+            Offer::Taken => self.pump(ctx),
+            Offer::Deferred => self.maybe_refill(ctx),
+            Offer::Duplicate => {}
         }
-        if self.backlog || self.queue.len() >= self.queue_capacity {
-            self.backlog = true;
-            if self.refilling {
-                self.dropped_during_refill = true;
-            }
-            return self.maybe_refill(ctx);
-        }
-        self.cursor = Some(message.id);
-        self.queue.push_back(message);
-        self.pump(ctx);
     }
 }
 
@@ -616,11 +629,11 @@ impl Handler<SubmitDone> for TenantSupervisor {
         match msg.attempt {
             Attempt::NotSent => {
                 slot.paused = true;
-                self.queue.push_front(msg.message);
+                self.lanes.push_front(msg.message);
             }
             Attempt::WindowWaitExpired => {
                 slot.window_wait_timeouts += 1;
-                self.queue.push_front(msg.message);
+                self.lanes.push_front(msg.message);
             }
             Attempt::Sent(outcome) => {
                 match &outcome {
@@ -751,4 +764,11 @@ impl Handler<PanicSession> for TenantSupervisor {
             addr.do_send(InjectPanic);
         }
     }
+}
+
+/// Now, in unix milliseconds.
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

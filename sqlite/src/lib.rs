@@ -24,8 +24,8 @@ pub mod writer;
 
 pub use store::{Store, StoreOptions, Synchronous};
 pub use types::{
-    ErrorInfo, MessageId, MessageRecord, MessageStatus, NewInbound, NewMessage, QueuedMessage,
-    Receipt, ReceiptMatch,
+    Balance, ErrorInfo, MessageId, MessageRecord, MessageStatus, NewInbound, NewMessage, Priority,
+    QueuedMessage, Receipt, ReceiptMatch,
 };
 pub use writer::{Done, WriterStats};
 
@@ -63,6 +63,21 @@ pub enum StoreError {
     /// The writer thread has stopped (the store was closed): the write was not applied.
     #[error("the store writer thread has stopped")]
     WriterGone,
+    /// The tenant's credit does not cover the message: nothing was stored.
+    #[error("insufficient credit: {needed} needed, {available} available (micro-units)")]
+    InsufficientCredit {
+        /// Available balance.
+        available: i64,
+        /// The charge of the message.
+        needed: i64,
+    },
+    /// The tenant already has its maximum of queued messages: nothing was
+    /// stored.
+    #[error("the tenant already has {limit} messages queued")]
+    QuotaExceeded {
+        /// The limit.
+        limit: u64,
+    },
     /// A row holds a value we cannot interpret (unknown status, out-of-range
     /// number, wrong column type). Reported instead of panicking.
     #[error("corrupt row: {0}")]

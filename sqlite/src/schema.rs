@@ -64,6 +64,65 @@ pub const MIGRATIONS: &[&str] = &[
         received_at INTEGER NOT NULL
     );
     CREATE INDEX inbound_tenant ON inbound(tenant, id);",
+    // 3: priorities, validity, parts, credit, and the per-tenant queued count.
+    //
+    // The queue index gains the priority so each lane is its own range scan.
+    // `tenant_counters.queued` and the credit moves are kept by triggers, so
+    // they stay exact whichever statement changes a status: every status
+    // change goes through the single writer, so the quota check and the
+    // credit reservation at insert are exact under any concurrency.
+    // Credit: reserved at insert (by the insert itself), captured when the
+    // message leaves `queued` for anything but failed/expired, released
+    // (back to available) when it fails or expires before that.
+    "ALTER TABLE messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE messages ADD COLUMN validity_until INTEGER;
+    ALTER TABLE messages ADD COLUMN parts INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE messages ADD COLUMN charge INTEGER;
+    ALTER TABLE messages ADD COLUMN charge_state TEXT;
+    DROP INDEX messages_queued;
+    CREATE INDEX messages_queued ON messages(tenant, priority, id) WHERE status = 'queued';
+    CREATE TABLE tenant_counters (
+        tenant TEXT PRIMARY KEY,
+        queued INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    INSERT INTO tenant_counters (tenant, queued)
+        SELECT tenant, COUNT(*) FROM messages WHERE status = 'queued' GROUP BY tenant;
+    CREATE TRIGGER messages_count_insert AFTER INSERT ON messages WHEN NEW.status = 'queued'
+    BEGIN
+        INSERT OR IGNORE INTO tenant_counters (tenant, queued) VALUES (NEW.tenant, 0);
+        UPDATE tenant_counters SET queued = queued + 1 WHERE tenant = NEW.tenant;
+    END;
+    CREATE TRIGGER messages_count_update AFTER UPDATE OF status ON messages
+        WHEN (OLD.status = 'queued') <> (NEW.status = 'queued')
+    BEGIN
+        UPDATE tenant_counters
+            SET queued = queued + (CASE WHEN NEW.status = 'queued' THEN 1 ELSE -1 END)
+            WHERE tenant = NEW.tenant;
+    END;
+    CREATE TRIGGER messages_count_delete AFTER DELETE ON messages WHEN OLD.status = 'queued'
+    BEGIN
+        UPDATE tenant_counters SET queued = queued - 1 WHERE tenant = OLD.tenant;
+    END;
+    CREATE TABLE accounts (
+        tenant TEXT PRIMARY KEY,
+        available INTEGER NOT NULL,
+        reserved INTEGER NOT NULL DEFAULT 0,
+        spent INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TRIGGER messages_charge_capture AFTER UPDATE OF status ON messages
+        WHEN OLD.charge_state = 'reserved' AND NEW.status NOT IN ('queued', 'failed', 'expired')
+    BEGIN
+        UPDATE accounts SET reserved = reserved - OLD.charge, spent = spent + OLD.charge
+            WHERE tenant = OLD.tenant;
+        UPDATE messages SET charge_state = 'captured' WHERE id = OLD.id;
+    END;
+    CREATE TRIGGER messages_charge_release AFTER UPDATE OF status ON messages
+        WHEN OLD.charge_state = 'reserved' AND NEW.status IN ('failed', 'expired')
+    BEGIN
+        UPDATE accounts SET reserved = reserved - OLD.charge, available = available + OLD.charge
+            WHERE tenant = OLD.tenant;
+        UPDATE messages SET charge_state = 'released' WHERE id = OLD.id;
+    END;",
 ];
 
 /// The schema version this build writes: the number of migrations.

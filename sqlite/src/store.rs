@@ -15,8 +15,8 @@ use rusqlite::types::FromSql;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::types::{
-    ErrorInfo, MessageId, MessageRecord, MessageStatus, NewInbound, NewMessage, QueuedMessage,
-    Receipt, ReceiptMatch,
+    Balance, ErrorInfo, MessageId, MessageRecord, MessageStatus, NewInbound, NewMessage, Priority,
+    QueuedMessage, Receipt, ReceiptMatch,
 };
 use crate::writer::{self, Done, Job, StatsCounters, WriterStats};
 use crate::{schema, StoreError};
@@ -163,6 +163,43 @@ impl Store {
             move |conn, now| {
                 let id = Self::next_message_id(&last_id);
                 insert(conn, now, id, &message).map(|()| id)
+            },
+            done,
+        ));
+    }
+
+    /// Creates the tenant's credit account with `available` if it has none
+    /// (a config seed: an existing balance is never overwritten).
+    pub fn ensure_account(&self, tenant: &str, available: i64, done: Done<()>) {
+        let tenant = tenant.to_owned();
+        self.submit(writer::job(
+            move |conn, _| {
+                conn.prepare_cached(
+                    "INSERT OR IGNORE INTO accounts (tenant, available) VALUES (?1, ?2)",
+                )?
+                .execute(params![tenant, available])?;
+                Ok(())
+            },
+            done,
+        ));
+    }
+
+    /// Adds `amount` (micro-units, may be negative) to the tenant's
+    /// available credit, creating the account if needed; answers with the
+    /// new balance.
+    pub fn top_up(&self, tenant: &str, amount: i64, done: Done<Balance>) {
+        let tenant = tenant.to_owned();
+        self.submit(writer::job(
+            move |conn, _| {
+                conn.prepare_cached(
+                    "INSERT OR IGNORE INTO accounts (tenant, available) VALUES (?1, 0)",
+                )?
+                .execute(params![tenant])?;
+                conn.prepare_cached(
+                    "UPDATE accounts SET available = available + ?2 WHERE tenant = ?1",
+                )?
+                .execute(params![tenant, amount])?;
+                Ok(read_balance(conn, &tenant)?.unwrap_or_default())
             },
             done,
         ));
@@ -318,11 +355,28 @@ impl Store {
         }
     }
 
-    /// The tenant's queued messages with id > `after` (or from the start),
-    /// oldest first, at most `limit`.
+    /// The tenant's credit, `None` if it has no account.
+    pub fn balance(&self, tenant: &str) -> Result<Option<Balance>, StoreError> {
+        read_balance(&self.inner.readers.get(), tenant)
+    }
+
+    /// How many messages the tenant has queued (accepted, not yet
+    /// submitted or final), from the trigger-kept counter.
+    pub fn queued_count(&self, tenant: &str) -> Result<u64, StoreError> {
+        let conn = self.inner.readers.get();
+        let queued: Option<i64> = conn
+            .prepare_cached("SELECT queued FROM tenant_counters WHERE tenant = ?1")?
+            .query_row(params![tenant], |row| row.get(0))
+            .optional()?;
+        Ok(queued.unwrap_or(0).max(0) as u64)
+    }
+
+    /// The tenant's queued messages of one priority lane with id > `after`
+    /// (or from the start), oldest first, at most `limit`.
     pub fn queued_messages(
         &self,
         tenant: &str,
+        priority: Priority,
         after: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<QueuedMessage>, StoreError> {
@@ -333,7 +387,7 @@ impl Store {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let conn = self.inner.readers.get();
         let mut stmt = conn.prepare_cached(SELECT_QUEUED)?;
-        let mut rows = stmt.query(params![tenant, after, limit])?;
+        let mut rows = stmt.query(params![tenant, priority.as_i64(), after, limit])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let id = MessageId(column(row, 0, "id")?);
@@ -343,6 +397,8 @@ impl Store {
                 destination: column(row, 2, "destination")?,
                 text: column(row, 3, "body")?,
                 attempts: column(row, 4, "attempts")?,
+                priority,
+                validity_until_ms: column(row, 5, "validity_until")?,
             });
         }
         Ok(out)
@@ -515,12 +571,14 @@ impl Drop for PooledReader<'_> {
 
 const SELECT_MESSAGE: &str = "SELECT id, tenant, source, destination, body, status, channel, \
      smsc_message_id, attempts, error_code, error_name, created_at, submitted_at, done_at, \
-     updated_at FROM messages WHERE id = ?1 AND tenant = ?2";
+     updated_at, priority, validity_until, parts, charge, charge_state \
+     FROM messages WHERE id = ?1 AND tenant = ?2";
 
 /// `status = 'queued'` is spelled out (not bound) so SQLite can prove the
 /// partial index `messages_queued` applies.
-const SELECT_QUEUED: &str = "SELECT id, source, destination, body, attempts FROM messages \
-     WHERE tenant = ?1 AND status = 'queued' AND id > ?2 ORDER BY id LIMIT ?3";
+const SELECT_QUEUED: &str = "SELECT id, source, destination, body, attempts, validity_until \
+     FROM messages WHERE tenant = ?1 AND priority = ?2 AND status = 'queued' AND id > ?3 \
+     ORDER BY id LIMIT ?4";
 
 const SELECT_TENANTS_WITH_QUEUED: &str =
     "SELECT DISTINCT tenant FROM messages WHERE status = 'queued' ORDER BY tenant";
@@ -572,7 +630,26 @@ fn message_record(row: &Row<'_>) -> Result<MessageRecord, StoreError> {
         submitted_at_ms: column(row, 12, "submitted_at")?,
         done_at_ms: column(row, 13, "done_at")?,
         updated_at_ms: column(row, 14, "updated_at")?,
+        priority: Priority::from_i64(column(row, 15, "priority")?)
+            .ok_or_else(|| StoreError::Corrupt(format!("message {id}: unknown priority")))?,
+        validity_until_ms: column(row, 16, "validity_until")?,
+        parts: column(row, 17, "parts")?,
+        charge: column(row, 18, "charge")?,
+        charge_state: column(row, 19, "charge_state")?,
     })
+}
+
+fn read_balance(conn: &Connection, tenant: &str) -> Result<Option<Balance>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT available, reserved, spent FROM accounts WHERE tenant = ?1")?
+        .query_row(params![tenant], |row| {
+            Ok(Balance {
+                available: row.get(0)?,
+                reserved: row.get(1)?,
+                spent: row.get(2)?,
+            })
+        })
+        .optional()?)
 }
 
 // ---- SQL: writes (run on the writer thread, inside its transaction) ----
@@ -601,10 +678,40 @@ fn receipt_status(status: MessageStatus) -> MessageStatus {
     }
 }
 
+/// Inserts a message after checking the tenant's queue quota and reserving
+/// its charge. Runs inside the op's savepoint: if anything fails, the
+/// reservation is undone with it.
 fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<(), StoreError> {
+    if let Some(limit) = m.max_queued {
+        let queued: i64 = conn
+            .prepare_cached("SELECT queued FROM tenant_counters WHERE tenant = ?1")?
+            .query_row(params![m.tenant], |row| row.get(0))
+            .optional()?
+            .unwrap_or(0);
+        if queued.max(0) as u64 >= limit {
+            return Err(StoreError::QuotaExceeded { limit });
+        }
+    }
+    if let Some(charge) = m.charge {
+        let reserved = conn
+            .prepare_cached(
+                "UPDATE accounts SET available = available - ?2, reserved = reserved + ?2 \
+                 WHERE tenant = ?1 AND available >= ?2",
+            )?
+            .execute(params![m.tenant, charge])?;
+        if reserved == 0 {
+            let available = read_balance(conn, &m.tenant)?.map_or(0, |b| b.available);
+            return Err(StoreError::InsufficientCredit {
+                available,
+                needed: charge,
+            });
+        }
+    }
     conn.prepare_cached(
         "INSERT INTO messages (id, tenant, source, destination, body, status, attempts, \
-         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?6)",
+         created_at, updated_at, priority, validity_until, parts, charge, charge_state) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?6, ?7, ?8, ?9, ?10, \
+         CASE WHEN ?10 IS NULL THEN NULL ELSE 'reserved' END)",
     )?
     .execute(params![
         id.as_i64(),
@@ -612,7 +719,11 @@ fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<
         m.source,
         m.destination,
         m.text,
-        now
+        now,
+        m.priority.as_i64(),
+        m.validity_until_ms,
+        m.parts,
+        m.charge
     ])?;
     Ok(())
 }

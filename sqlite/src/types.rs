@@ -119,6 +119,63 @@ pub struct ErrorInfo {
     pub name: String,
 }
 
+/// Which lane of a tenant's queue a message waits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Priority {
+    /// OTP and other express traffic: goes first.
+    High,
+    /// The default.
+    #[default]
+    Normal,
+    /// Campaigns: goes last, but is never starved entirely.
+    Bulk,
+}
+
+impl Priority {
+    /// Every lane, highest first.
+    pub const ALL: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Bulk];
+
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Bulk => "bulk",
+        }
+    }
+
+    /// Parses the API spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// The stored value (0 = high).
+    pub fn as_i64(self) -> i64 {
+        self as i64
+    }
+
+    /// From the stored value.
+    pub fn from_i64(v: i64) -> Option<Self> {
+        Self::ALL.get(usize::try_from(v).ok()?).copied()
+    }
+
+    /// Index 0..3, highest first.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A tenant's credit, in micro-units of its currency (1 = 0.000001).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Balance {
+    /// What new messages can still reserve.
+    pub available: i64,
+    /// Reserved by accepted messages not yet submitted.
+    pub reserved: i64,
+    /// Captured by successful submits.
+    pub spent: i64,
+}
+
 /// A message to insert; it starts `queued` with no attempts. Its id is
 /// assigned by the writer when it runs the insert (see
 /// [`Store::insert_message`](crate::Store::insert_message)).
@@ -132,6 +189,35 @@ pub struct NewMessage {
     pub destination: String,
     /// Message text.
     pub text: String,
+    /// Queue lane.
+    pub priority: Priority,
+    /// Not to be submitted after this time (unix ms).
+    pub validity_until_ms: Option<i64>,
+    /// SMS parts it takes.
+    pub parts: u32,
+    /// Credit to reserve (micro-units); `None` = no credit control.
+    pub charge: Option<i64>,
+    /// Refuse the insert if the tenant already has this many messages
+    /// queued (accepted, not yet submitted or final).
+    pub max_queued: Option<u64>,
+}
+
+impl NewMessage {
+    /// A normal-priority, single-part message without validity, charge or
+    /// quota.
+    pub fn new(tenant: &str, source: &str, destination: &str, text: &str) -> Self {
+        Self {
+            tenant: tenant.into(),
+            source: source.into(),
+            destination: destination.into(),
+            text: text.into(),
+            priority: Priority::Normal,
+            validity_until_ms: None,
+            parts: 1,
+            charge: None,
+            max_queued: None,
+        }
+    }
 }
 
 /// A message as stored, every column.
@@ -165,6 +251,16 @@ pub struct MessageRecord {
     pub done_at_ms: Option<i64>,
     /// Last change of any kind, unix ms.
     pub updated_at_ms: i64,
+    /// Queue lane.
+    pub priority: Priority,
+    /// Not to be submitted after this time (unix ms).
+    pub validity_until_ms: Option<i64>,
+    /// SMS parts.
+    pub parts: u32,
+    /// Credit reserved for it (micro-units), if credit control applies.
+    pub charge: Option<i64>,
+    /// `reserved`, `captured` or `released`.
+    pub charge_state: Option<String>,
 }
 
 /// What a tenant supervisor needs to (re)submit a message.
@@ -180,6 +276,10 @@ pub struct QueuedMessage {
     pub text: String,
     /// Attempts so far, for retry policy.
     pub attempts: u32,
+    /// Queue lane.
+    pub priority: Priority,
+    /// Not to be submitted after this time (unix ms).
+    pub validity_until_ms: Option<i64>,
 }
 
 /// A delivery receipt as parsed from an SMSC's deliver_sm.

@@ -4,8 +4,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
 use smppd_sqlite::{
-    Done, ErrorInfo, MessageId, MessageStatus, NewInbound, NewMessage, QueuedMessage, Receipt,
-    ReceiptMatch, Store, StoreError, StoreOptions, Synchronous,
+    Balance, Done, ErrorInfo, MessageId, MessageStatus, NewInbound, NewMessage, Priority,
+    QueuedMessage, Receipt, ReceiptMatch, Store, StoreError, StoreOptions, Synchronous,
 };
 use tempfile::TempDir;
 
@@ -21,12 +21,7 @@ fn wait<T: Send + 'static>(write: impl FnOnce(Done<T>)) -> Result<T, StoreError>
 }
 
 fn message(tenant: &str, text: &str) -> NewMessage {
-    NewMessage {
-        tenant: tenant.into(),
-        source: "ACME".into(),
-        destination: "+4915112345678".into(),
-        text: text.into(),
-    }
+    NewMessage::new(tenant, "ACME", "+4915112345678", text)
 }
 
 fn insert(store: &Store, tenant: &str, text: &str) -> MessageId {
@@ -346,7 +341,9 @@ fn queued_messages_paginates_only_the_tenants_queued_messages() {
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = store.queued_messages("acme", after, 2).unwrap();
+        let page = store
+            .queued_messages("acme", Priority::Normal, after, 2)
+            .unwrap();
         assert!(page.len() <= 2);
         let Some(last) = page.last() else { break };
         after = Some(last.id);
@@ -354,7 +351,9 @@ fn queued_messages_paginates_only_the_tenants_queued_messages() {
     }
     assert_eq!(seen, expected, "oldest first, no gaps, no repeats");
 
-    let first = &store.queued_messages("acme", None, 1).unwrap()[0];
+    let first = &store
+        .queued_messages("acme", Priority::Normal, None, 1)
+        .unwrap()[0];
     assert_eq!(
         *first,
         QueuedMessage {
@@ -363,11 +362,16 @@ fn queued_messages_paginates_only_the_tenants_queued_messages() {
             destination: "+4915112345678".into(),
             text: "m0".into(),
             attempts: 0,
+            priority: Priority::Normal,
+            validity_until_ms: None,
         }
     );
-    assert!(store.queued_messages("acme", None, 0).unwrap().is_empty());
     assert!(store
-        .queued_messages("nobody", None, 10)
+        .queued_messages("acme", Priority::Normal, None, 0)
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .queued_messages("nobody", Priority::Normal, None, 10)
         .unwrap()
         .is_empty());
 }
@@ -712,4 +716,247 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
+}
+
+// ---- priorities, quotas and credit (migration 3) ----
+
+fn insert_with(store: &Store, m: NewMessage) -> Result<MessageId, StoreError> {
+    wait(|done| store.insert_message(m, done))
+}
+
+#[test]
+fn each_priority_lane_is_paged_separately() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let high = insert_with(
+        &store,
+        NewMessage {
+            priority: Priority::High,
+            ..message("acme", "otp")
+        },
+    )
+    .unwrap();
+    let normal = insert(&store, "acme", "hello");
+    let bulk = insert_with(
+        &store,
+        NewMessage {
+            priority: Priority::Bulk,
+            ..message("acme", "promo")
+        },
+    )
+    .unwrap();
+    let lane = |p| store.queued_messages("acme", p, None, 10).unwrap();
+    assert_eq!(
+        lane(Priority::High)
+            .iter()
+            .map(|m| m.id)
+            .collect::<Vec<_>>(),
+        vec![high]
+    );
+    assert_eq!(
+        lane(Priority::Normal)
+            .iter()
+            .map(|m| m.id)
+            .collect::<Vec<_>>(),
+        vec![normal]
+    );
+    assert_eq!(lane(Priority::Bulk)[0].id, bulk);
+    assert_eq!(lane(Priority::Bulk)[0].priority, Priority::Bulk);
+    assert_eq!(
+        store.get_message("acme", high).unwrap().unwrap().priority,
+        Priority::High
+    );
+}
+
+#[test]
+fn the_queued_count_follows_every_status_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = insert(&store, "acme", "a");
+    let b = insert(&store, "acme", "b");
+    let c = insert(&store, "acme", "c");
+    assert_eq!(store.queued_count("acme").unwrap(), 3);
+    submit(&store, a, "ch", "x1");
+    wait(|done| store.mark_retry(b, None, done)).unwrap();
+    assert_eq!(
+        store.queued_count("acme").unwrap(),
+        2,
+        "a retry stays queued"
+    );
+    wait(|done| store.mark_final(c, MessageStatus::Failed, None, true, done)).unwrap();
+    assert_eq!(store.queued_count("acme").unwrap(), 1);
+    assert_eq!(store.queued_count("other").unwrap(), 0);
+}
+
+#[test]
+fn a_full_queue_refuses_the_insert_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let capped = |text: &str| NewMessage {
+        max_queued: Some(2),
+        ..message("acme", text)
+    };
+    insert_with(&store, capped("1")).unwrap();
+    insert_with(&store, capped("2")).unwrap();
+    let third = insert_with(&store, capped("3"));
+    assert!(
+        matches!(third, Err(StoreError::QuotaExceeded { limit: 2 })),
+        "{third:?}"
+    );
+    assert_eq!(
+        store.count_by_status("acme").unwrap()[&MessageStatus::Queued],
+        2
+    );
+}
+
+#[test]
+fn a_charge_is_reserved_then_captured_on_submit_or_released_on_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    wait(|done| store.ensure_account("acme", 100, done)).unwrap();
+    wait(|done| store.ensure_account("acme", 999, done)).unwrap();
+    let charged = |text: &str| NewMessage {
+        charge: Some(30),
+        ..message("acme", text)
+    };
+    let a = insert_with(&store, charged("a")).unwrap();
+    let b = insert_with(&store, charged("b")).unwrap();
+    let c = insert_with(&store, charged("c")).unwrap();
+    assert_eq!(
+        store.balance("acme").unwrap(),
+        Some(Balance {
+            available: 10,
+            reserved: 90,
+            spent: 0
+        })
+    );
+    let refused = insert_with(&store, charged("d"));
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::InsufficientCredit {
+                available: 10,
+                needed: 30
+            })
+        ),
+        "{refused:?}"
+    );
+
+    submit(&store, a, "ch", "x1");
+    apply(
+        &store,
+        receipt("acme", "ch", "x1", MessageStatus::Undeliverable),
+    );
+    wait(|done| store.mark_final(b, MessageStatus::Failed, None, true, done)).unwrap();
+    wait(|done| store.mark_final(c, MessageStatus::Expired, None, false, done)).unwrap();
+    assert_eq!(
+        store.balance("acme").unwrap(),
+        Some(Balance {
+            available: 70,
+            reserved: 0,
+            spent: 30
+        })
+    );
+    assert_eq!(
+        store
+            .get_message("acme", a)
+            .unwrap()
+            .unwrap()
+            .charge_state
+            .as_deref(),
+        Some("captured")
+    );
+    assert_eq!(
+        store
+            .get_message("acme", b)
+            .unwrap()
+            .unwrap()
+            .charge_state
+            .as_deref(),
+        Some("released")
+    );
+    // Final states never move money again.
+    wait(|done| store.mark_final(a, MessageStatus::Failed, None, true, done)).unwrap();
+    apply(
+        &store,
+        receipt("acme", "ch", "x1", MessageStatus::Delivered),
+    );
+    assert_eq!(
+        store.balance("acme").unwrap(),
+        Some(Balance {
+            available: 70,
+            reserved: 0,
+            spent: 30
+        })
+    );
+}
+
+#[test]
+fn a_receipt_that_overtook_its_submit_captures_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    wait(|done| store.ensure_account("acme", 100, done)).unwrap();
+    let a = insert_with(
+        &store,
+        NewMessage {
+            charge: Some(40),
+            ..message("acme", "a")
+        },
+    )
+    .unwrap();
+    apply(
+        &store,
+        receipt("acme", "ch", "early", MessageStatus::Delivered),
+    );
+    assert_eq!(
+        submit(&store, a, "ch", "early"),
+        Some(MessageStatus::Delivered)
+    );
+    assert_eq!(
+        store.balance("acme").unwrap(),
+        Some(Balance {
+            available: 60,
+            reserved: 0,
+            spent: 40
+        })
+    );
+}
+
+#[test]
+fn concurrent_charges_never_overdraw_the_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    wait(|done| store.ensure_account("acme", 1_000, done)).unwrap();
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            thread::spawn(move || {
+                (0..50)
+                    .filter(|i| {
+                        let m = NewMessage {
+                            charge: Some(7),
+                            ..message("acme", &format!("{t}-{i}"))
+                        };
+                        insert_with(&store, m).is_ok()
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let accepted: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(accepted, 1_000 / 7, "exactly as many as the credit covers");
+    let balance = store.balance("acme").unwrap().unwrap();
+    assert_eq!(balance.available + balance.reserved, 1_000);
+    assert_eq!(balance.reserved, 7 * accepted as i64);
+}
+
+#[test]
+fn a_top_up_creates_or_raises_the_balance() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    assert_eq!(store.balance("acme").unwrap(), None);
+    let b = wait(|done| store.top_up("acme", 500, done)).unwrap();
+    assert_eq!(b.available, 500);
+    let b = wait(|done| store.top_up("acme", 250, done)).unwrap();
+    assert_eq!(b.available, 750);
 }

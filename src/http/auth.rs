@@ -1,45 +1,112 @@
-//! Tenant authentication: `Authorization: Bearer <key>` (or `X-Api-Key:
-//! <key>`) resolved to a tenant id.
+//! Tenant authentication and each tenant's HTTP-side limits.
 //!
-//! Keys live in memory in a `HashMap`: a lookup hashes the whole presented
-//! key with a per-process random SipHash key, so its timing does not reveal
-//! how much of a wrong key matched (unlike a byte-by-byte comparison). The
-//! key itself is never logged.
+//! `Authorization: Bearer <key>` (or `X-Api-Key: <key>`) is resolved to a
+//! [`TenantInfo`]. Keys live in memory in a `HashMap`: a lookup hashes the
+//! whole presented key with a per-process random SipHash key, so its
+//! timing does not reveal how much of a wrong key matched (unlike a
+//! byte-by-byte comparison). The key itself is never logged.
 
 use std::collections::HashMap;
 use std::future::{ready, Ready};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 
 use super::problem::Problem;
+use crate::config::{micros, Config};
 
-/// API key → tenant id.
+/// A token bucket for a tenant's accept rate. Behind a mutex, so the limit
+/// holds exactly however many requests race for it.
+#[derive(Debug)]
+pub struct AcceptRate {
+    rate: f64,
+    burst: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl AcceptRate {
+    /// `rate` per second, with a burst of one second's worth (at least 1).
+    pub fn new(rate: f64) -> Self {
+        let burst = rate.max(1.0);
+        Self {
+            rate,
+            burst,
+            state: Mutex::new((burst, Instant::now())),
+        }
+    }
+
+    /// Takes a token, or says how long until one is there.
+    pub fn try_take(&self, now: Instant) -> Result<(), Duration> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, last) = *state;
+        let tokens = (tokens + now.saturating_duration_since(last).as_secs_f64() * self.rate)
+            .min(self.burst);
+        if tokens >= 1.0 {
+            *state = (tokens - 1.0, now);
+            Ok(())
+        } else {
+            *state = (tokens, now);
+            Err(Duration::from_secs_f64((1.0 - tokens) / self.rate))
+        }
+    }
+}
+
+/// One tenant as the HTTP layer sees it.
+#[derive(Debug)]
+pub struct TenantInfo {
+    /// Tenant id.
+    pub id: Arc<str>,
+    /// Accept-rate quota.
+    pub accept_rate: Option<AcceptRate>,
+    /// Most messages queued at once.
+    pub max_in_flight: Option<u64>,
+    /// Price of one part in micro-units; `Some` = credit control on.
+    pub price_per_part: Option<i64>,
+}
+
+/// API key → tenant.
 #[derive(Debug, Default)]
 pub struct Keys {
-    by_key: HashMap<String, Arc<str>>,
+    by_key: HashMap<String, Arc<TenantInfo>>,
 }
 
 impl Keys {
-    /// From (tenant id, key) pairs.
-    pub fn new<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+    /// Every tenant of the config.
+    pub fn from_config(config: &Config) -> Self {
         Self {
-            by_key: pairs
-                .into_iter()
-                .map(|(tenant, key)| (key.to_string(), Arc::from(tenant)))
+            by_key: config
+                .tenants
+                .iter()
+                .map(|t| {
+                    let info = TenantInfo {
+                        id: Arc::from(t.id.as_str()),
+                        accept_rate: t.max_accept_rate.map(AcceptRate::new),
+                        max_in_flight: t.max_in_flight,
+                        price_per_part: t.price_per_part.map(micros),
+                    };
+                    (t.api_key.clone(), Arc::new(info))
+                })
                 .collect(),
         }
     }
 
-    fn tenant(&self, key: &str) -> Option<Arc<str>> {
+    fn tenant(&self, key: &str) -> Option<Arc<TenantInfo>> {
         self.by_key.get(key).cloned()
     }
 }
 
 /// The authenticated tenant of a request.
 #[derive(Debug, Clone)]
-pub struct Tenant(pub Arc<str>);
+pub struct Tenant(pub Arc<TenantInfo>);
+
+impl Tenant {
+    /// Its id.
+    pub fn id(&self) -> &Arc<str> {
+        &self.0.id
+    }
+}
 
 fn presented_key(req: &HttpRequest) -> Option<&str> {
     if let Some(value) = req
@@ -75,5 +142,21 @@ impl FromRequest for Tenant {
                 .map(Tenant)
                 .ok_or_else(|| Problem::unauthorized("unknown API key")),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_accept_rate_allows_its_burst_then_one_per_interval() {
+        let bucket = AcceptRate::new(10.0);
+        let t0 = Instant::now();
+        assert_eq!((0..20).filter(|_| bucket.try_take(t0).is_ok()).count(), 10);
+        let wait = bucket.try_take(t0).unwrap_err();
+        assert!(wait <= Duration::from_millis(100) && wait > Duration::ZERO);
+        assert!(bucket.try_take(t0 + Duration::from_millis(100)).is_ok());
+        assert!(bucket.try_take(t0 + Duration::from_millis(100)).is_err());
     }
 }

@@ -1,23 +1,29 @@
-//! `POST /v1/messages`, `GET /v1/messages/{id}` and `GET /v1/connections`.
+//! `POST /v1/messages`, `GET /v1/messages/{id}`, `GET /v1/balance`,
+//! `GET /v1/stats` and `GET /v1/connections`.
 //!
 //! The 202 of a POST is sent only after the store's writer has committed
 //! the row: the handler waits on the commit callback. The same callback —
 //! on the writer thread, in commit order — tells the tenant's supervisor
 //! that work arrived.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Instant, UNIX_EPOCH};
 
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value};
-use smppd_actors::smpp::pdu;
+use smppd_actors::smpp::{pdu, time};
 use smppd_actors::Registry;
-use smppd_sqlite::{MessageId, MessageRecord, NewMessage, QueuedMessage, Store};
+use smppd_sqlite::{
+    MessageId, MessageRecord, NewMessage, Priority, QueuedMessage, Store, StoreError,
+};
 
 use super::auth::Tenant;
 use super::problem::Problem;
 
 /// The fields `POST /v1/messages` accepts.
-const FIELDS: &[&str] = &["to", "from", "text"];
+const FIELDS: &[&str] = &["to", "from", "text", "priority", "validity"];
+
+/// The longest validity accepted: a year.
+const MAX_VALIDITY_S: i64 = 366 * 24 * 3600;
 
 /// A validated send request.
 #[derive(Debug)]
@@ -25,6 +31,43 @@ struct SendRequest {
     to: String,
     from: String,
     text: String,
+    priority: Priority,
+    validity_until_ms: Option<i64>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `validity`: seconds from now (a positive integer) or an RFC 3339
+/// timestamp in the future, at most a year ahead.
+fn parse_validity(value: Option<&Value>, now: i64) -> Result<Option<i64>, Problem> {
+    let bad = |detail: &str| Problem::invalid_field("validity", detail.to_string());
+    let until = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => {
+            let seconds = n
+                .as_i64()
+                .filter(|s| (1..=MAX_VALIDITY_S).contains(s))
+                .ok_or_else(|| {
+                    bad("'validity' in seconds must be a whole number from 1 to 31622400 (a year)")
+                })?;
+            now + seconds * 1000
+        }
+        Some(Value::String(s)) => time::parse_rfc3339(s).ok_or_else(|| {
+            bad("'validity' must be seconds or an RFC 3339 timestamp like 2026-11-22T18:00:00Z")
+        })?,
+        Some(_) => return Err(bad("'validity' must be seconds or an RFC 3339 timestamp")),
+    };
+    if until <= now {
+        return Err(bad("'validity' is already over"));
+    }
+    if until > now + MAX_VALIDITY_S * 1000 {
+        return Err(bad("'validity' may be at most a year ahead"));
+    }
+    Ok(Some(until))
 }
 
 fn required_string(body: &Map<String, Value>, field: &str) -> Result<String, Problem> {
@@ -82,7 +125,29 @@ fn parse_send(bytes: &[u8]) -> Result<SendRequest, Problem> {
     }
     pdu::validate_addresses(&from, &to).map_err(|e| Problem::invalid_field("to", e.to_string()))?;
     pdu::encode_single_part(&text).map_err(|e| Problem::invalid_field("text", e.to_string()))?;
-    Ok(SendRequest { to, from, text })
+    let priority = match body.get("priority") {
+        None | Some(Value::Null) => Priority::Normal,
+        Some(Value::String(p)) => Priority::parse(p).ok_or_else(|| {
+            Problem::invalid_field(
+                "priority",
+                "'priority' must be \"high\", \"normal\" or \"bulk\"",
+            )
+        })?,
+        Some(_) => {
+            return Err(Problem::invalid_field(
+                "priority",
+                "'priority' must be a string",
+            ))
+        }
+    };
+    let validity_until_ms = parse_validity(body.get("validity"), now_ms())?;
+    Ok(SendRequest {
+        to,
+        from,
+        text,
+        priority,
+        validity_until_ms,
+    })
 }
 
 /// `POST /v1/messages`
@@ -94,6 +159,14 @@ pub async fn send(
 ) -> Result<HttpResponse, Problem> {
     let body = super::read_body(payload).await?;
     let request = parse_send(&body)?;
+    if let Some(rate) = &tenant.0.accept_rate {
+        if let Err(wait) = rate.try_take(Instant::now()) {
+            return Err(Problem::rate_limited(
+                wait.as_secs_f64().ceil().max(1.0) as u64
+            ));
+        }
+    }
+    let parts = 1u32;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let queued = QueuedMessage {
         id: MessageId(0),
@@ -101,15 +174,25 @@ pub async fn send(
         destination: request.to.clone(),
         text: request.text.clone(),
         attempts: 0,
+        priority: request.priority,
+        validity_until_ms: request.validity_until_ms,
     };
     let registry = registry.get_ref().clone();
-    let tenant_id = tenant.0.clone();
+    let tenant_id = tenant.id().clone();
     store.insert_message(
         NewMessage {
-            tenant: tenant.0.to_string(),
+            tenant: tenant.id().to_string(),
             source: request.from,
             destination: request.to,
             text: request.text,
+            priority: request.priority,
+            validity_until_ms: request.validity_until_ms,
+            parts,
+            charge: tenant
+                .0
+                .price_per_part
+                .map(|price| price * i64::from(parts)),
+            max_queued: tenant.0.max_in_flight,
         },
         Box::new(move |result| {
             if let Ok(id) = &result {
@@ -122,8 +205,16 @@ pub async fn send(
         Ok(Ok(id)) => {
             Ok(HttpResponse::Accepted().json(json!({"id": id.to_string(), "status": "queued"})))
         }
+        Ok(Err(StoreError::InsufficientCredit { available, needed })) => {
+            Err(Problem::insufficient_credit(format!(
+                "the message costs {} but only {} is available",
+                money(needed),
+                money(available)
+            )))
+        }
+        Ok(Err(StoreError::QuotaExceeded { limit })) => Err(Problem::queue_full(limit)),
         Ok(Err(e)) => {
-            log::error!("[{}] storing a message failed: {e}", tenant.0);
+            log::error!("[{}] storing a message failed: {e}", tenant.id());
             Err(Problem::store_unavailable(
                 "the message could not be stored; it was not accepted",
             ))
@@ -132,6 +223,42 @@ pub async fn send(
             "the store stopped; the message was not accepted",
         )),
     }
+}
+
+/// Micro-units as a JSON number in currency units (6 decimals at most).
+fn money(micros: i64) -> Value {
+    let text = format!(
+        "{}{}.{:06}",
+        if micros < 0 { "-" } else { "" },
+        micros.unsigned_abs() / 1_000_000,
+        micros.unsigned_abs() % 1_000_000
+    );
+    text.parse::<f64>().map_or(Value::Null, Value::from)
+}
+
+/// `GET /v1/balance`: the caller's credit (`credit_control: false` when
+/// its messages are not charged).
+pub async fn balance(tenant: Tenant, store: web::Data<Store>) -> Result<HttpResponse, Problem> {
+    let Some(price) = tenant.0.price_per_part else {
+        return Ok(HttpResponse::Ok().json(json!({"credit_control": false})));
+    };
+    let store = store.get_ref().clone();
+    let tenant_id = tenant.id().clone();
+    let balance = web::block(move || store.balance(&tenant_id))
+        .await
+        .map_err(|_| Problem::store_unavailable("the read was cancelled"))?
+        .map_err(|e| {
+            log::error!("[{}] reading the balance failed: {e}", tenant.id());
+            Problem::store_unavailable("the balance could not be read")
+        })?
+        .unwrap_or_default();
+    Ok(HttpResponse::Ok().json(json!({
+        "credit_control": true,
+        "available": money(balance.available),
+        "reserved": money(balance.reserved),
+        "spent": money(balance.spent),
+        "price_per_part": money(price),
+    })))
 }
 
 /// `GET /v1/messages/{id}`
@@ -143,12 +270,12 @@ pub async fn get(
     let not_found = || Problem::not_found("no such message");
     let id: MessageId = path.parse().map_err(|()| not_found())?;
     let store = store.get_ref().clone();
-    let tenant_id = tenant.0.clone();
+    let tenant_id = tenant.id().clone();
     let record = web::block(move || store.get_message(&tenant_id, id))
         .await
         .map_err(|_| Problem::store_unavailable("the read was cancelled"))?
         .map_err(|e| {
-            log::error!("[{}] reading message {id} failed: {e}", tenant.0);
+            log::error!("[{}] reading message {id} failed: {e}", tenant.id());
             Problem::store_unavailable("the message could not be read")
         })?;
     match record {
@@ -160,7 +287,7 @@ pub async fn get(
 /// `GET /v1/stats`: the caller's counters since the process started.
 pub async fn stats(tenant: Tenant, registry: web::Data<Registry>) -> HttpResponse {
     let counters: Map<String, Value> = registry
-        .stats(&tenant.0)
+        .stats(tenant.id())
         .map(|s| s.snapshot())
         .unwrap_or_default()
         .into_iter()
@@ -171,7 +298,7 @@ pub async fn stats(tenant: Tenant, registry: web::Data<Registry>) -> HttpRespons
 
 /// `GET /v1/connections`
 pub async fn connections(tenant: Tenant, registry: web::Data<Registry>) -> HttpResponse {
-    let sessions = registry.connections(&tenant.0).await.unwrap_or_default();
+    let sessions = registry.connections(tenant.id()).await.unwrap_or_default();
     let sessions: Vec<Value> = sessions
         .iter()
         .map(|s| {
@@ -180,7 +307,7 @@ pub async fn connections(tenant: Tenant, registry: web::Data<Registry>) -> HttpR
                 "session": s.session,
                 "bind": s.bind,
                 "state": s.state,
-                "since": rfc3339(s.since.duration_since(UNIX_EPOCH).unwrap_or_default()),
+                "since": time::rfc3339(s.since.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)),
                 "last_error": s.last_error,
                 "window_in_use": s.window_in_use,
                 "window_size": s.window_size,
@@ -196,45 +323,25 @@ pub async fn connections(tenant: Tenant, registry: web::Data<Registry>) -> HttpR
 }
 
 fn message_json(m: &MessageRecord) -> Value {
-    let time = |ms: i64| rfc3339(Duration::from_millis(ms.max(0) as u64));
     json!({
         "id": m.id.to_string(),
         "status": m.status.as_str(),
         "to": m.destination,
         "from": m.source,
         "text": m.text,
+        "priority": m.priority.as_str(),
+        "validity": m.validity_until_ms.map(time::rfc3339),
+        "parts": m.parts,
+        "price": m.charge.map(money),
         "channel": m.channel,
         "smsc_message_id": m.smsc_message_id,
         "attempts": m.attempts,
         "error": m.error.as_ref().map(|e| json!({"code": e.code, "name": e.name})),
-        "created_at": time(m.created_at_ms),
-        "submitted_at": m.submitted_at_ms.map(time),
-        "done_at": m.done_at_ms.map(time),
-        "updated_at": time(m.updated_at_ms),
+        "created_at": time::rfc3339(m.created_at_ms),
+        "submitted_at": m.submitted_at_ms.map(time::rfc3339),
+        "done_at": m.done_at_ms.map(time::rfc3339),
+        "updated_at": time::rfc3339(m.updated_at_ms),
     })
-}
-
-/// Formats a time since the Unix epoch as RFC 3339 UTC with milliseconds.
-pub fn rfc3339(since_epoch: Duration) -> String {
-    let secs = since_epoch.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since_epoch.subsec_millis()
-    )
 }
 
 #[cfg(test)]
@@ -243,22 +350,6 @@ mod tests {
 
     fn field_of(body: &str) -> Option<String> {
         parse_send(body.as_bytes()).err().and_then(|p| p.field)
-    }
-
-    #[test]
-    fn rfc3339_formats_known_instants() {
-        assert_eq!(
-            rfc3339(Duration::from_millis(0)),
-            "1970-01-01T00:00:00.000Z"
-        );
-        assert_eq!(
-            rfc3339(Duration::from_millis(1_795_305_600_123)),
-            "2026-11-22T00:00:00.123Z"
-        );
-        assert_eq!(
-            rfc3339(Duration::from_secs(951_782_400)),
-            "2000-02-29T00:00:00.000Z"
-        );
     }
 
     #[test]
@@ -304,6 +395,45 @@ mod tests {
             let p = parse_send(body.as_bytes()).unwrap_err();
             assert_eq!(p.kind, "urn:smppd:problem:malformed-body", "{body}");
         }
+    }
+
+    #[test]
+    fn validity_accepts_seconds_or_a_future_timestamp() {
+        let now = 1_795_305_600_000;
+        assert_eq!(
+            parse_validity(Some(&json!(60)), now).unwrap(),
+            Some(now + 60_000)
+        );
+        assert_eq!(
+            parse_validity(Some(&json!("2026-11-22T01:00:00Z")), now).unwrap(),
+            Some(now + 3_600_000)
+        );
+        for bad in [
+            json!(0),
+            json!(-5),
+            json!(1.5),
+            json!("2026-11-21T00:00:00Z"),
+            json!("soon"),
+            json!(true),
+        ] {
+            assert!(parse_validity(Some(&bad), now).is_err(), "{bad}");
+        }
+        assert_eq!(parse_validity(None, now).unwrap(), None);
+    }
+
+    #[test]
+    fn money_is_shown_in_currency_units() {
+        assert_eq!(money(50_000), json!(0.05));
+        assert_eq!(money(12_050_000), json!(12.05));
+        assert_eq!(money(-1), json!(-0.000001));
+    }
+
+    #[test]
+    fn a_bad_priority_is_named() {
+        assert_eq!(
+            field_of(r#"{"to":"4917","from":"ACME","text":"hi","priority":"urgent"}"#).as_deref(),
+            Some("priority")
+        );
     }
 
     #[test]

@@ -47,6 +47,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(not_allowed)),
     )
     .service(
+        web::resource("/v1/balance")
+            .route(web::get().to(messages::balance))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
         web::resource("/v1/stats")
             .route(web::get().to(messages::stats))
             .default_service(web::to(not_allowed)),

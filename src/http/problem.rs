@@ -22,6 +22,9 @@ pub struct Problem {
     /// The JSON field at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Seconds for the `Retry-After` header (429).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -37,6 +40,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -81,6 +85,42 @@ impl Problem {
             "Not found",
             detail,
         )
+    }
+
+    /// 402: the tenant's credit does not cover the message.
+    pub fn insufficient_credit(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "urn:smppd:problem:insufficient-credit",
+            "Insufficient credit",
+            detail,
+        )
+    }
+
+    /// 429: over the accept rate; retry after the given seconds.
+    pub fn rate_limited(retry_after_s: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_s),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "urn:smppd:problem:rate-limited",
+                "Too many requests",
+                format!("over the accept rate; retry in {retry_after_s} s"),
+            )
+        }
+    }
+
+    /// 429: the tenant already has its maximum of messages queued.
+    pub fn queue_full(limit: u64) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "urn:smppd:problem:queue-full",
+                "Too many messages in flight",
+                format!("{limit} messages are already waiting to be sent; retry when some are out"),
+            )
+        }
     }
 
     /// 405.
@@ -130,6 +170,9 @@ impl ResponseError for Problem {
         response.content_type("application/problem+json");
         if self.status == 401 {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header(("Retry-After", seconds.to_string()));
         }
         response.body(serde_json::to_string(self).unwrap_or_default())
     }

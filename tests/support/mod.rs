@@ -25,17 +25,34 @@ pub struct TenantSetup<'a> {
 /// A config for `tenants`, all on the simulator at `port`. `extra` is
 /// appended to every channel table (e.g. "sessions = 2").
 pub fn config_text(db: &Path, port: u16, tenants: &[TenantSetup], extra: &str) -> String {
+    config_text_with(db, port, tenants, "", extra)
+}
+
+/// Like [`config_text`], with `tenant_extra` added to every tenant table
+/// (e.g. "max_in_flight = 5").
+pub fn config_text_with(
+    db: &Path,
+    port: u16,
+    tenants: &[TenantSetup],
+    tenant_extra: &str,
+    extra: &str,
+) -> String {
     let mut text = format!(
         "[database]\npath = {:?}\nsynchronous = \"normal\"\n",
         db.display().to_string()
     );
     for t in tenants {
-        text.push_str(&format!(
-            "[[tenants]]\nid = \"{}\"\napi_key = \"{}\"\n[[tenants.channels]]\nname = \"sim\"\nhost = \"127.0.0.1\"\nport = {port}\nsystem_id = \"{}\"\npassword = \"{}\"\nreconnect_initial_ms = 50\nreconnect_max_s = 1\nretry_initial_ms = 100\n{extra}\n",
-            t.id, t.api_key, t.system_id, t.password
-        ));
+        text.push_str(&tenant_text(port, t, tenant_extra, extra));
     }
     text
+}
+
+/// One `[[tenants]]` table with its channel to the simulator at `port`.
+pub fn tenant_text(port: u16, t: &TenantSetup, tenant_extra: &str, extra: &str) -> String {
+    format!(
+        "[[tenants]]\nid = \"{}\"\napi_key = \"{}\"\n{tenant_extra}\n[[tenants.channels]]\nname = \"sim\"\nhost = \"127.0.0.1\"\nport = {port}\nsystem_id = \"{}\"\npassword = \"{}\"\nreconnect_initial_ms = 50\nreconnect_max_s = 1\nretry_initial_ms = 100\n{extra}\n",
+        t.id, t.api_key, t.system_id, t.password
+    )
 }
 
 /// The standard two-tenant setup.
@@ -136,6 +153,7 @@ impl Drop for TestEngine {
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
+    pub retry_after: Option<String>,
     pub body: Value,
 }
 
@@ -173,11 +191,17 @@ impl Http {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let text = response.body_mut().read_to_string().unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Some(Reply {
             status,
             content_type,
+            retry_after,
             body,
         })
     }
@@ -210,6 +234,15 @@ impl Http {
             request = request.header("Authorization", format!("Bearer {key}"));
         }
         Self::finish(request.call())
+    }
+
+    /// Posts one message with extra JSON fields merged in.
+    pub fn post_message(&self, key: &str, fields: Value) -> Reply {
+        let mut body = serde_json::json!({"to": "4915100000001", "from": "ACME", "text": "hi"});
+        if let (Value::Object(b), Value::Object(f)) = (&mut body, fields) {
+            b.extend(f);
+        }
+        self.post("/v1/messages", Some(key), &body.to_string())
     }
 
     /// Sends one message and returns its id, asserting the 202.

@@ -13,4 +13,5 @@ pub mod rate;
 pub mod receipt;
 pub mod session;
 pub mod status;
+pub mod time;
 pub mod window;

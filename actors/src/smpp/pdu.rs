@@ -147,16 +147,27 @@ pub fn encode_single_part(text: &str) -> Result<Encoded, PduError> {
 }
 
 /// A single-part submit_sm, asking for a receipt when `registered_delivery`
-/// is set (0x01: final receipt on success or failure).
+/// is set (0x01: final receipt on success or failure), valid until
+/// `validity_until_ms` (unix ms) when given.
 pub fn submit_sm(
     source: &str,
     destination: &str,
     text: &str,
     registered_delivery: u8,
+    validity_until_ms: Option<i64>,
 ) -> Result<SubmitSm, PduError> {
     let (src_ton, src_npi, src) = address("source_addr", source)?;
     let (dst_ton, dst_npi, dst) = address("destination_addr", destination)?;
     let encoded = encode_single_part(text)?;
+    let validity = match validity_until_ms {
+        Some(ms) => EmptyOrFullCOctetString::from_vec(
+            [super::time::smpp_absolute(ms).as_bytes(), &[0]].concat(),
+        )
+        .map_err(|_| PduError::NotAscii {
+            field: "validity_period",
+        })?,
+        None => EmptyOrFullCOctetString::empty(),
+    };
     let short_message = OctetString::from_vec(encoded.bytes).map_err(|_| PduError::TooLong {
         field: "short_message",
         max: 254,
@@ -172,7 +183,7 @@ pub fn submit_sm(
         .esm_class(EsmClass::from(0x00))
         .protocol_id(0)
         .schedule_delivery_time(EmptyOrFullCOctetString::empty())
-        .validity_period(EmptyOrFullCOctetString::empty())
+        .validity_period(validity)
         .registered_delivery(RegisteredDelivery::from(registered_delivery))
         .data_coding(DataCoding::from(encoded.coding.data_coding()))
         .short_message(short_message)
@@ -322,7 +333,7 @@ mod tests {
 
     #[test]
     fn a_submit_sm_has_esm_class_zero_and_the_requested_receipt() {
-        let sm = submit_sm("+4915112345678", "4917000000", "hello", 1).unwrap();
+        let sm = submit_sm("+4915112345678", "4917000000", "hello", 1, None).unwrap();
         assert_eq!(u8::from(sm.esm_class), 0);
         assert_eq!(u8::from(sm.registered_delivery), 1);
         assert_eq!(u8::from(sm.source_addr_ton), 1);
@@ -331,14 +342,22 @@ mod tests {
     }
 
     #[test]
+    fn a_validity_is_sent_as_smpp_absolute_time() {
+        let sm = submit_sm("ACME", "4917000000", "hi", 1, Some(1_795_305_600_123)).unwrap();
+        assert_eq!(sm.validity_period.to_string(), "261122000000100+");
+        let sm = submit_sm("ACME", "4917000000", "hi", 1, None).unwrap();
+        assert!(sm.validity_period.is_empty());
+    }
+
+    #[test]
     fn an_alphanumeric_sender_uses_ton_5() {
-        let sm = submit_sm("ACME", "4917000000", "hi", 0).unwrap();
+        let sm = submit_sm("ACME", "4917000000", "hi", 0, None).unwrap();
         assert_eq!(u8::from(sm.source_addr_ton), 5);
     }
 
     #[test]
     fn a_161_character_gsm_text_is_too_long_for_one_part() {
-        let err = submit_sm("1", "2", &"a".repeat(161), 1).unwrap_err();
+        let err = submit_sm("1", "2", &"a".repeat(161), 1, None).unwrap_err();
         assert!(matches!(
             err,
             PduError::TextTooLong {
@@ -347,7 +366,7 @@ mod tests {
                 ..
             }
         ));
-        assert!(submit_sm("1", "2", &"a".repeat(160), 1).is_ok());
+        assert!(submit_sm("1", "2", &"a".repeat(160), 1, None).is_ok());
     }
 
     #[test]

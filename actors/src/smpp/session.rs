@@ -624,7 +624,7 @@ mod tests {
     }
 
     fn sm() -> SubmitSm {
-        pdu::submit_sm("1234", "5678", "hi", 1).unwrap()
+        pdu::submit_sm("1234", "5678", "hi", 1, None).unwrap()
     }
 
     fn resp(id: &str) -> SubmitSmResp {
