@@ -26,6 +26,9 @@ use smppd_sqlite::{Store, StoreError};
 
 use crate::config::Config;
 
+/// How long an Idempotency-Key is remembered.
+pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
 /// How long shutdown waits for sessions to unbind.
 const UNBIND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -57,7 +60,28 @@ pub struct Engine {
     store: Store,
     registry: Registry,
     server: actix_web::dev::ServerHandle,
+    housekeeping: actix_rt::task::JoinHandle<()>,
     addr: SocketAddr,
+}
+
+/// Hourly: forgets idempotency keys older than [`IDEMPOTENCY_RETENTION`].
+async fn purge_idempotency_keys(store: Store) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let cutoff = std::time::SystemTime::now()
+            .checked_sub(IDEMPOTENCY_RETENTION)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64);
+        store.purge_idempotency_keys(
+            cutoff,
+            Box::new(|res| match res {
+                Ok(0) => {}
+                Ok(n) => log::info!("forgot {n} idempotency keys older than a day"),
+                Err(e) => log::warn!("purging idempotency keys failed: {e}"),
+            }),
+        );
+    }
 }
 
 impl Engine {
@@ -94,11 +118,13 @@ impl Engine {
         let server = server.listen(listener)?.run();
         let handle = server.handle();
         actix_rt::spawn(server);
+        let housekeeping = actix_rt::spawn(purge_idempotency_keys(store.clone()));
         log::info!("HTTP API listening on http://{addr}");
         Ok(Engine {
             store,
             registry,
             server: handle,
+            housekeeping,
             addr,
         })
     }
@@ -119,6 +145,7 @@ impl Engine {
     pub async fn shutdown(self) {
         log::info!("shutting down: HTTP first");
         self.server.stop(true).await;
+        self.housekeeping.abort();
         log::info!("unbinding SMPP sessions");
         if !self.registry.shutdown(UNBIND_TIMEOUT).await {
             log::warn!("some sessions did not unbind within {UNBIND_TIMEOUT:?}");

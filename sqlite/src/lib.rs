@@ -24,8 +24,8 @@ pub mod writer;
 
 pub use store::{Store, StoreOptions, Synchronous};
 pub use types::{
-    Balance, ErrorInfo, MessageId, MessageRecord, MessageStatus, NewInbound, NewMessage, Priority,
-    QueuedMessage, Receipt, ReceiptMatch,
+    Balance, BatchOutcome, ErrorInfo, Idempotency, MessageId, MessageRecord, MessageStatus,
+    NewInbound, NewMessage, Priority, QueuedMessage, Receipt, ReceiptMatch, RenderAnswer,
 };
 pub use writer::{Done, WriterStats};
 

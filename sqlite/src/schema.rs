@@ -123,6 +123,22 @@ pub const MIGRATIONS: &[&str] = &[
             WHERE tenant = OLD.tenant;
         UPDATE messages SET charge_state = 'released' WHERE id = OLD.id;
     END;",
+    // 4: the tenant's own reference on a message, and idempotency keys.
+    //
+    // An idempotency row is written in the same transaction as the
+    // messages it answered for, by the single writer, so a retried request
+    // — even one racing the first — finds it and creates nothing.
+    "ALTER TABLE messages ADD COLUMN client_ref TEXT;
+    CREATE TABLE idempotency_keys (
+        tenant TEXT NOT NULL,
+        key TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_keys_age ON idempotency_keys(created_at);",
 ];
 
 /// The schema version this build writes: the number of migrations.

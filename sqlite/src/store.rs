@@ -15,8 +15,8 @@ use rusqlite::types::FromSql;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::types::{
-    Balance, ErrorInfo, MessageId, MessageRecord, MessageStatus, NewInbound, NewMessage, Priority,
-    QueuedMessage, Receipt, ReceiptMatch,
+    Balance, BatchOutcome, ErrorInfo, Idempotency, MessageId, MessageRecord, MessageStatus,
+    NewInbound, NewMessage, Priority, QueuedMessage, Receipt, ReceiptMatch,
 };
 use crate::writer::{self, Done, Job, StatsCounters, WriterStats};
 use crate::{schema, StoreError};
@@ -200,6 +200,91 @@ impl Store {
                 )?
                 .execute(params![tenant, amount])?;
                 Ok(read_balance(conn, &tenant)?.unwrap_or_default())
+            },
+            done,
+        ));
+    }
+
+    /// Inserts several messages in one transaction, each in its own
+    /// savepoint (so one refused by quota or credit does not stop the
+    /// others); ids are assigned in order.
+    ///
+    /// With `idempotency`, the key is looked up first *inside the writer*:
+    /// a key already stored answers `Replayed` (same request hash) or
+    /// `KeyReused` (different) and inserts nothing; otherwise the rendered
+    /// answer is stored in the same transaction as the messages.
+    pub fn insert_batch(
+        &self,
+        messages: Vec<NewMessage>,
+        idempotency: Option<Idempotency>,
+        done: Done<BatchOutcome>,
+    ) {
+        let last_id = Arc::clone(&self.inner.last_id);
+        self.submit(writer::job(
+            move |conn, now| {
+                if let Some(key) = &idempotency {
+                    let seen: Option<(String, u16, String)> = conn
+                        .prepare_cached(
+                            "SELECT request_hash, status, body FROM idempotency_keys \
+                             WHERE tenant = ?1 AND key = ?2",
+                        )?
+                        .query_row(params![key.tenant, key.key], |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                        })
+                        .optional()?;
+                    if let Some((hash, status, body)) = seen {
+                        return Ok(if hash == key.request_hash {
+                            BatchOutcome::Replayed { status, body }
+                        } else {
+                            BatchOutcome::KeyReused
+                        });
+                    }
+                }
+                let mut results = Vec::with_capacity(messages.len());
+                for message in &messages {
+                    conn.execute_batch("SAVEPOINT batch_item")?;
+                    let id = Self::next_message_id(&last_id);
+                    match insert(conn, now, id, message) {
+                        Ok(()) => {
+                            conn.execute_batch("RELEASE batch_item")?;
+                            results.push(Ok(id));
+                        }
+                        Err(e) => {
+                            conn.execute_batch("ROLLBACK TO batch_item; RELEASE batch_item")?;
+                            results.push(Err(e));
+                        }
+                    }
+                }
+                if let Some(key) = idempotency {
+                    let (status, body) = (key.render)(&results);
+                    conn.prepare_cached(
+                        "INSERT INTO idempotency_keys \
+                         (tenant, key, request_hash, status, body, created_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        key.tenant,
+                        key.key,
+                        key.request_hash,
+                        status,
+                        body,
+                        now
+                    ])?;
+                }
+                Ok(BatchOutcome::Fresh(results))
+            },
+            done,
+        ));
+    }
+
+    /// Forgets idempotency keys stored before `before_ms` (unix ms);
+    /// answers with how many.
+    pub fn purge_idempotency_keys(&self, before_ms: i64, done: Done<usize>) {
+        self.submit(writer::job(
+            move |conn, _| {
+                Ok(conn
+                    .prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?
+                    .execute(params![before_ms])?)
             },
             done,
         ));
@@ -571,7 +656,7 @@ impl Drop for PooledReader<'_> {
 
 const SELECT_MESSAGE: &str = "SELECT id, tenant, source, destination, body, status, channel, \
      smsc_message_id, attempts, error_code, error_name, created_at, submitted_at, done_at, \
-     updated_at, priority, validity_until, parts, charge, charge_state \
+     updated_at, priority, validity_until, parts, charge, charge_state, client_ref \
      FROM messages WHERE id = ?1 AND tenant = ?2";
 
 /// `status = 'queued'` is spelled out (not bound) so SQLite can prove the
@@ -636,6 +721,7 @@ fn message_record(row: &Row<'_>) -> Result<MessageRecord, StoreError> {
         parts: column(row, 17, "parts")?,
         charge: column(row, 18, "charge")?,
         charge_state: column(row, 19, "charge_state")?,
+        client_ref: column(row, 20, "client_ref")?,
     })
 }
 
@@ -709,9 +795,9 @@ fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<
     }
     conn.prepare_cached(
         "INSERT INTO messages (id, tenant, source, destination, body, status, attempts, \
-         created_at, updated_at, priority, validity_until, parts, charge, charge_state) \
-         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?6, ?7, ?8, ?9, ?10, \
-         CASE WHEN ?10 IS NULL THEN NULL ELSE 'reserved' END)",
+         created_at, updated_at, priority, validity_until, parts, charge, charge_state, \
+         client_ref) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?6, ?7, ?8, ?9, ?10, \
+         CASE WHEN ?10 IS NULL THEN NULL ELSE 'reserved' END, ?11)",
     )?
     .execute(params![
         id.as_i64(),
@@ -723,7 +809,8 @@ fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<
         m.priority.as_i64(),
         m.validity_until_ms,
         m.parts,
-        m.charge
+        m.charge,
+        m.client_ref
     ])?;
     Ok(())
 }

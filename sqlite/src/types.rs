@@ -200,6 +200,8 @@ pub struct NewMessage {
     /// Refuse the insert if the tenant already has this many messages
     /// queued (accepted, not yet submitted or final).
     pub max_queued: Option<u64>,
+    /// The tenant's own reference, stored and echoed.
+    pub client_ref: Option<String>,
 }
 
 impl NewMessage {
@@ -216,6 +218,7 @@ impl NewMessage {
             parts: 1,
             charge: None,
             max_queued: None,
+            client_ref: None,
         }
     }
 }
@@ -261,6 +264,8 @@ pub struct MessageRecord {
     pub charge: Option<i64>,
     /// `reserved`, `captured` or `released`.
     pub charge_state: Option<String>,
+    /// The tenant's own reference.
+    pub client_ref: Option<String>,
 }
 
 /// What a tenant supervisor needs to (re)submit a message.
@@ -390,4 +395,48 @@ pub struct NewInbound {
     pub destination: String,
     /// Decoded text.
     pub text: String,
+}
+
+/// Renders the answer to remember for an idempotent request from the
+/// results of its inserts: (HTTP status, body).
+pub type RenderAnswer =
+    Box<dyn FnOnce(&[Result<MessageId, crate::StoreError>]) -> (u16, String) + Send + 'static>;
+
+/// An `Idempotency-Key` and what to remember under it.
+pub struct Idempotency {
+    /// Owner of the key.
+    pub tenant: String,
+    /// The key the client sent.
+    pub key: String,
+    /// A stable hash of the request body: the same key with another body
+    /// is a client error, not a retry.
+    pub request_hash: String,
+    /// Builds the answer to store and replay.
+    pub render: RenderAnswer,
+}
+
+impl std::fmt::Debug for Idempotency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Idempotency")
+            .field("tenant", &self.tenant)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an [`insert_batch`](crate::Store::insert_batch) did.
+#[derive(Debug)]
+pub enum BatchOutcome {
+    /// The messages were processed now: one result per message, in order.
+    /// With an idempotency key, the rendered answer was stored too.
+    Fresh(Vec<Result<MessageId, crate::StoreError>>),
+    /// The key was seen before with the same request: its stored answer.
+    Replayed {
+        /// HTTP status.
+        status: u16,
+        /// Body.
+        body: String,
+    },
+    /// The key was seen before with a different request.
+    KeyReused,
 }

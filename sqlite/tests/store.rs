@@ -960,3 +960,144 @@ fn a_top_up_creates_or_raises_the_balance() {
     let b = wait(|done| store.top_up("acme", 250, done)).unwrap();
     assert_eq!(b.available, 750);
 }
+
+// ---- batches and idempotency (migration 4) ----
+
+fn key(k: &str, hash: &str) -> smppd_sqlite::Idempotency {
+    smppd_sqlite::Idempotency {
+        tenant: "acme".into(),
+        key: k.into(),
+        request_hash: hash.into(),
+        render: Box::new(|results| (202, format!("{} results", results.len()))),
+    }
+}
+
+#[test]
+fn a_batch_is_inserted_in_order_and_a_refused_item_does_not_stop_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    wait(|done| store.ensure_account("acme", 10, done)).unwrap();
+    let priced = |text: &str, charge| NewMessage {
+        charge: Some(charge),
+        ..message("acme", text)
+    };
+    let batch = vec![priced("a", 4), priced("too dear", 50), priced("b", 4)];
+    let outcome = wait(|done| store.insert_batch(batch, None, done)).unwrap();
+    let smppd_sqlite::BatchOutcome::Fresh(results) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(results[0].is_ok() && results[2].is_ok());
+    assert!(matches!(
+        results[1],
+        Err(StoreError::InsufficientCredit { .. })
+    ));
+    assert!(results[0].as_ref().unwrap() < results[2].as_ref().unwrap());
+    assert_eq!(
+        store.count_by_status("acme").unwrap()[&MessageStatus::Queued],
+        2
+    );
+    assert_eq!(
+        store.balance("acme").unwrap().unwrap().reserved,
+        8,
+        "the refused item reserved nothing"
+    );
+}
+
+#[test]
+fn a_repeated_idempotency_key_replays_the_answer_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let first =
+        wait(|done| store.insert_batch(vec![message("acme", "x")], Some(key("k1", "h1")), done))
+            .unwrap();
+    assert!(matches!(first, smppd_sqlite::BatchOutcome::Fresh(_)));
+    let again =
+        wait(|done| store.insert_batch(vec![message("acme", "x")], Some(key("k1", "h1")), done))
+            .unwrap();
+    match again {
+        smppd_sqlite::BatchOutcome::Replayed { status, body } => {
+            assert_eq!((status, body.as_str()), (202, "1 results"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let other =
+        wait(|done| store.insert_batch(vec![message("acme", "y")], Some(key("k1", "h2")), done))
+            .unwrap();
+    assert!(matches!(other, smppd_sqlite::BatchOutcome::KeyReused));
+    assert_eq!(
+        store.count_by_status("acme").unwrap()[&MessageStatus::Queued],
+        1
+    );
+}
+
+#[test]
+fn racing_requests_with_one_idempotency_key_create_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            thread::spawn(move || {
+                wait(|done| {
+                    store.insert_batch(vec![message("acme", "once")], Some(key("same", "h")), done)
+                })
+                .unwrap()
+            })
+        })
+        .collect();
+    let fresh = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|o| matches!(o, smppd_sqlite::BatchOutcome::Fresh(_)))
+        .count();
+    assert_eq!(fresh, 1);
+    assert_eq!(
+        store.count_by_status("acme").unwrap()[&MessageStatus::Queued],
+        1
+    );
+}
+
+#[test]
+fn old_idempotency_keys_are_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    wait(|done| store.insert_batch(vec![message("acme", "x")], Some(key("k", "h")), done)).unwrap();
+    assert_eq!(
+        wait(|done| store.purge_idempotency_keys(0, done)).unwrap(),
+        0
+    );
+    assert_eq!(
+        wait(|done| store.purge_idempotency_keys(i64::MAX, done)).unwrap(),
+        1
+    );
+    let again =
+        wait(|done| store.insert_batch(vec![message("acme", "x")], Some(key("k", "h")), done))
+            .unwrap();
+    assert!(
+        matches!(again, smppd_sqlite::BatchOutcome::Fresh(_)),
+        "a purged key is new again"
+    );
+}
+
+#[test]
+fn the_client_reference_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert_with(
+        &store,
+        NewMessage {
+            client_ref: Some("order-42".into()),
+            ..message("acme", "x")
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        store
+            .get_message("acme", id)
+            .unwrap()
+            .unwrap()
+            .client_ref
+            .as_deref(),
+        Some("order-42")
+    );
+}

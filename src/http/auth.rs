@@ -37,6 +37,21 @@ impl AcceptRate {
         }
     }
 
+    /// Takes up to `n` tokens at once (a batch); returns how many it got
+    /// and, if fewer than `n`, how long until the next one.
+    pub fn take_up_to(&self, n: u64, now: Instant) -> (u64, Option<Duration>) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, last) = *state;
+        let tokens = (tokens + now.saturating_duration_since(last).as_secs_f64() * self.rate)
+            .min(self.burst);
+        let granted = (tokens.floor() as u64).min(n);
+        let left = tokens - granted as f64;
+        *state = (left, now);
+        let wait =
+            (granted < n).then(|| Duration::from_secs_f64((1.0 - left).max(0.0) / self.rate));
+        (granted, wait)
+    }
+
     /// Takes a token, or says how long until one is there.
     pub fn try_take(&self, now: Instant) -> Result<(), Duration> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());

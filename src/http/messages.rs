@@ -8,31 +8,177 @@
 
 use std::time::{Instant, UNIX_EPOCH};
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 use smppd_actors::smpp::{pdu, time};
 use smppd_actors::Registry;
 use smppd_sqlite::{
-    MessageId, MessageRecord, NewMessage, Priority, QueuedMessage, Store, StoreError,
+    BatchOutcome, Idempotency, MessageId, MessageRecord, NewMessage, Priority, QueuedMessage,
+    Store, StoreError,
 };
 
-use super::auth::Tenant;
+use super::auth::{Tenant, TenantInfo};
 use super::problem::Problem;
 
-/// The fields `POST /v1/messages` accepts.
-const FIELDS: &[&str] = &["to", "from", "text", "priority", "validity"];
+/// The fields a message accepts.
+const FIELDS: &[&str] = &["to", "from", "text", "priority", "validity", "client_ref"];
+
+/// Longest `client_ref`.
+const MAX_CLIENT_REF: usize = 64;
 
 /// The longest validity accepted: a year.
 const MAX_VALIDITY_S: i64 = 366 * 24 * 3600;
 
 /// A validated send request.
 #[derive(Debug)]
-struct SendRequest {
+pub(crate) struct SendRequest {
     to: String,
     from: String,
     text: String,
     priority: Priority,
     validity_until_ms: Option<i64>,
+    client_ref: Option<String>,
+}
+
+impl SendRequest {
+    /// The row to insert and the queue entry to hand the supervisor once
+    /// it is committed (its id filled in then).
+    pub(crate) fn into_new_message(self, tenant: &TenantInfo) -> (NewMessage, QueuedMessage) {
+        let parts = 1u32;
+        let queued = QueuedMessage {
+            id: MessageId(0),
+            source: self.from.clone(),
+            destination: self.to.clone(),
+            text: self.text.clone(),
+            attempts: 0,
+            priority: self.priority,
+            validity_until_ms: self.validity_until_ms,
+        };
+        let message = NewMessage {
+            tenant: tenant.id.to_string(),
+            source: self.from,
+            destination: self.to,
+            text: self.text,
+            priority: self.priority,
+            validity_until_ms: self.validity_until_ms,
+            parts,
+            charge: tenant.price_per_part.map(|price| price * i64::from(parts)),
+            max_queued: tenant.max_in_flight,
+            client_ref: self.client_ref,
+        };
+        (message, queued)
+    }
+
+    /// The tenant's reference, if any.
+    pub(crate) fn client_ref(&self) -> Option<&str> {
+        self.client_ref.as_deref()
+    }
+}
+
+/// The one place store errors of an insert become HTTP problems.
+pub(crate) fn insert_problem(tenant: &str, error: &StoreError) -> Problem {
+    match error {
+        StoreError::InsufficientCredit { available, needed } => {
+            Problem::insufficient_credit(format!(
+                "the message costs {} but only {} is available",
+                money(*needed),
+                money(*available)
+            ))
+        }
+        StoreError::QuotaExceeded { limit } => Problem::queue_full(*limit),
+        other => {
+            log::error!("[{tenant}] storing a message failed: {other}");
+            Problem::store_unavailable("the message could not be stored; it was not accepted")
+        }
+    }
+}
+
+/// The 202 body for one accepted message.
+pub(crate) fn accepted_json(id: MessageId, client_ref: Option<&str>) -> Value {
+    let mut body = json!({"id": id.to_string(), "status": "queued"});
+    if let Some(r) = client_ref {
+        body["client_ref"] = Value::from(r);
+    }
+    body
+}
+
+/// `Idempotency-Key`: 1 to 255 printable ASCII characters.
+pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, Problem> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| (0x21..0x7f).contains(&b)) => {
+            Ok(Some(k.to_string()))
+        }
+        _ => Err(Problem::invalid_header(
+            "Idempotency-Key",
+            "must be 1 to 255 printable ASCII characters without spaces",
+        )),
+    }
+}
+
+/// A stable 64-bit FNV-1a of the request body, hex: stored with an
+/// idempotency key to tell a retry from a different request under the
+/// same key. (std's hasher is not stable across releases; this is.)
+pub(crate) fn request_hash(body: &[u8]) -> String {
+    let hash = body.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+/// What an insert answered, as the handler needs it.
+pub(crate) enum Answer<T> {
+    /// Processed now.
+    Fresh(T),
+    /// An idempotent retry: the stored (status, body).
+    Replay(u16, String),
+    /// The idempotency key came with another request before.
+    KeyReused,
+    /// The store failed.
+    Failed(StoreError),
+}
+
+impl<T> Answer<T> {
+    /// Turns a replay, a reused key or a store failure into the response.
+    pub(crate) fn into_result(self, tenant: &str) -> Result<T, Box<HttpResponse>> {
+        use actix_web::ResponseError;
+        match self {
+            Answer::Fresh(value) => Ok(value),
+            Answer::Replay(status, body) => Err(Box::new(replay(status, body))),
+            Answer::KeyReused => Err(Box::new(Problem::idempotency_key_reused().error_response())),
+            Answer::Failed(e) => Err(Box::new(insert_problem(tenant, &e).error_response())),
+        }
+    }
+}
+
+/// Maps a batch insert's outcome, calling `fresh` on new results.
+pub(crate) fn answer<T>(
+    outcome: Result<BatchOutcome, StoreError>,
+    fresh: impl FnOnce(Vec<Result<MessageId, StoreError>>) -> T,
+) -> Answer<T> {
+    match outcome {
+        Ok(BatchOutcome::Fresh(results)) => Answer::Fresh(fresh(results)),
+        Ok(BatchOutcome::Replayed { status, body }) => Answer::Replay(status, body),
+        Ok(BatchOutcome::KeyReused) => Answer::KeyReused,
+        Err(e) => Answer::Failed(e),
+    }
+}
+
+/// A stored idempotent answer, replayed as it was.
+fn replay(status: u16, body: String) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(status)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = if status.is_success() {
+        "application/json"
+    } else {
+        "application/problem+json"
+    };
+    HttpResponse::build(status)
+        .content_type(content_type)
+        .insert_header(("Idempotent-Replayed", "true"))
+        .body(body)
 }
 
 fn now_ms() -> i64 {
@@ -94,6 +240,11 @@ fn parse_send(bytes: &[u8]) -> Result<SendRequest, Problem> {
     let Value::Object(body) = value else {
         return Err(Problem::malformed_body("the body must be a JSON object"));
     };
+    parse_item(&body)
+}
+
+/// Validates one message object (a POST body, or an item of a batch).
+pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Problem> {
     if let Some(unknown) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(Problem::invalid_field(
             unknown,
@@ -103,9 +254,9 @@ fn parse_send(bytes: &[u8]) -> Result<SendRequest, Problem> {
             ),
         ));
     }
-    let to = required_string(&body, "to")?;
-    let from = required_string(&body, "from")?;
-    let text = required_string(&body, "text")?;
+    let to = required_string(body, "to")?;
+    let from = required_string(body, "from")?;
+    let text = required_string(body, "text")?;
     let digits = to.strip_prefix('+').unwrap_or(&to);
     if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Problem::invalid_field(
@@ -141,22 +292,37 @@ fn parse_send(bytes: &[u8]) -> Result<SendRequest, Problem> {
         }
     };
     let validity_until_ms = parse_validity(body.get("validity"), now_ms())?;
+    let client_ref = match body.get("client_ref") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) if !r.is_empty() && r.chars().count() <= MAX_CLIENT_REF => {
+            Some(r.clone())
+        }
+        Some(_) => {
+            return Err(Problem::invalid_field(
+                "client_ref",
+                format!("'client_ref' must be a string of 1 to {MAX_CLIENT_REF} characters"),
+            ))
+        }
+    };
     Ok(SendRequest {
         to,
         from,
         text,
         priority,
         validity_until_ms,
+        client_ref,
     })
 }
 
 /// `POST /v1/messages`
 pub async fn send(
+    req: HttpRequest,
     tenant: Tenant,
     payload: web::Payload,
     store: web::Data<Store>,
     registry: web::Data<Registry>,
 ) -> Result<HttpResponse, Problem> {
+    let key = idempotency_key(&req)?;
     let body = super::read_body(payload).await?;
     let request = parse_send(&body)?;
     if let Some(rate) = &tenant.0.accept_rate {
@@ -166,67 +332,66 @@ pub async fn send(
             ));
         }
     }
-    let parts = 1u32;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let queued = QueuedMessage {
-        id: MessageId(0),
-        source: request.from.clone(),
-        destination: request.to.clone(),
-        text: request.text.clone(),
-        attempts: 0,
-        priority: request.priority,
-        validity_until_ms: request.validity_until_ms,
-    };
+    let client_ref = request.client_ref().map(str::to_string);
+    let (message, queued) = request.into_new_message(&tenant.0);
     let registry = registry.get_ref().clone();
     let tenant_id = tenant.id().clone();
-    store.insert_message(
-        NewMessage {
-            tenant: tenant.id().to_string(),
-            source: request.from,
-            destination: request.to,
-            text: request.text,
-            priority: request.priority,
-            validity_until_ms: request.validity_until_ms,
-            parts,
-            charge: tenant
-                .0
-                .price_per_part
-                .map(|price| price * i64::from(parts)),
-            max_queued: tenant.0.max_in_flight,
-        },
-        Box::new(move |result| {
-            if let Ok(id) = &result {
-                registry.enqueued(&tenant_id, QueuedMessage { id: *id, ..queued });
-            }
-            let _ = tx.send(result);
-        }),
-    );
-    match rx.await {
-        Ok(Ok(id)) => {
-            Ok(HttpResponse::Accepted().json(json!({"id": id.to_string(), "status": "queued"})))
+    let (tx, rx) = tokio::sync::oneshot::channel::<Answer<Result<MessageId, StoreError>>>();
+    let enqueue = move |result: &Result<MessageId, StoreError>| {
+        if let Ok(id) = result {
+            registry.enqueued(&tenant_id, QueuedMessage { id: *id, ..queued });
         }
-        Ok(Err(StoreError::InsufficientCredit { available, needed })) => {
-            Err(Problem::insufficient_credit(format!(
-                "the message costs {} but only {} is available",
-                money(needed),
-                money(available)
-            )))
+    };
+    match key {
+        None => store.insert_message(
+            message,
+            Box::new(move |result| {
+                enqueue(&result);
+                let _ = tx.send(Answer::Fresh(result));
+            }),
+        ),
+        Some(key) => {
+            let (render_tenant, render_ref) = (tenant.id().clone(), client_ref.clone());
+            let idempotency = Idempotency {
+                tenant: tenant.id().to_string(),
+                key,
+                request_hash: request_hash(&body),
+                render: Box::new(move |results| match &results[0] {
+                    Ok(id) => (202, accepted_json(*id, render_ref.as_deref()).to_string()),
+                    Err(e) => {
+                        let problem = insert_problem(&render_tenant, e);
+                        (
+                            problem.status,
+                            serde_json::to_string(&problem).unwrap_or_default(),
+                        )
+                    }
+                }),
+            };
+            store.insert_batch(
+                vec![message],
+                Some(idempotency),
+                Box::new(move |outcome| {
+                    let _ = tx.send(answer(outcome, |mut results| {
+                        let result = results.remove(0);
+                        enqueue(&result);
+                        result
+                    }));
+                }),
+            );
         }
-        Ok(Err(StoreError::QuotaExceeded { limit })) => Err(Problem::queue_full(limit)),
-        Ok(Err(e)) => {
-            log::error!("[{}] storing a message failed: {e}", tenant.id());
-            Err(Problem::store_unavailable(
-                "the message could not be stored; it was not accepted",
-            ))
-        }
-        Err(_) => Err(Problem::store_unavailable(
-            "the store stopped; the message was not accepted",
-        )),
+    }
+    let answer = rx.await.map_err(|_| {
+        Problem::store_unavailable("the store stopped; the message was not accepted")
+    })?;
+    match answer.into_result(tenant.id()) {
+        Ok(Ok(id)) => Ok(HttpResponse::Accepted().json(accepted_json(id, client_ref.as_deref()))),
+        Ok(Err(e)) => Err(insert_problem(tenant.id(), &e)),
+        Err(response) => Ok(*response),
     }
 }
 
 /// Micro-units as a JSON number in currency units (6 decimals at most).
-fn money(micros: i64) -> Value {
+pub(crate) fn money(micros: i64) -> Value {
     let text = format!(
         "{}{}.{:06}",
         if micros < 0 { "-" } else { "" },
@@ -330,6 +495,7 @@ fn message_json(m: &MessageRecord) -> Value {
         "from": m.source,
         "text": m.text,
         "priority": m.priority.as_str(),
+        "client_ref": m.client_ref,
         "validity": m.validity_until_ms.map(time::rfc3339),
         "parts": m.parts,
         "price": m.charge.map(money),

@@ -2,6 +2,7 @@
 //! handlers that keep every error a problem document.
 
 pub mod auth;
+pub mod batch;
 pub mod messages;
 pub mod problem;
 
@@ -12,16 +13,27 @@ use problem::Problem;
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// Largest batch request body: 1,000 messages of a few hundred bytes.
+pub const MAX_BATCH_BODY: usize = 2 * 1024 * 1024;
+
 /// Reads a request body, refusing more than [`MAX_BODY`] bytes with a
 /// problem document (actix's own limit answers in plain text).
-pub async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, Problem> {
+pub async fn read_body(payload: web::Payload) -> Result<web::BytesMut, Problem> {
+    read_body_up_to(payload, MAX_BODY).await
+}
+
+/// [`read_body`] with another limit.
+pub async fn read_body_up_to(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, Problem> {
     use futures_util::StreamExt;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk
             .map_err(|e| Problem::malformed_body(format!("the body could not be read: {e}")))?;
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(Problem::too_large(MAX_BODY));
+        if body.len() + chunk.len() > limit {
+            return Err(Problem::too_large(limit));
         }
         body.extend_from_slice(&chunk);
     }
@@ -39,6 +51,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/messages")
             .route(web::post().to(messages::send))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/v1/messages/batch")
+            .route(web::post().to(batch::send_batch))
             .default_service(web::to(not_allowed)),
     )
     .service(

@@ -123,6 +123,29 @@ impl Problem {
         }
     }
 
+    /// 400: a request header has a bad value.
+    pub fn invalid_header(header: &str, detail: &str) -> Self {
+        Self {
+            field: Some(header.to_string()),
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "urn:smppd:problem:invalid-header",
+                "Invalid header",
+                format!("{header} {detail}"),
+            )
+        }
+    }
+
+    /// 422: an Idempotency-Key reused with a different request.
+    pub fn idempotency_key_reused() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "urn:smppd:problem:idempotency-key-reused",
+            "Idempotency key reused",
+            "this Idempotency-Key was used before with a different request body",
+        )
+    }
+
     /// 405.
     pub fn method_not_allowed() -> Self {
         Self::new(
