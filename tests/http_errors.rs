@@ -94,7 +94,7 @@ fn unknown_paths_and_methods_are_problems_too() {
     let reply = http.get("/v2/nothing", Some(ACME.api_key));
     assert_eq!(reply.status, 404);
     assert_eq!(reply.content_type, "application/problem+json");
-    let reply = http.get("/v1/messages", Some(ACME.api_key));
+    let reply = http.get("/v1/messages/batch", Some(ACME.api_key));
     assert_eq!(reply.status, 405);
     assert_eq!(reply.content_type, "application/problem+json");
 }

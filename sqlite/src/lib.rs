@@ -24,8 +24,9 @@ pub mod writer;
 
 pub use store::{Store, StoreOptions, Synchronous};
 pub use types::{
-    Balance, BatchOutcome, ErrorInfo, Idempotency, MessageId, MessageRecord, MessageStatus,
-    NewInbound, NewMessage, Priority, QueuedMessage, Receipt, ReceiptMatch, RenderAnswer,
+    Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
+    MessageRecord, MessageStatus, NewInbound, NewMessage, Priority, QueuedMessage, Receipt,
+    ReceiptMatch, RenderAnswer,
 };
 pub use writer::{Done, WriterStats};
 

@@ -139,6 +139,9 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, key)
     ) WITHOUT ROWID;
     CREATE INDEX idempotency_keys_age ON idempotency_keys(created_at);",
+    // 5: listing a tenant's messages newest first without reading other
+    // tenants' rows.
+    "CREATE INDEX messages_tenant ON messages(tenant, id);",
 ];
 
 /// The schema version this build writes: the number of migrations.

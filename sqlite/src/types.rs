@@ -397,6 +397,36 @@ pub struct NewInbound {
     pub text: String,
 }
 
+/// Which of a tenant's messages to list.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    /// Only this status.
+    pub status: Option<MessageStatus>,
+    /// Created at or after (unix ms).
+    pub since_ms: Option<i64>,
+    /// Created before (unix ms).
+    pub until_ms: Option<i64>,
+    /// Continue below this id (the previous page's last).
+    pub before: Option<MessageId>,
+}
+
+/// A stored mobile-originated message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundRecord {
+    /// Row id.
+    pub id: i64,
+    /// Channel it arrived on.
+    pub channel: String,
+    /// Sender.
+    pub source: String,
+    /// Recipient.
+    pub destination: String,
+    /// Text.
+    pub text: String,
+    /// When it was stored (unix ms).
+    pub received_at_ms: i64,
+}
+
 /// Renders the answer to remember for an idempotent request from the
 /// results of its inserts: (HTTP status, body).
 pub type RenderAnswer =

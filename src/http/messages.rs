@@ -487,7 +487,7 @@ pub async fn connections(tenant: Tenant, registry: web::Data<Registry>) -> HttpR
     HttpResponse::Ok().json(json!({ "connections": sessions }))
 }
 
-fn message_json(m: &MessageRecord) -> Value {
+pub(crate) fn message_json(m: &MessageRecord) -> Value {
     json!({
         "id": m.id.to_string(),
         "status": m.status.as_str(),

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod batch;
+pub mod listing;
 pub mod messages;
 pub mod problem;
 
@@ -51,6 +52,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/messages")
             .route(web::post().to(messages::send))
+            .route(web::get().to(listing::list_messages))
             .default_service(web::to(not_allowed)),
     )
     .service(
@@ -61,6 +63,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/messages/{id}")
             .route(web::get().to(messages::get))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/v1/inbound")
+            .route(web::get().to(listing::list_inbound))
             .default_service(web::to(not_allowed)),
     )
     .service(

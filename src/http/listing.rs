@@ -1,0 +1,146 @@
+//! `GET /v1/messages` and `GET /v1/inbound`: the caller's own messages,
+//! newest first, with a stable cursor.
+//!
+//! The cursor is the last id of the previous page: the next page is
+//! everything below it, so messages arriving meanwhile never shift a page.
+
+use std::collections::HashMap;
+
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+use smppd_actors::smpp::time;
+use smppd_sqlite::{MessageFilter, MessageId, MessageStatus, Store};
+
+use super::auth::Tenant;
+use super::messages::message_json;
+use super::problem::Problem;
+
+/// Default and largest page.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1_000;
+
+fn check_params(params: &HashMap<String, String>, known: &[&str]) -> Result<(), Problem> {
+    match params.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(unknown) => Err(Problem::invalid_field(
+            unknown,
+            format!(
+                "unknown query parameter '{unknown}' (accepted: {})",
+                known.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn limit(params: &HashMap<String, String>) -> Result<usize, Problem> {
+    match params.get("limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                Problem::invalid_field("limit", format!("'limit' must be from 1 to {MAX_LIMIT}"))
+            }),
+    }
+}
+
+fn timestamp(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Problem> {
+    params
+        .get(name)
+        .map(|t| {
+            time::parse_rfc3339(t).ok_or_else(|| {
+                Problem::invalid_field(name, format!("'{name}' must be an RFC 3339 time"))
+            })
+        })
+        .transpose()
+}
+
+async fn read<T: Send + 'static>(
+    tenant: &Tenant,
+    f: impl FnOnce() -> Result<T, smppd_sqlite::StoreError> + Send + 'static,
+) -> Result<T, Problem> {
+    web::block(f)
+        .await
+        .map_err(|_| Problem::store_unavailable("the read was cancelled"))?
+        .map_err(|e| {
+            log::error!("[{}] listing failed: {e}", tenant.id());
+            Problem::store_unavailable("the list could not be read")
+        })
+}
+
+/// `GET /v1/messages?status=&since=&until=&cursor=&limit=`
+pub async fn list_messages(
+    tenant: Tenant,
+    query: web::Query<HashMap<String, String>>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, Problem> {
+    let params = query.into_inner();
+    check_params(&params, &["status", "since", "until", "cursor", "limit"])?;
+    let status = params
+        .get("status")
+        .map(|s| {
+            MessageStatus::parse(s).ok_or_else(|| {
+                Problem::invalid_field("status", "'status' must be one of queued, submitted, delivered, undeliverable, expired, rejected, failed, unknown")
+            })
+        })
+        .transpose()?;
+    let before = params
+        .get("cursor")
+        .map(|c| {
+            c.parse::<MessageId>()
+                .map_err(|()| Problem::invalid_field("cursor", "not a cursor from a previous page"))
+        })
+        .transpose()?;
+    let filter = MessageFilter {
+        status,
+        since_ms: timestamp(&params, "since")?,
+        until_ms: timestamp(&params, "until")?,
+        before,
+    };
+    let limit = limit(&params)?;
+    let (store, id) = (store.get_ref().clone(), tenant.id().clone());
+    let page = read(&tenant, move || store.list_messages(&id, &filter, limit)).await?;
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|m| m.id.to_string()))
+        .flatten();
+    let messages: Vec<Value> = page.iter().map(message_json).collect();
+    Ok(HttpResponse::Ok().json(json!({ "messages": messages, "next_cursor": next })))
+}
+
+/// `GET /v1/inbound?cursor=&limit=`: mobile-originated messages.
+pub async fn list_inbound(
+    tenant: Tenant,
+    query: web::Query<HashMap<String, String>>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, Problem> {
+    let params = query.into_inner();
+    check_params(&params, &["cursor", "limit"])?;
+    let before = params
+        .get("cursor")
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| Problem::invalid_field("cursor", "not a cursor from a previous page"))
+        })
+        .transpose()?;
+    let limit = limit(&params)?;
+    let (store, id) = (store.get_ref().clone(), tenant.id().clone());
+    let page = read(&tenant, move || store.list_inbound(&id, before, limit)).await?;
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|m| m.id.to_string()))
+        .flatten();
+    let inbound: Vec<Value> = page
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.id.to_string(),
+                "channel": m.channel,
+                "from": m.source,
+                "to": m.destination,
+                "text": m.text,
+                "received_at": time::rfc3339(m.received_at_ms),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "inbound": inbound, "next_cursor": next })))
+}
