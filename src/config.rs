@@ -81,6 +81,11 @@ pub struct HttpConfig {
     /// actix-web worker threads (default: one per core).
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Operator token: when set, `/metrics` and the details of `/ready`
+    /// need `Authorization: Bearer <admin_token>` (tenants' keys never
+    /// work there). Unset, they are open: keep the listener internal then.
+    #[serde(default)]
+    pub admin_token: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -88,6 +93,7 @@ impl Default for HttpConfig {
         Self {
             listen: default_listen(),
             workers: None,
+            admin_token: None,
         }
     }
 }
@@ -412,6 +418,20 @@ impl Config {
                     ),
                 )
             })?;
+        if let Some(token) = &self.http.admin_token {
+            if token.len() < 16 {
+                return Err(invalid(
+                    "http.admin_token",
+                    "must be at least 16 characters",
+                ));
+            }
+            if self.tenants.iter().any(|t| &t.api_key == token) {
+                return Err(invalid(
+                    "http.admin_token",
+                    "must differ from every tenant's api_key",
+                ));
+            }
+        }
         if self.http.workers == Some(0) {
             return Err(invalid("http.workers", "must be at least 1"));
         }

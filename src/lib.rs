@@ -99,6 +99,7 @@ impl Engine {
         }
         seed_accounts(config, &store)?;
         let keys = web::Data::new(http::auth::Keys::from_config(config));
+        let admin = web::Data::new(http::ops::AdminToken(config.http.admin_token.clone()));
         let (app_store, app_registry) = (
             web::Data::new(store.clone()),
             web::Data::new(registry.clone()),
@@ -108,6 +109,7 @@ impl Engine {
                 .app_data(app_store.clone())
                 .app_data(app_registry.clone())
                 .app_data(keys.clone())
+                .app_data(admin.clone())
                 .configure(http::routes)
         })
         .disable_signals()

@@ -64,6 +64,13 @@ pub struct SlotId {
     pub generation: u64,
 }
 
+/// A submit in the session's window: the message and when it went out.
+#[derive(Debug)]
+pub struct InFlight {
+    message: QueuedMessage,
+    sent_at: Instant,
+}
+
 /// Send one message. Answered later with [`SubmitDone`] to the supervisor.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -102,7 +109,7 @@ pub struct Connection {
     store: Store,
     supervisor: Addr<TenantSupervisor>,
     stats: Arc<TenantStats>,
-    session: Option<Session<QueuedMessage>>,
+    session: Option<Session<InFlight>>,
     writer: Option<FramedWrite<Command, OwnedWriteHalf, SmppCodec>>,
     /// Submits waiting for a window slot or a rate token, with the time
     /// they stop waiting.
@@ -276,15 +283,22 @@ impl Connection {
                     continue;
                 }
             };
-            match session.submit(message, pdu, now) {
+            match session.submit(
+                InFlight {
+                    message,
+                    sent_at: now,
+                },
+                pdu,
+                now,
+            ) {
                 Ok(command) => {
                     if let Some(w) = self.writer.as_mut() {
                         w.write(*command);
                     }
                 }
-                Err((_, message)) => {
+                Err((_, in_flight)) => {
                     self.supervisor
-                        .do_send(SubmitDone::not_sent(self.slot, message));
+                        .do_send(SubmitDone::not_sent(self.slot, in_flight.message));
                 }
             }
         }
@@ -335,7 +349,7 @@ impl Connection {
         }
     }
 
-    fn apply(&mut self, events: Vec<Event<QueuedMessage>>, ctx: &mut Context<Self>) {
+    fn apply(&mut self, events: Vec<Event<InFlight>>, ctx: &mut Context<Self>) {
         for event in events {
             match event {
                 Event::Send(command) => {
@@ -364,7 +378,10 @@ impl Connection {
                     });
                 }
                 Event::Submitted { item, outcome } => {
-                    self.submitted(item, outcome);
+                    if !matches!(outcome, SubmitOutcome::Unknown) {
+                        self.stats.submit_latency.observe(item.sent_at.elapsed());
+                    }
+                    self.submitted(item.message, outcome);
                     self.drain(ctx);
                     self.unbind_when_idle(Instant::now(), ctx);
                 }
@@ -469,7 +486,13 @@ impl Connection {
                             Ok(smppd_sqlite::ReceiptMatch::Parked) => log::info!(
                                 "{prefix} receipt for unknown SMSC id {id_for_log} kept as pending (its submit_sm_resp may still come)"
                             ),
-                            Ok(smppd_sqlite::ReceiptMatch::Matched(_)) => stats.finished(status),
+                            Ok(smppd_sqlite::ReceiptMatch::Matched { submitted_at_ms, .. }) => {
+                                stats.finished(status);
+                                if let Some(at) = submitted_at_ms {
+                                    let ms = crate::smpp::time::unix_ms().saturating_sub(*at).max(0);
+                                    stats.receipt_latency.observe(Duration::from_millis(ms as u64));
+                                }
+                            }
                             Err(e) => log::error!("{prefix} storing receipt for {id_for_log} failed: {e}"),
                         }
                         ok(res.map(|_| ()))

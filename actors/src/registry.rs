@@ -94,6 +94,20 @@ impl Registry {
             .map(|t| t.supervisor.clone())
     }
 
+    /// Every running tenant's id and counters, sorted by id.
+    pub fn all_stats(&self) -> Vec<(String, Arc<TenantStats>)> {
+        let mut all: Vec<_> = self
+            .inner
+            .tenants
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, t)| (id.clone(), t.stats.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
     /// The tenant's counters, `None` if it is not running.
     pub fn stats(&self, tenant: &str) -> Option<Arc<TenantStats>> {
         self.inner

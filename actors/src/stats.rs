@@ -6,6 +6,7 @@
 //! is counted twice. The store holds the truth per message.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use smppd_sqlite::MessageStatus;
 
@@ -32,6 +33,59 @@ pub struct TenantStats {
     pub failed: AtomicU64,
     /// Receipt with an unknown state.
     pub unknown: AtomicU64,
+    /// HTTP accept latency (request read to commit answered).
+    pub accept_latency: Histogram,
+    /// submit_sm sent to submit_sm_resp received.
+    pub submit_latency: Histogram,
+    /// Submitted (store time) to final receipt applied.
+    pub receipt_latency: Histogram,
+}
+
+/// Upper bounds of the latency buckets, in seconds.
+pub const BUCKETS: [f64; 17] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 300.0,
+];
+
+/// A lock-free latency histogram with fixed buckets ([`BUCKETS`] and +Inf).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, latency: Duration) {
+        let seconds = latency.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(
+            latency.as_micros().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// (cumulative count per bucket incl. +Inf, sum in seconds, count).
+    pub fn snapshot(&self) -> (Vec<u64>, f64, u64) {
+        let mut total = 0;
+        let cumulative = self
+            .counts
+            .iter()
+            .map(|c| {
+                total += c.load(Ordering::Relaxed);
+                total
+            })
+            .collect();
+        (
+            cumulative,
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            total,
+        )
+    }
 }
 
 impl TenantStats {
@@ -74,5 +128,25 @@ impl TenantStats {
         out.extend(finals);
         out.push(("final", finals.iter().map(|(_, v)| v).sum()));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_histogram_counts_cumulatively_per_bucket() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(300));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(1000));
+        let (buckets, sum, count) = h.snapshot();
+        assert_eq!(count, 3);
+        assert_eq!(buckets[0], 1, "<= 0.5 ms");
+        assert_eq!(buckets[3], 2, "<= 5 ms");
+        assert_eq!(buckets[BUCKETS.len() - 1], 2, "<= 300 s");
+        assert_eq!(buckets[BUCKETS.len()], 3, "+Inf");
+        assert!((sum - 1000.0033).abs() < 1e-6);
     }
 }

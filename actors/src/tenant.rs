@@ -41,6 +41,7 @@ use crate::connection::{outcome_unknown_error, Connection, InjectPanic, SlotId, 
 use crate::lanes::{Lanes, Offer};
 use crate::smpp::session::{BindMode, SessionState as ProtoState, SubmitOutcome};
 use crate::smpp::status::{self, ErrorClass};
+use crate::smpp::time::unix_ms;
 use crate::spec::{backoff, ChannelSpec, TenantSpec};
 use crate::stats::TenantStats;
 
@@ -764,11 +765,4 @@ impl Handler<PanicSession> for TenantSupervisor {
             addr.do_send(InjectPanic);
         }
     }
-}
-
-/// Now, in unix milliseconds.
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

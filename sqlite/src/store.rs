@@ -820,7 +820,7 @@ fn read_balance(conn: &Connection, tenant: &str) -> Result<Option<Balance>, Stor
 
 // ---- SQL: writes (run on the writer thread, inside its transaction) ----
 
-const FIND_BY_SMSC_ID: &str = "SELECT id, status FROM messages \
+const FIND_BY_SMSC_ID: &str = "SELECT id, status, submitted_at FROM messages \
      WHERE tenant = ?1 AND channel = ?2 AND smsc_message_id = ?3 AND status <> 'queued' \
      ORDER BY id DESC LIMIT 1";
 
@@ -962,20 +962,23 @@ fn apply_receipt(
     receipt: &Receipt,
 ) -> Result<ReceiptMatch, StoreError> {
     let status = receipt_status(receipt.status);
-    let found: Option<(i64, String)> = conn
+    let found: Option<(i64, String, Option<i64>)> = conn
         .prepare_cached(FIND_BY_SMSC_ID)?
         .query_row(
             params![receipt.tenant, receipt.channel, receipt.smsc_message_id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
         .optional()?;
-    if let Some((id, current)) = found {
+    if let Some((id, current, submitted_at_ms)) = found {
         // An intermediate receipt (e.g. ENROUTE arriving late) must not undo a
         // final outcome; a final one always wins (last one wins).
         if status.is_terminal() || current == MessageStatus::Submitted.as_str() {
             set_outcome(conn, now, id, status, &receipt.error)?;
         }
-        return Ok(ReceiptMatch::Matched(MessageId(id)));
+        return Ok(ReceiptMatch::Matched {
+            id: MessageId(id),
+            submitted_at_ms,
+        });
     }
     let (code, name) = error_columns(&receipt.error);
     conn.prepare_cached(

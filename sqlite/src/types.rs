@@ -306,7 +306,12 @@ pub struct Receipt {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReceiptMatch {
     /// The receipt updated this message.
-    Matched(MessageId),
+    Matched {
+        /// The message.
+        id: MessageId,
+        /// When it was submitted (unix ms), for submit-to-receipt latency.
+        submitted_at_ms: Option<i64>,
+    },
     /// No message with that smsc id (yet): the receipt was kept in
     /// `pending_receipts`; it is applied when `mark_submitted` records that
     /// smsc id (a DLR can overtake its submit_sm_resp), else stays as an orphan.

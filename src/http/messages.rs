@@ -182,9 +182,7 @@ fn replay(status: u16, body: String) -> HttpResponse {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    time::unix_ms()
 }
 
 /// `validity`: seconds from now (a positive integer) or an RFC 3339
@@ -322,6 +320,7 @@ pub async fn send(
     store: web::Data<Store>,
     registry: web::Data<Registry>,
 ) -> Result<HttpResponse, Problem> {
+    let started = Instant::now();
     let key = idempotency_key(&req)?;
     let body = super::read_body(payload).await?;
     let request = parse_send(&body)?;
@@ -334,6 +333,7 @@ pub async fn send(
     }
     let client_ref = request.client_ref().map(str::to_string);
     let (message, queued) = request.into_new_message(&tenant.0);
+    let stats = registry.stats(tenant.id());
     let registry = registry.get_ref().clone();
     let tenant_id = tenant.id().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<Answer<Result<MessageId, StoreError>>>();
@@ -384,7 +384,12 @@ pub async fn send(
         Problem::store_unavailable("the store stopped; the message was not accepted")
     })?;
     match answer.into_result(tenant.id()) {
-        Ok(Ok(id)) => Ok(HttpResponse::Accepted().json(accepted_json(id, client_ref.as_deref()))),
+        Ok(Ok(id)) => {
+            if let Some(stats) = stats {
+                stats.accept_latency.observe(started.elapsed());
+            }
+            Ok(HttpResponse::Accepted().json(accepted_json(id, client_ref.as_deref())))
+        }
         Ok(Err(e)) => Err(insert_problem(tenant.id(), &e)),
         Err(response) => Ok(*response),
     }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod batch;
 pub mod listing;
 pub mod messages;
+pub mod ops;
 pub mod problem;
 
 use actix_web::{web, HttpResponse};
@@ -45,6 +46,16 @@ pub async fn read_body_up_to(
 /// `Registry` and [`auth::Keys`].
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        web::resource("/metrics")
+            .route(web::get().to(ops::metrics))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/ready")
+            .route(web::get().to(ops::ready))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
         web::resource("/health")
             .route(web::get().to(health))
             .default_service(web::to(not_allowed)),

@@ -53,6 +53,13 @@ fn civil(unix_ms: i64) -> Civil {
     }
 }
 
+/// Now, in unix milliseconds.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// `2026-11-22T07:00:17.006Z`
 pub fn rfc3339(unix_ms: i64) -> String {
     let c = civil(unix_ms);

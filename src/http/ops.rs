@@ -1,0 +1,301 @@
+//! Operator endpoints: `GET /metrics` (Prometheus text format) and
+//! `GET /ready`.
+//!
+//! Metrics are rendered on each scrape from the counters the hot path
+//! already keeps (atomics, see `smppd_actors::stats`), the supervisors'
+//! session tables and the store's queue counters; nothing is recorded
+//! twice.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+use smppd_actors::stats::{Histogram, BUCKETS};
+use smppd_actors::Registry;
+use smppd_sqlite::Store;
+
+use super::problem::Problem;
+
+/// The operator token, if configured.
+#[derive(Debug, Clone, Default)]
+pub struct AdminToken(pub Option<String>);
+
+impl AdminToken {
+    /// True when no token is configured or the request carries it.
+    fn admits(&self, req: &HttpRequest) -> bool {
+        let Some(token) = &self.0 else { return true };
+        let presented = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key.trim());
+        // Constant-time comparison: the token is a secret.
+        presented.is_some_and(|p| {
+            p.len() == token.len()
+                && p.bytes()
+                    .zip(token.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        })
+    }
+}
+
+/// Escapes a Prometheus label value.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+    let (buckets, sum, count) = h.snapshot();
+    for (bound, n) in BUCKETS.iter().zip(&buckets) {
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
+        buckets[BUCKETS.len()]
+    );
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+    let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+}
+
+/// `GET /metrics`
+pub async fn metrics(
+    req: HttpRequest,
+    admin: web::Data<AdminToken>,
+    registry: web::Data<Registry>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, Problem> {
+    if !admin.admits(&req) {
+        return Err(Problem::unauthorized("/metrics needs the admin token"));
+    }
+    let tenants = registry.all_stats();
+    let mut out = String::with_capacity(8 * 1024);
+    let counters: [(&str, &str, fn(&smppd_actors::stats::TenantStats) -> u64); 4] = [
+        (
+            "smppd_messages_accepted_total",
+            "Messages accepted over HTTP (committed).",
+            |s| get(&s.accepted),
+        ),
+        (
+            "smppd_messages_submitted_total",
+            "submit_sm answered ESME_ROK.",
+            |s| get(&s.submitted),
+        ),
+        (
+            "smppd_messages_throttled_total",
+            "Submits answered with a throttling status.",
+            |s| get(&s.throttled),
+        ),
+        (
+            "smppd_messages_retried_total",
+            "Attempts retried (temporary error, throttle, unknown outcome).",
+            |s| get(&s.retried),
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (tenant, stats) in &tenants {
+            let _ = writeln!(
+                out,
+                "{name}{{tenant=\"{}\"}} {}",
+                label(tenant),
+                value(stats)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP smppd_messages_final_total Messages that reached a final status.\n# TYPE smppd_messages_final_total counter"
+    );
+    for (tenant, stats) in &tenants {
+        for (status, value) in stats.snapshot().into_iter().skip(4).take(6) {
+            let _ = writeln!(
+                out,
+                "smppd_messages_final_total{{tenant=\"{}\",status=\"{status}\"}} {value}",
+                label(tenant)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP smppd_queue_depth Messages accepted and not yet submitted or final.\n# TYPE smppd_queue_depth gauge"
+    );
+    let ids: Vec<String> = tenants.iter().map(|(t, _)| t.clone()).collect();
+    let reader = store.get_ref().clone();
+    let depths = web::block(move || {
+        ids.iter()
+            .map(|t| reader.queued_count(t).unwrap_or(0))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    for ((tenant, _), depth) in tenants.iter().zip(depths) {
+        let _ = writeln!(
+            out,
+            "smppd_queue_depth{{tenant=\"{}\"}} {depth}",
+            label(tenant)
+        );
+    }
+    for (name, help, pick) in [
+        (
+            "smppd_accept_latency_seconds",
+            "HTTP accept latency, request to committed 202.",
+            0,
+        ),
+        (
+            "smppd_submit_response_seconds",
+            "submit_sm to submit_sm_resp.",
+            1,
+        ),
+        (
+            "smppd_submit_to_receipt_seconds",
+            "Submitted to final delivery receipt.",
+            2,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (tenant, stats) in &tenants {
+            let h = [
+                &stats.accept_latency,
+                &stats.submit_latency,
+                &stats.receipt_latency,
+            ][pick];
+            histogram(&mut out, name, &format!("tenant=\"{}\"", label(tenant)), h);
+        }
+    }
+    let session_metrics = [
+        (
+            "smppd_session_bound",
+            "gauge",
+            "1 when the session is bound.",
+        ),
+        (
+            "smppd_session_window_in_use",
+            "gauge",
+            "Submits in flight on the session.",
+        ),
+        (
+            "smppd_session_window_size",
+            "gauge",
+            "The session's window.",
+        ),
+        (
+            "smppd_session_rate_limit",
+            "gauge",
+            "Submits per second in force (absent: unlimited).",
+        ),
+        (
+            "smppd_session_submitted_total",
+            "counter",
+            "Submits handed to the session.",
+        ),
+        (
+            "smppd_session_throttled_total",
+            "counter",
+            "Throttle answers on the session.",
+        ),
+        (
+            "smppd_session_expired_total",
+            "counter",
+            "Submits with an unknown outcome (retried).",
+        ),
+    ];
+    let mut sessions = Vec::new();
+    for (tenant, _) in &tenants {
+        for c in registry.connections(tenant).await.unwrap_or_default() {
+            sessions.push((tenant.clone(), c));
+        }
+    }
+    for (i, (name, kind, help)) in session_metrics.iter().enumerate() {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (tenant, c) in &sessions {
+            let value = match i {
+                0 => Some(u64::from(c.state == "bound") as f64),
+                1 => Some(c.window_in_use as f64),
+                2 => Some(c.window_size as f64),
+                3 => c.rate_limit,
+                4 => Some(c.submitted as f64),
+                5 => Some(c.throttled as f64),
+                _ => Some(c.expired as f64),
+            };
+            if let Some(v) = value {
+                let _ = writeln!(
+                    out,
+                    "{name}{{tenant=\"{}\",channel=\"{}\",session=\"{}\",bind=\"{}\"}} {v}",
+                    label(tenant),
+                    label(&c.channel),
+                    c.session,
+                    c.bind
+                );
+            }
+        }
+    }
+    let writer = store.stats();
+    let _ = writeln!(
+        out,
+        "# HELP smppd_store_transactions_total Store transactions committed.\n# TYPE smppd_store_transactions_total counter\nsmppd_store_transactions_total {}\n# HELP smppd_store_operations_total Store operations handled.\n# TYPE smppd_store_operations_total counter\nsmppd_store_operations_total {}",
+        writer.transactions, writer.ops
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(out))
+}
+
+fn get(counter: &std::sync::atomic::AtomicU64) -> u64 {
+    counter.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `GET /ready`: 200 when the store commits and every channel has a bound
+/// session, else 503 with the reasons (shown to the operator only).
+pub async fn ready(
+    req: HttpRequest,
+    admin: web::Data<AdminToken>,
+    registry: web::Data<Registry>,
+    store: web::Data<Store>,
+) -> HttpResponse {
+    let mut reasons = Vec::new();
+    let writer = store.get_ref().clone();
+    let flushed =
+        tokio::time::timeout(Duration::from_secs(2), web::block(move || writer.flush())).await;
+    if !matches!(flushed, Ok(Ok(Ok(())))) {
+        reasons.push("the store did not commit within 2 s".to_string());
+    }
+    for (tenant, _) in registry.all_stats() {
+        let sessions = registry.connections(&tenant).await.unwrap_or_default();
+        let mut channels: Vec<&str> = sessions.iter().map(|s| s.channel.as_str()).collect();
+        channels.dedup();
+        for channel in channels {
+            let bound = sessions
+                .iter()
+                .any(|s| s.channel == channel && s.state == "bound");
+            if !bound {
+                let why = sessions
+                    .iter()
+                    .filter(|s| s.channel == channel)
+                    .find_map(|s| s.last_error.clone())
+                    .unwrap_or_else(|| "connecting".into());
+                reasons.push(format!(
+                    "tenant {tenant} channel {channel}: no bound session ({why})"
+                ));
+            }
+        }
+    }
+    let ready = reasons.is_empty();
+    let body = if admin.admits(&req) {
+        json!({ "ready": ready, "reasons": reasons })
+    } else {
+        json!({ "ready": ready })
+    };
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
