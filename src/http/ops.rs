@@ -43,6 +43,9 @@ impl AdminToken {
     }
 }
 
+/// Reads one counter of a tenant's stats.
+type CounterOf = fn(&smppd_actors::stats::TenantStats) -> u64;
+
 /// Escapes a Prometheus label value.
 fn label(value: &str) -> String {
     value
@@ -77,7 +80,7 @@ pub async fn metrics(
     }
     let tenants = registry.all_stats();
     let mut out = String::with_capacity(8 * 1024);
-    let counters: [(&str, &str, fn(&smppd_actors::stats::TenantStats) -> u64); 4] = [
+    let counters: [(&str, &str, CounterOf); 4] = [
         (
             "smppd_messages_accepted_total",
             "Messages accepted over HTTP (committed).",
