@@ -128,3 +128,63 @@ fn a_tenant_without_a_price_has_no_credit_control() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body["credit_control"], false);
 }
+
+#[test]
+fn the_operator_tops_up_credit_and_sending_resumes() {
+    const ADMIN: &str = "operator-token-0123456789";
+    let (_dir, db) = temp_db();
+    let sim = simulator(&[ACME], Faults::default());
+    let text = format!(
+        "[http]\nadmin_token = \"{ADMIN}\"\n{}",
+        config_text_with(
+            &db,
+            sim.local_addr().port(),
+            &[ACME],
+            "price_per_part = 0.5\ncredit = 0.5",
+            ""
+        )
+    );
+    let engine = TestEngine::start(&text);
+    let http = engine.http();
+    assert_eq!(http.post_message(ACME.api_key, json!({})).status, 202);
+    assert_eq!(http.post_message(ACME.api_key, json!({})).status, 402);
+    let top_up =
+        |key: Option<&str>, body: &str| http.post("/admin/v1/tenants/acme/credit", key, body);
+    assert_eq!(
+        top_up(Some(ACME.api_key), r#"{"amount": 10}"#).status,
+        401,
+        "a tenant cannot top itself up"
+    );
+    assert_eq!(top_up(Some(ADMIN), r#"{"amount": "lots"}"#).status, 400);
+    assert_eq!(
+        http.post(
+            "/admin/v1/tenants/nobody/credit",
+            Some(ADMIN),
+            r#"{"amount": 1}"#
+        )
+        .status,
+        404
+    );
+    let reply = top_up(Some(ADMIN), r#"{"amount": 1.5}"#);
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["available"], 1.5);
+    assert_eq!(http.post_message(ACME.api_key, json!({})).status, 202);
+    let all = http.get("/admin/v1/connections", Some(ADMIN)).body;
+    assert_eq!(all["connections"][0]["tenant"], "acme");
+    assert_eq!(
+        http.get("/admin/v1/connections", Some(ACME.api_key)).status,
+        401
+    );
+}
+
+#[test]
+fn the_operator_api_is_off_without_an_admin_token() {
+    let (_dir, db) = temp_db();
+    let engine = TestEngine::start(&config_text_with(&db, free_port(), &[ACME], PRICED, ""));
+    let reply = engine.http().post(
+        "/admin/v1/tenants/acme/credit",
+        Some(ACME.api_key),
+        r#"{"amount": 1}"#,
+    );
+    assert_eq!(reply.status, 404);
+}

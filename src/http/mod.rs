@@ -1,6 +1,7 @@
 //! The HTTP API (actix-web): routes, body limits, and the JSON error
 //! handlers that keep every error a problem document.
 
+pub mod admin;
 pub mod auth;
 pub mod batch;
 pub mod listing;
@@ -43,9 +44,19 @@ pub async fn read_body_up_to(
 }
 
 /// Registers every route. The caller adds the app data: `Store`,
-/// `Registry` and [`auth::Keys`].
+/// `Registry`, [`auth::Keys`] and [`ops::AdminToken`].
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        web::resource("/admin/v1/tenants/{id}/credit")
+            .route(web::post().to(admin::top_up))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/connections")
+            .route(web::get().to(admin::connections))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
         web::resource("/metrics")
             .route(web::get().to(ops::metrics))
             .default_service(web::to(not_allowed)),

@@ -23,7 +23,7 @@ pub struct AdminToken(pub Option<String>);
 
 impl AdminToken {
     /// True when no token is configured or the request carries it.
-    fn admits(&self, req: &HttpRequest) -> bool {
+    pub(crate) fn admits(&self, req: &HttpRequest) -> bool {
         let Some(token) = &self.0 else { return true };
         let presented = req
             .headers()

@@ -1,0 +1,100 @@
+//! The operator API under `/admin/v1`, behind `http.admin_token` (and
+//! disabled when no token is configured: tenant keys never work here).
+//!
+//! Built so far: credit top-ups and every tenant's sessions. Creating,
+//! changing and deleting tenants and channels at run time is not built
+//! yet; tenants come from the config file.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+use smppd_actors::smpp::time;
+use smppd_actors::Registry;
+use smppd_sqlite::Store;
+
+use super::messages::money;
+use super::ops::AdminToken;
+use super::problem::Problem;
+use crate::config::micros;
+
+fn operator(req: &HttpRequest, admin: &AdminToken) -> Result<(), Problem> {
+    match &admin.0 {
+        None => Err(Problem::not_found(
+            "the operator API is off: set http.admin_token",
+        )),
+        Some(_) if admin.admits(req) => Ok(()),
+        Some(_) => Err(Problem::unauthorized(
+            "the operator API needs the admin token",
+        )),
+    }
+}
+
+/// `POST /admin/v1/tenants/{id}/credit` with `{"amount": 12.5}`: adds to
+/// (or, negative, takes from) the tenant's available credit.
+pub async fn top_up(
+    req: HttpRequest,
+    admin: web::Data<AdminToken>,
+    path: web::Path<String>,
+    payload: web::Payload,
+    store: web::Data<Store>,
+    registry: web::Data<Registry>,
+) -> Result<HttpResponse, Problem> {
+    operator(&req, &admin)?;
+    let tenant = path.into_inner();
+    if registry.stats(&tenant).is_none() {
+        return Err(Problem::not_found("no such tenant"));
+    }
+    let body = super::read_body(payload).await?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| Problem::malformed_body(format!("the body is not valid JSON: {e}")))?;
+    let amount = value
+        .get("amount")
+        .and_then(Value::as_f64)
+        .filter(|a| a.is_finite() && a.abs() <= 1e12 && *a != 0.0)
+        .ok_or_else(|| Problem::invalid_field("amount", "'amount' must be a non-zero number"))?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.top_up(&tenant, micros(amount), Box::new(move |r| drop(tx.send(r))));
+    let balance = rx
+        .await
+        .map_err(|_| Problem::store_unavailable("the store stopped"))?
+        .map_err(|e| {
+            log::error!("[{tenant}] top-up failed: {e}");
+            Problem::store_unavailable("the top-up could not be stored")
+        })?;
+    log::info!("[{tenant}] credit changed by {amount}");
+    Ok(HttpResponse::Ok().json(json!({
+        "tenant": tenant,
+        "available": money(balance.available),
+        "reserved": money(balance.reserved),
+        "spent": money(balance.spent),
+    })))
+}
+
+/// `GET /admin/v1/connections`: every session of every tenant.
+pub async fn connections(
+    req: HttpRequest,
+    admin: web::Data<AdminToken>,
+    registry: web::Data<Registry>,
+) -> Result<HttpResponse, Problem> {
+    operator(&req, &admin)?;
+    let mut all = Vec::new();
+    for (tenant, _) in registry.all_stats() {
+        for s in registry.connections(&tenant).await.unwrap_or_default() {
+            all.push(json!({
+                "tenant": tenant,
+                "channel": s.channel,
+                "session": s.session,
+                "bind": s.bind,
+                "state": s.state,
+                "since": time::rfc3339(s.since.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)),
+                "last_error": s.last_error,
+                "window_in_use": s.window_in_use,
+                "window_size": s.window_size,
+                "rate_limit": s.rate_limit,
+                "submitted": s.submitted,
+                "throttled": s.throttled,
+                "expired": s.expired,
+            }));
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({ "connections": all })))
+}
