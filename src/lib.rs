@@ -61,6 +61,8 @@ pub struct Engine {
     registry: Registry,
     server: actix_web::dev::ServerHandle,
     housekeeping: actix_rt::task::JoinHandle<()>,
+    /// Tells open event streams to end.
+    closing: tokio::sync::watch::Sender<bool>,
     addr: SocketAddr,
 }
 
@@ -100,6 +102,8 @@ impl Engine {
         seed_accounts(config, &store)?;
         let keys = web::Data::new(http::auth::Keys::from_config(config));
         let admin = web::Data::new(http::ops::AdminToken(config.http.admin_token.clone()));
+        let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+        let closing = web::Data::new(http::events::Closing(closing_rx));
         let (app_store, app_registry) = (
             web::Data::new(store.clone()),
             web::Data::new(registry.clone()),
@@ -110,6 +114,7 @@ impl Engine {
                 .app_data(app_registry.clone())
                 .app_data(keys.clone())
                 .app_data(admin.clone())
+                .app_data(closing.clone())
                 .configure(http::routes)
         })
         .disable_signals()
@@ -127,6 +132,7 @@ impl Engine {
             registry,
             server: handle,
             housekeeping,
+            closing: closing_tx,
             addr,
         })
     }
@@ -146,6 +152,7 @@ impl Engine {
     /// holds, and stop the actor threads.
     pub async fn shutdown(self) {
         log::info!("shutting down: HTTP first");
+        let _ = self.closing.send(true);
         self.server.stop(true).await;
         self.housekeeping.abort();
         log::info!("unbinding SMPP sessions");

@@ -423,8 +423,11 @@ impl Connection {
                 &receipt::normalize_id(smsc_id),
                 Box::new(move |res| match res {
                     // A receipt that overtook this response was applied now.
-                    Ok(Some(status)) => stats.finished(status),
-                    Ok(None) => {}
+                    Ok(Some(status)) => {
+                        stats.finished(status);
+                        stats.events.status(id, status, None);
+                    }
+                    Ok(None) => stats.events.status(id, MessageStatus::Submitted, None),
                     Err(e) => {
                         log::error!("{prefix} recording message {id} as submitted failed: {e}")
                     }
@@ -473,6 +476,7 @@ impl Connection {
                 let stats = self.stats.clone();
                 let prefix = self.log_prefix();
                 let id_for_log = smsc_message_id.clone();
+                let event_error = error.clone();
                 self.store.apply_receipt(
                     Receipt {
                         tenant: self.tenant.to_string(),
@@ -486,8 +490,9 @@ impl Connection {
                             Ok(smppd_sqlite::ReceiptMatch::Parked) => log::info!(
                                 "{prefix} receipt for unknown SMSC id {id_for_log} kept as pending (its submit_sm_resp may still come)"
                             ),
-                            Ok(smppd_sqlite::ReceiptMatch::Matched { submitted_at_ms, .. }) => {
+                            Ok(smppd_sqlite::ReceiptMatch::Matched { id, submitted_at_ms }) => {
                                 stats.finished(status);
+                                stats.events.status(*id, status, event_error);
                                 if let Some(at) = submitted_at_ms {
                                     let ms = crate::smpp::time::unix_ms().saturating_sub(*at).max(0);
                                     stats.receipt_latency.observe(Duration::from_millis(ms as u64));
@@ -513,17 +518,30 @@ impl Connection {
                 text,
             } => {
                 let prefix = self.log_prefix();
+                let stats = self.stats.clone();
+                let inbound = smppd_sqlite::NewInbound {
+                    tenant: self.tenant.to_string(),
+                    channel: self.channel.name.clone(),
+                    source,
+                    destination,
+                    text,
+                };
+                let event = inbound.clone();
                 self.store.insert_inbound(
-                    smppd_sqlite::NewInbound {
-                        tenant: self.tenant.to_string(),
-                        channel: self.channel.name.clone(),
-                        source,
-                        destination,
-                        text,
-                    },
+                    inbound,
                     Box::new(move |res| {
-                        if let Err(e) = &res {
-                            log::error!("{prefix} storing an inbound message failed: {e}");
+                        match &res {
+                            Ok(id) => stats.events.publish(crate::events::Event::Inbound {
+                                id: *id,
+                                channel: event.channel,
+                                source: event.source,
+                                destination: event.destination,
+                                text: event.text,
+                                at_ms: crate::smpp::time::unix_ms(),
+                            }),
+                            Err(e) => {
+                                log::error!("{prefix} storing an inbound message failed: {e}")
+                            }
                         }
                         ok(res.map(|_| ()))
                     }),

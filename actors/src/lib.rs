@@ -17,6 +17,7 @@
 //! ```
 
 pub mod connection;
+pub mod events;
 pub mod lanes;
 pub mod registry;
 pub mod smpp;

@@ -39,6 +39,8 @@ pub struct TenantStats {
     pub submit_latency: Histogram,
     /// Submitted (store time) to final receipt applied.
     pub receipt_latency: Histogram,
+    /// Live events of this tenant.
+    pub events: crate::events::Events,
 }
 
 /// Upper bounds of the latency buckets, in seconds.

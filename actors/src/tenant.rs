@@ -402,6 +402,14 @@ impl TenantSupervisor {
         let (id, tenant) = (message.id, self.tenant.clone());
         log::info!("[{tenant}] message {id} expired before it could be submitted");
         self.stats.finished(MessageStatus::Expired);
+        self.stats.events.status(
+            id,
+            MessageStatus::Expired,
+            Some(ErrorInfo {
+                code: 0,
+                name: "VALIDITY_EXPIRED".into(),
+            }),
+        );
         self.store.mark_final(
             id,
             MessageStatus::Expired,
@@ -516,6 +524,9 @@ impl TenantSupervisor {
                     error.code
                 );
                 self.stats.finished(MessageStatus::Failed);
+                self.stats
+                    .events
+                    .status(id, MessageStatus::Failed, Some(error.clone()));
                 self.store.mark_final(
                     id,
                     MessageStatus::Failed,

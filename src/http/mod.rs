@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod batch;
+pub mod events;
 pub mod listing;
 pub mod messages;
 pub mod ops;
@@ -85,6 +86,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/messages/{id}")
             .route(web::get().to(messages::get))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/v1/events")
+            .route(web::get().to(events::events))
             .default_service(web::to(not_allowed)),
     )
     .service(
