@@ -175,6 +175,20 @@ pub struct TenantConfig {
     /// (default 0); later top-ups are not overwritten.
     #[serde(default)]
     pub credit: Option<f64>,
+    /// Where final statuses and inbound messages are POSTed (http or https).
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// HMAC-SHA256 key for the webhook signature (at least 16 characters);
+    /// needed for `webhook_url` and for messages with a `callback_url`.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    /// Attempts before a webhook delivery becomes a dead letter (default 8).
+    #[serde(default = "eight")]
+    pub webhook_max_attempts: u32,
+    /// First webhook retry delay in ms (default 1000; doubles per attempt,
+    /// up to an hour).
+    #[serde(default = "thousand")]
+    pub webhook_retry_initial_ms: u64,
     /// Its SMPP accounts.
     #[serde(default)]
     pub channels: Vec<ChannelConfig>,
@@ -276,6 +290,16 @@ impl From<ErrorClassName> for ErrorClass {
     }
 }
 
+/// An absolute http(s) URL without spaces, at most 2,048 characters.
+pub fn is_http_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    url.len() <= 2048
+        && rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 /// Currency units to micro-units (the store's integer money).
 pub fn micros(units: f64) -> i64 {
     (units * 1_000_000.0).round() as i64
@@ -303,6 +327,9 @@ fn five() -> u64 {
 }
 fn five_u32() -> u32 {
     5
+}
+fn eight() -> u32 {
+    8
 }
 fn thirty() -> u64 {
     30
@@ -484,6 +511,29 @@ impl Config {
                     return Err(invalid(key(field), "must be a number from 0 to 10^12"));
                 }
             }
+            if let Some(url) = &tenant.webhook_url {
+                if !is_http_url(url) {
+                    return Err(invalid(
+                        key("webhook_url"),
+                        "must be an http:// or https:// URL",
+                    ));
+                }
+                if tenant.webhook_secret.is_none() {
+                    return Err(invalid(
+                        key("webhook_secret"),
+                        "is needed with webhook_url (to sign deliveries)",
+                    ));
+                }
+            }
+            if tenant.webhook_secret.as_ref().is_some_and(|s| s.len() < 16) {
+                return Err(invalid(
+                    key("webhook_secret"),
+                    "must be at least 16 characters",
+                ));
+            }
+            if tenant.webhook_max_attempts == 0 {
+                return Err(invalid(key("webhook_max_attempts"), "must be at least 1"));
+            }
             if tenant.credit.is_some() && tenant.price_per_part.is_none() {
                 return Err(invalid(
                     key("credit"),
@@ -592,6 +642,24 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Webhook signing and retry policy of every tenant that has a secret.
+    pub fn webhook_policies(&self) -> HashMap<String, crate::webhooks::WebhookPolicy> {
+        self.tenants
+            .iter()
+            .filter_map(|t| {
+                let secret = t.webhook_secret.clone()?;
+                Some((
+                    t.id.clone(),
+                    crate::webhooks::WebhookPolicy {
+                        secret,
+                        max_attempts: t.webhook_max_attempts,
+                        retry_initial: Duration::from_millis(t.webhook_retry_initial_ms.max(1)),
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// Store settings.

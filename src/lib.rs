@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod http;
+pub mod webhooks;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
@@ -41,6 +42,9 @@ pub enum StartError {
     /// The HTTP listener could not be used.
     #[error("http: {0}")]
     Http(#[from] std::io::Error),
+    /// A worker thread could not be started.
+    #[error("cannot start the {0} thread: {1}")]
+    Thread(&'static str, std::io::Error),
 }
 
 /// Gives tenants with credit control their starting balance on first start
@@ -55,6 +59,21 @@ fn seed_accounts(config: &Config, store: &Store) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Records each tenant's webhook URL (or its absence) for the store's
+/// outbox triggers.
+fn seed_webhooks(config: &Config, store: &Store) -> Result<(), StoreError> {
+    for tenant in &config.tenants {
+        let (tx, rx) = std::sync::mpsc::channel();
+        store.set_tenant_webhook(
+            &tenant.id,
+            tenant.webhook_url.as_deref(),
+            Box::new(move |r| drop(tx.send(r))),
+        );
+        rx.recv().map_err(|_| StoreError::WriterGone)??;
+    }
+    Ok(())
+}
+
 /// A running smppd: store, tenant supervisors and HTTP server.
 pub struct Engine {
     store: Store,
@@ -63,6 +82,8 @@ pub struct Engine {
     housekeeping: actix_rt::task::JoinHandle<()>,
     /// Tells open event streams to end.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Posts webhooks from the outbox.
+    dispatcher: webhooks::Dispatcher,
     addr: SocketAddr,
 }
 
@@ -100,6 +121,9 @@ impl Engine {
             registry.start_tenant(spec);
         }
         seed_accounts(config, &store)?;
+        seed_webhooks(config, &store)?;
+        let dispatcher = webhooks::Dispatcher::start(store.clone(), config.webhook_policies())
+            .map_err(|e| StartError::Thread("webhook", e))?;
         let keys = web::Data::new(http::auth::Keys::from_config(config));
         let admin = web::Data::new(http::ops::AdminToken(config.http.admin_token.clone()));
         let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
@@ -133,6 +157,7 @@ impl Engine {
             server: handle,
             housekeeping,
             closing: closing_tx,
+            dispatcher,
             addr,
         })
     }
@@ -159,6 +184,8 @@ impl Engine {
         if !self.registry.shutdown(UNBIND_TIMEOUT).await {
             log::warn!("some sessions did not unbind within {UNBIND_TIMEOUT:?}");
         }
+        let dispatcher = self.dispatcher;
+        let _ = web::block(move || dispatcher.stop()).await;
         let store = self.store.clone();
         let flushed = web::block(move || {
             let result = store.flush();

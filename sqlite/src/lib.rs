@@ -26,7 +26,7 @@ pub use store::{Store, StoreOptions, Synchronous};
 pub use types::{
     Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
     MessageRecord, MessageStatus, NewInbound, NewMessage, Priority, QueuedMessage, Receipt,
-    ReceiptMatch, RenderAnswer,
+    ReceiptMatch, RenderAnswer, WebhookDelivery, WebhookOutcome,
 };
 pub use writer::{Done, WriterStats};
 

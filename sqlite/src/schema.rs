@@ -142,6 +142,54 @@ pub const MIGRATIONS: &[&str] = &[
     // 5: listing a tenant's messages newest first without reading other
     // tenants' rows.
     "CREATE INDEX messages_tenant ON messages(tenant, id);",
+    // 6: webhooks. A final status (or an inbound message) of a tenant with
+    // a webhook, or of a message with its own callback_url, puts a row in
+    // the outbox *in the same transaction* (triggers), so no event is lost
+    // between the commit and the delivery; the dispatcher claims due rows
+    // with a lease, posts them, and records the outcome.
+    "ALTER TABLE messages ADD COLUMN callback_url TEXT;
+    CREATE TABLE tenant_webhooks (
+        tenant TEXT PRIMARY KEY,
+        url TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE webhook_outbox (
+        id INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        url TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        ref_id INTEGER NOT NULL,
+        status TEXT,
+        error_code INTEGER,
+        error_name TEXT,
+        created_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        last_error TEXT,
+        done_at INTEGER
+    );
+    CREATE INDEX webhook_outbox_due ON webhook_outbox(next_attempt_at) WHERE state = 'pending';
+    CREATE INDEX webhook_outbox_dead ON webhook_outbox(tenant, id) WHERE state = 'dead';
+    CREATE TRIGGER messages_webhook AFTER UPDATE OF status ON messages
+        WHEN OLD.status <> NEW.status
+        AND NEW.status IN ('delivered', 'undeliverable', 'expired', 'rejected', 'failed', 'unknown')
+        AND COALESCE(NEW.callback_url, (SELECT url FROM tenant_webhooks WHERE tenant = NEW.tenant))
+            IS NOT NULL
+    BEGIN
+        INSERT INTO webhook_outbox (tenant, url, kind, ref_id, status, error_code, error_name,
+                                    created_at, next_attempt_at)
+        VALUES (NEW.tenant,
+                COALESCE(NEW.callback_url, (SELECT url FROM tenant_webhooks WHERE tenant = NEW.tenant)),
+                'status', NEW.id, NEW.status, NEW.error_code, NEW.error_name,
+                NEW.updated_at, NEW.updated_at);
+    END;
+    CREATE TRIGGER inbound_webhook AFTER INSERT ON inbound
+        WHEN EXISTS (SELECT 1 FROM tenant_webhooks WHERE tenant = NEW.tenant)
+    BEGIN
+        INSERT INTO webhook_outbox (tenant, url, kind, ref_id, created_at, next_attempt_at)
+        VALUES (NEW.tenant, (SELECT url FROM tenant_webhooks WHERE tenant = NEW.tenant),
+                'inbound', NEW.id, NEW.received_at, NEW.received_at);
+    END;",
 ];
 
 /// The schema version this build writes: the number of migrations.

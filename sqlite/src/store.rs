@@ -17,7 +17,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use crate::types::{
     Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
     MessageRecord, MessageStatus, NewInbound, NewMessage, Priority, QueuedMessage, Receipt,
-    ReceiptMatch,
+    ReceiptMatch, WebhookDelivery, WebhookOutcome,
 };
 use crate::writer::{self, Done, Job, StatsCounters, WriterStats};
 use crate::{schema, StoreError};
@@ -291,6 +291,114 @@ impl Store {
         ));
     }
 
+    /// Sets (or with `None` removes) the tenant's webhook URL.
+    pub fn set_tenant_webhook(&self, tenant: &str, url: Option<&str>, done: Done<()>) {
+        let (tenant, url) = (tenant.to_owned(), url.map(str::to_owned));
+        self.submit(writer::job(
+            move |conn, _| {
+                match url {
+                    Some(url) => conn
+                        .prepare_cached(
+                            "INSERT OR REPLACE INTO tenant_webhooks (tenant, url) VALUES (?1, ?2)",
+                        )?
+                        .execute(params![tenant, url])?,
+                    None => conn
+                        .prepare_cached("DELETE FROM tenant_webhooks WHERE tenant = ?1")?
+                        .execute(params![tenant])?,
+                };
+                Ok(())
+            },
+            done,
+        ));
+    }
+
+    /// Claims up to `limit` due webhook deliveries: they are leased until
+    /// `now + lease_ms` (pushed out of the due range) in the same
+    /// transaction, so a poll that runs while they are being posted does
+    /// not take them again; a dispatcher that dies mid-post simply lets the
+    /// lease run out and they are retried.
+    pub fn claim_webhooks(&self, lease_ms: i64, limit: usize, done: Done<Vec<WebhookDelivery>>) {
+        self.submit(writer::job(
+            move |conn, now| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT id, tenant, url, kind, ref_id, status, error_code, error_name, \
+                     created_at, attempts, last_error FROM webhook_outbox \
+                     WHERE state = 'pending' AND next_attempt_at <= ?1 \
+                     ORDER BY next_attempt_at LIMIT ?2",
+                )?;
+                let mut rows =
+                    stmt.query(params![now, i64::try_from(limit).unwrap_or(i64::MAX)])?;
+                let mut claimed = Vec::new();
+                while let Some(row) = rows.next()? {
+                    claimed.push(WebhookDelivery {
+                        id: column(row, 0, "id")?,
+                        tenant: column(row, 1, "tenant")?,
+                        url: column(row, 2, "url")?,
+                        kind: column(row, 3, "kind")?,
+                        ref_id: column(row, 4, "ref_id")?,
+                        status: column(row, 5, "status")?,
+                        error: error_info(
+                            column(row, 6, "error_code")?,
+                            column(row, 7, "error_name")?,
+                        ),
+                        created_at_ms: column(row, 8, "created_at")?,
+                        attempts: column(row, 9, "attempts")?,
+                        last_error: column(row, 10, "last_error")?,
+                    });
+                }
+                drop(rows);
+                let mut lease = conn.prepare_cached(
+                    "UPDATE webhook_outbox SET next_attempt_at = ?2 WHERE id = ?1",
+                )?;
+                for d in &claimed {
+                    lease.execute(params![d.id, now + lease_ms])?;
+                }
+                Ok(claimed)
+            },
+            done,
+        ));
+    }
+
+    /// Records how a webhook attempt ended.
+    pub fn webhook_result(&self, id: i64, outcome: WebhookOutcome, done: Done<()>) {
+        self.submit(writer::job(
+            move |conn, now| {
+                let (state, next, error, finished) = match outcome {
+                    WebhookOutcome::Delivered => ("delivered", now, None, Some(now)),
+                    WebhookOutcome::Retry { at_ms, error } => ("pending", at_ms, Some(error), None),
+                    WebhookOutcome::Dead { error } => ("dead", now, Some(error), Some(now)),
+                };
+                conn.prepare_cached(
+                    "UPDATE webhook_outbox SET state = ?2, next_attempt_at = ?3, \
+                     last_error = COALESCE(?4, last_error), done_at = ?5, attempts = attempts + 1 \
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, state, next, error, finished])?;
+                Ok(())
+            },
+            done,
+        ));
+    }
+
+    /// Puts a dead letter of the tenant back in the queue for an immediate
+    /// attempt; false if it is not one of its dead letters.
+    pub fn replay_webhook(&self, tenant: &str, id: i64, done: Done<bool>) {
+        let tenant = tenant.to_owned();
+        self.submit(writer::job(
+            move |conn, now| {
+                Ok(conn
+                    .prepare_cached(
+                        "UPDATE webhook_outbox SET state = 'pending', attempts = 0, \
+                         next_attempt_at = ?3, done_at = NULL \
+                         WHERE id = ?1 AND tenant = ?2 AND state = 'dead'",
+                    )?
+                    .execute(params![id, tenant, now])?
+                    == 1)
+            },
+            done,
+        ));
+    }
+
     /// Stores a mobile-originated message; answers with its row id.
     pub fn insert_inbound(&self, message: NewInbound, done: Done<i64>) {
         self.submit(writer::job(
@@ -507,6 +615,64 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// The tenant's dead webhook deliveries, newest first, below `before`.
+    pub fn dead_webhooks(
+        &self,
+        tenant: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<WebhookDelivery>, StoreError> {
+        let conn = self.inner.readers.get();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, tenant, url, kind, ref_id, status, error_code, error_name, created_at, \
+             attempts, last_error FROM webhook_outbox \
+             WHERE tenant = ?1 AND state = 'dead' AND id < ?2 ORDER BY id DESC LIMIT ?3",
+        )?;
+        let mut rows = stmt.query(params![
+            tenant,
+            before.unwrap_or(i64::MAX),
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(WebhookDelivery {
+                id: column(row, 0, "id")?,
+                tenant: column(row, 1, "tenant")?,
+                url: column(row, 2, "url")?,
+                kind: column(row, 3, "kind")?,
+                ref_id: column(row, 4, "ref_id")?,
+                status: column(row, 5, "status")?,
+                error: error_info(column(row, 6, "error_code")?, column(row, 7, "error_name")?),
+                created_at_ms: column(row, 8, "created_at")?,
+                attempts: column(row, 9, "attempts")?,
+                last_error: column(row, 10, "last_error")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One inbound message of the tenant.
+    pub fn get_inbound(&self, tenant: &str, id: i64) -> Result<Option<InboundRecord>, StoreError> {
+        let conn = self.inner.readers.get();
+        let found = conn
+            .prepare_cached(
+                "SELECT id, channel, source, destination, body, received_at FROM inbound \
+                 WHERE id = ?1 AND tenant = ?2",
+            )?
+            .query_row(params![id, tenant], |row| {
+                Ok(InboundRecord {
+                    id: row.get(0)?,
+                    channel: row.get(1)?,
+                    source: row.get(2)?,
+                    destination: row.get(3)?,
+                    text: row.get(4)?,
+                    received_at_ms: row.get(5)?,
+                })
+            })
+            .optional()?;
+        Ok(found)
     }
 
     /// The tenant's credit, `None` if it has no account.
@@ -728,8 +894,8 @@ macro_rules! message_columns {
     () => {
         "SELECT id, tenant, source, destination, body, status, channel, \
          smsc_message_id, attempts, error_code, error_name, created_at, submitted_at, done_at, \
-         updated_at, priority, validity_until, parts, charge, charge_state, client_ref \
-         FROM messages"
+         updated_at, priority, validity_until, parts, charge, charge_state, client_ref, \
+         callback_url FROM messages"
     };
 }
 const SELECT_MESSAGE: &str = concat!(message_columns!(), " WHERE id = ?1 AND tenant = ?2");
@@ -802,6 +968,7 @@ fn message_record(row: &Row<'_>) -> Result<MessageRecord, StoreError> {
         charge: column(row, 18, "charge")?,
         charge_state: column(row, 19, "charge_state")?,
         client_ref: column(row, 20, "client_ref")?,
+        callback_url: column(row, 21, "callback_url")?,
     })
 }
 
@@ -876,8 +1043,8 @@ fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<
     conn.prepare_cached(
         "INSERT INTO messages (id, tenant, source, destination, body, status, attempts, \
          created_at, updated_at, priority, validity_until, parts, charge, charge_state, \
-         client_ref) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?6, ?7, ?8, ?9, ?10, \
-         CASE WHEN ?10 IS NULL THEN NULL ELSE 'reserved' END, ?11)",
+         client_ref, callback_url) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?6, ?7, ?8, ?9, \
+         ?10, CASE WHEN ?10 IS NULL THEN NULL ELSE 'reserved' END, ?11, ?12)",
     )?
     .execute(params![
         id.as_i64(),
@@ -890,7 +1057,8 @@ fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<
         m.validity_until_ms,
         m.parts,
         m.charge,
-        m.client_ref
+        m.client_ref,
+        m.callback_url
     ])?;
     Ok(())
 }

@@ -202,6 +202,9 @@ pub struct NewMessage {
     pub max_queued: Option<u64>,
     /// The tenant's own reference, stored and echoed.
     pub client_ref: Option<String>,
+    /// Where this message's final status is posted, instead of the
+    /// tenant's webhook.
+    pub callback_url: Option<String>,
 }
 
 impl NewMessage {
@@ -219,6 +222,7 @@ impl NewMessage {
             charge: None,
             max_queued: None,
             client_ref: None,
+            callback_url: None,
         }
     }
 }
@@ -266,6 +270,8 @@ pub struct MessageRecord {
     pub charge_state: Option<String>,
     /// The tenant's own reference.
     pub client_ref: Option<String>,
+    /// Where its final status is posted, if not the tenant's webhook.
+    pub callback_url: Option<String>,
 }
 
 /// What a tenant supervisor needs to (re)submit a message.
@@ -400,6 +406,51 @@ pub struct NewInbound {
     pub destination: String,
     /// Decoded text.
     pub text: String,
+}
+
+/// A webhook delivery from the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    /// Outbox row id: sent as the delivery id so receivers can drop
+    /// duplicates (delivery is at least once).
+    pub id: i64,
+    /// Owner.
+    pub tenant: String,
+    /// Target.
+    pub url: String,
+    /// `status` or `inbound`.
+    pub kind: String,
+    /// The message id (kind `status`) or inbound id.
+    pub ref_id: i64,
+    /// The final status (kind `status`).
+    pub status: Option<String>,
+    /// Its error.
+    pub error: Option<ErrorInfo>,
+    /// When the event happened (unix ms).
+    pub created_at_ms: i64,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+/// How a webhook attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Try again at this time (unix ms).
+    Retry {
+        /// Next attempt.
+        at_ms: i64,
+        /// What went wrong.
+        error: String,
+    },
+    /// Out of attempts: kept as a dead letter.
+    Dead {
+        /// What went wrong last.
+        error: String,
+    },
 }
 
 /// Which of a tenant's messages to list.

@@ -1103,3 +1103,105 @@ fn the_client_reference_is_stored() {
         Some("order-42")
     );
 }
+
+// ---- webhook outbox (migration 6) ----
+
+fn claim(store: &Store) -> Vec<smppd_sqlite::WebhookDelivery> {
+    wait(|done| store.claim_webhooks(60_000, 100, done)).unwrap()
+}
+
+#[test]
+fn a_final_status_of_a_tenant_with_a_webhook_lands_in_the_outbox_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    wait(|done| store.set_tenant_webhook("acme", Some("http://hooks.example/acme"), done)).unwrap();
+    let id = insert(&store, "acme", "a");
+    let quiet = insert(&store, "other", "no webhook");
+    submit(&store, id, "ch", "x1");
+    submit(&store, quiet, "ch", "x2");
+    assert!(claim(&store).is_empty(), "submitted is not final");
+    apply(
+        &store,
+        receipt("acme", "ch", "x1", MessageStatus::Delivered),
+    );
+    apply(
+        &store,
+        receipt("acme", "ch", "x1", MessageStatus::Delivered),
+    );
+    apply(
+        &store,
+        receipt("other", "ch", "x2", MessageStatus::Delivered),
+    );
+    let claimed = claim(&store);
+    assert_eq!(
+        claimed.len(),
+        1,
+        "one event, despite the repeated receipt: {claimed:?}"
+    );
+    assert_eq!(claimed[0].ref_id, id.as_i64());
+    assert_eq!(claimed[0].status.as_deref(), Some("delivered"));
+    assert_eq!(claimed[0].url, "http://hooks.example/acme");
+    assert!(claim(&store).is_empty(), "leased, not claimed twice");
+}
+
+#[test]
+fn a_message_callback_url_overrides_the_tenant_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert_with(
+        &store,
+        NewMessage {
+            callback_url: Some("http://mine.example/cb".into()),
+            ..message("acme", "a")
+        },
+    )
+    .unwrap();
+    wait(|done| store.mark_final(id, MessageStatus::Failed, None, true, done)).unwrap();
+    let claimed = claim(&store);
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].url, "http://mine.example/cb");
+    assert_eq!(claimed[0].status.as_deref(), Some("failed"));
+}
+
+#[test]
+fn a_dead_letter_is_listed_and_can_be_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    wait(|done| store.set_tenant_webhook("acme", Some("http://hooks.example/acme"), done)).unwrap();
+    wait(|done| {
+        store.insert_inbound(
+            NewInbound {
+                tenant: "acme".into(),
+                channel: "ch".into(),
+                source: "1".into(),
+                destination: "2".into(),
+                text: "hi".into(),
+            },
+            done,
+        )
+    })
+    .unwrap();
+    let d = claim(&store).remove(0);
+    assert_eq!(d.kind, "inbound");
+    wait(|done| {
+        store.webhook_result(
+            d.id,
+            smppd_sqlite::WebhookOutcome::Dead {
+                error: "HTTP 500".into(),
+            },
+            done,
+        )
+    })
+    .unwrap();
+    let dead = store.dead_webhooks("acme", None, 10).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some("HTTP 500"));
+    assert!(store.dead_webhooks("other", None, 10).unwrap().is_empty());
+    assert!(
+        !wait(|done| store.replay_webhook("other", d.id, done)).unwrap(),
+        "not another tenant's"
+    );
+    assert!(wait(|done| store.replay_webhook("acme", d.id, done)).unwrap());
+    assert_eq!(claim(&store).len(), 1, "due again at once");
+    assert!(store.dead_webhooks("acme", None, 10).unwrap().is_empty());
+}

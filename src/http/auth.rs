@@ -79,6 +79,9 @@ pub struct TenantInfo {
     pub max_in_flight: Option<u64>,
     /// Price of one part in micro-units; `Some` = credit control on.
     pub price_per_part: Option<i64>,
+    /// Whether deliveries can be signed (a per-message `callback_url`
+    /// needs it).
+    pub signs_webhooks: bool,
 }
 
 /// API key → tenant.
@@ -100,6 +103,7 @@ impl Keys {
                         accept_rate: t.max_accept_rate.map(AcceptRate::new),
                         max_in_flight: t.max_in_flight,
                         price_per_part: t.price_per_part.map(micros),
+                        signs_webhooks: t.webhook_secret.is_some(),
                     };
                     (t.api_key.clone(), Arc::new(info))
                 })

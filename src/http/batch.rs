@@ -89,7 +89,9 @@ pub async fn send_batch(
         .iter()
         .enumerate()
         .map(|(i, v)| match v.as_object() {
-            Some(object) => parse_item(object).map_err(|p| at(i, p)),
+            Some(object) => parse_item(object)
+                .and_then(|r| r.check_callback(&tenant.0).map(|()| r))
+                .map_err(|p| at(i, p)),
             None => Err(at(
                 i,
                 Problem::invalid_field("", "each message must be a JSON object"),

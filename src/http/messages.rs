@@ -21,7 +21,15 @@ use super::auth::{Tenant, TenantInfo};
 use super::problem::Problem;
 
 /// The fields a message accepts.
-const FIELDS: &[&str] = &["to", "from", "text", "priority", "validity", "client_ref"];
+const FIELDS: &[&str] = &[
+    "to",
+    "from",
+    "text",
+    "priority",
+    "validity",
+    "client_ref",
+    "callback_url",
+];
 
 /// Longest `client_ref`.
 const MAX_CLIENT_REF: usize = 64;
@@ -38,6 +46,7 @@ pub(crate) struct SendRequest {
     priority: Priority,
     validity_until_ms: Option<i64>,
     client_ref: Option<String>,
+    callback_url: Option<String>,
 }
 
 impl SendRequest {
@@ -65,6 +74,7 @@ impl SendRequest {
             charge: tenant.price_per_part.map(|price| price * i64::from(parts)),
             max_queued: tenant.max_in_flight,
             client_ref: self.client_ref,
+            callback_url: self.callback_url,
         };
         (message, queued)
     }
@@ -72,6 +82,17 @@ impl SendRequest {
     /// The tenant's reference, if any.
     pub(crate) fn client_ref(&self) -> Option<&str> {
         self.client_ref.as_deref()
+    }
+
+    /// A per-message callback needs the tenant's signing secret.
+    pub(crate) fn check_callback(&self, tenant: &TenantInfo) -> Result<(), Problem> {
+        if self.callback_url.is_some() && !tenant.signs_webhooks {
+            return Err(Problem::invalid_field(
+                "callback_url",
+                "'callback_url' needs a webhook_secret in this tenant's configuration",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -302,6 +323,16 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
             ))
         }
     };
+    let callback_url = match body.get("callback_url") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(url)) if crate::config::is_http_url(url) => Some(url.clone()),
+        Some(_) => {
+            return Err(Problem::invalid_field(
+                "callback_url",
+                "'callback_url' must be an http:// or https:// URL",
+            ))
+        }
+    };
     Ok(SendRequest {
         to,
         from,
@@ -309,6 +340,7 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
         priority,
         validity_until_ms,
         client_ref,
+        callback_url,
     })
 }
 
@@ -324,6 +356,7 @@ pub async fn send(
     let key = idempotency_key(&req)?;
     let body = super::read_body(payload).await?;
     let request = parse_send(&body)?;
+    request.check_callback(&tenant.0)?;
     if let Some(rate) = &tenant.0.accept_rate {
         if let Err(wait) = rate.try_take(Instant::now()) {
             return Err(Problem::rate_limited(
@@ -501,6 +534,7 @@ pub(crate) fn message_json(m: &MessageRecord) -> Value {
         "text": m.text,
         "priority": m.priority.as_str(),
         "client_ref": m.client_ref,
+        "callback_url": m.callback_url,
         "validity": m.validity_until_ms.map(time::rfc3339),
         "parts": m.parts,
         "price": m.charge.map(money),

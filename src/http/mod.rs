@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod batch;
+pub mod dead_letters;
 pub mod events;
 pub mod listing;
 pub mod messages;
@@ -86,6 +87,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/messages/{id}")
             .route(web::get().to(messages::get))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/v1/webhooks/dead-letters")
+            .route(web::get().to(dead_letters::list))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/v1/webhooks/dead-letters/{id}/replay")
+            .route(web::post().to(dead_letters::replay))
             .default_service(web::to(not_allowed)),
     )
     .service(

@@ -1,0 +1,97 @@
+//! A tenant's webhook dead letters: deliveries that ran out of attempts.
+//! Listed newest first and replayed one by one (each replay gets a fresh
+//! set of attempts).
+
+use std::collections::HashMap;
+
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+use smppd_actors::smpp::time;
+use smppd_sqlite::{MessageId, Store};
+
+use super::auth::Tenant;
+use super::problem::Problem;
+
+/// `GET /v1/webhooks/dead-letters?cursor=&limit=`
+pub async fn list(
+    tenant: Tenant,
+    query: web::Query<HashMap<String, String>>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, Problem> {
+    let params = query.into_inner();
+    if let Some(unknown) = params
+        .keys()
+        .find(|k| !["cursor", "limit"].contains(&k.as_str()))
+    {
+        return Err(Problem::invalid_field(
+            unknown,
+            format!("unknown query parameter '{unknown}'"),
+        ));
+    }
+    let before = params
+        .get("cursor")
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| Problem::invalid_field("cursor", "not a cursor from a previous page"))
+        })
+        .transpose()?;
+    let limit = match params.get("limit") {
+        None => 100,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| Problem::invalid_field("limit", "'limit' must be from 1 to 1000"))?,
+    };
+    let (reader, id) = (store.get_ref().clone(), tenant.id().clone());
+    let page = web::block(move || reader.dead_webhooks(&id, before, limit))
+        .await
+        .map_err(|_| Problem::store_unavailable("the read was cancelled"))?
+        .map_err(|e| {
+            log::error!("[{}] listing dead letters failed: {e}", tenant.id());
+            Problem::store_unavailable("the dead letters could not be read")
+        })?;
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|d| d.id.to_string()))
+        .flatten();
+    let letters: Vec<Value> = page
+        .iter()
+        .map(|d| {
+            let subject = if d.kind == "status" {
+                MessageId(d.ref_id).to_string()
+            } else {
+                d.ref_id.to_string()
+            };
+            json!({
+                "id": d.id.to_string(),
+                "kind": d.kind,
+                "subject": subject,
+                "status": d.status,
+                "url": d.url,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+                "created_at": time::rfc3339(d.created_at_ms),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "dead_letters": letters, "next_cursor": next })))
+}
+
+/// `POST /v1/webhooks/dead-letters/{id}/replay`
+pub async fn replay(
+    tenant: Tenant,
+    path: web::Path<String>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, Problem> {
+    let not_found = || Problem::not_found("no such dead letter");
+    let id: i64 = path.parse().map_err(|_| not_found())?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.replay_webhook(tenant.id(), id, Box::new(move |r| drop(tx.send(r))));
+    match rx.await {
+        Ok(Ok(true)) => {
+            Ok(HttpResponse::Accepted().json(json!({ "id": id.to_string(), "state": "pending" })))
+        }
+        Ok(Ok(false)) => Err(not_found()),
+        _ => Err(Problem::store_unavailable("the replay could not be stored")),
+    }
+}
