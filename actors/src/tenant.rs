@@ -45,6 +45,12 @@ use crate::smpp::time::unix_ms;
 use crate::spec::{backoff, ChannelSpec, TenantSpec};
 use crate::stats::TenantStats;
 
+/// Above this many uncommitted store writes, supervisors stop handing out
+/// submits (each produces two more writes: submitted and its receipt) until
+/// the writer catches up; the retry tick resumes them. Bounds memory when
+/// the SMPP side is faster than the disk.
+const STORE_BACKLOG_LIMIT: u64 = 20_000;
+
 /// How often the in-memory queue is swept for messages whose validity
 /// ended while they waited (say, for an SMSC that is down).
 const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
@@ -367,6 +373,9 @@ impl TenantSupervisor {
     /// in lane order; messages whose validity has ended are expired instead.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         let now_ms = unix_ms();
+        if self.store.pending_writes() > STORE_BACKLOG_LIMIT {
+            return;
+        }
         while !self.lanes.is_empty() && !self.shutting_down {
             let best = self
                 .slots

@@ -514,7 +514,16 @@ impl Store {
         self.inner.close();
     }
 
+    /// Writes enqueued and not yet committed and answered. Producers that
+    /// are not bounded by a waiting caller (the SMPP side) hold back while
+    /// this is high, so a writer that falls behind cannot make the queue —
+    /// and memory — grow without bound.
+    pub fn pending_writes(&self) -> u64 {
+        self.inner.stats.pending.load(Ordering::Relaxed)
+    }
+
     fn submit(&self, job: Job) {
+        self.inner.stats.pending.fetch_add(1, Ordering::Relaxed);
         // Whatever is not sent is dropped *after* the lock is released: dropping
         // a job calls its completion (with WriterGone), which may call `close`.
         let unsent = {
@@ -528,6 +537,9 @@ impl Store {
                 None => Some(job),
             }
         };
+        if unsent.is_some() {
+            self.inner.stats.pending.fetch_sub(1, Ordering::Relaxed);
+        }
         drop(unsent);
     }
 
@@ -1233,6 +1245,29 @@ mod tests {
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
         rows.join("; ")
+    }
+
+    #[test]
+    fn pending_writes_count_what_the_writer_has_not_answered_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s.db"), StoreOptions::default()).unwrap();
+        assert_eq!(store.pending_writes(), 0);
+        for _ in 0..100 {
+            store.insert_message(NewMessage::new("acme", "a", "b", "c"), Box::new(|_| {}));
+        }
+        store.flush().unwrap();
+        assert_eq!(
+            store.pending_writes(),
+            0,
+            "every write answered, flush included"
+        );
+        store.close();
+        store.insert_message(NewMessage::new("acme", "a", "b", "c"), Box::new(|_| {}));
+        assert_eq!(
+            store.pending_writes(),
+            0,
+            "a write refused after close is not pending"
+        );
     }
 
     #[test]

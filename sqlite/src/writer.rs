@@ -45,6 +45,8 @@ pub struct WriterStats {
 pub(crate) struct StatsCounters {
     transactions: AtomicU64,
     ops: AtomicU64,
+    /// Jobs handed to the writer and not yet answered.
+    pub(crate) pending: AtomicU64,
 }
 
 impl StatsCounters {
@@ -274,6 +276,7 @@ pub(crate) fn commit_batch(conn: &Connection, jobs: Vec<Job>, stats: &StatsCount
         }
     }
     stats.ops.fetch_add(total, Ordering::Relaxed);
+    stats.pending.fetch_sub(total, Ordering::Relaxed);
 }
 
 /// The writer thread's body: batch, commit, answer, until every sender is
