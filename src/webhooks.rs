@@ -15,7 +15,7 @@
 //! Receivers recompute it and reject old timestamps against replays.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -29,8 +29,10 @@ use smppd_sqlite::{MessageId, Store, WebhookDelivery, WebhookOutcome};
 
 /// Posting threads.
 const WORKERS: usize = 4;
-/// Rows claimed per poll.
-const BATCH: usize = 32;
+/// Most rows claimed and not yet posted. Kept small so a claimed row is
+/// posted well within its lease even behind slow receivers (at most
+/// `MAX_IN_FLIGHT / WORKERS` posts of `POST_TIMEOUT` each ahead of it).
+const MAX_IN_FLIGHT: usize = WORKERS * 2;
 /// A claimed row is not due again for this long (a worker that dies lets
 /// it run out).
 const LEASE: Duration = Duration::from_secs(60);
@@ -106,22 +108,39 @@ impl Dispatcher {
 fn run(store: Store, policies: Arc<HashMap<String, WebhookPolicy>>, stop: Arc<AtomicBool>) {
     let (jobs, queue) = mpsc::channel::<WebhookDelivery>();
     let queue = Arc::new(Mutex::new(queue));
+    let in_flight = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..WORKERS)
         .map(|_| {
-            let (queue, store, policies) = (queue.clone(), store.clone(), policies.clone());
-            std::thread::spawn(move || worker(&queue, &store, &policies))
+            let shared = (
+                queue.clone(),
+                store.clone(),
+                policies.clone(),
+                in_flight.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || {
+                let (queue, store, policies, in_flight, stop) = shared;
+                worker(&queue, &store, &policies, &in_flight, &stop)
+            })
         })
         .collect();
     while !stop.load(Ordering::Relaxed) {
+        let room = MAX_IN_FLIGHT.saturating_sub(in_flight.load(Ordering::Relaxed));
+        // An idle outbox costs a read, not a (fsynced) write transaction.
+        if room == 0 || !store.webhooks_due(time::unix_ms()).unwrap_or(true) {
+            std::thread::sleep(IDLE);
+            continue;
+        }
         let (tx, rx) = mpsc::channel();
         store.claim_webhooks(
             LEASE.as_millis() as i64,
-            BATCH,
+            room,
             Box::new(move |r| drop(tx.send(r))),
         );
         match rx.recv() {
             Ok(Ok(claimed)) if !claimed.is_empty() => {
                 for delivery in claimed {
+                    in_flight.fetch_add(1, Ordering::Relaxed);
                     if jobs.send(delivery).is_err() {
                         return;
                     }
@@ -145,6 +164,8 @@ fn worker(
     queue: &Mutex<mpsc::Receiver<WebhookDelivery>>,
     store: &Store,
     policies: &HashMap<String, WebhookPolicy>,
+    in_flight: &AtomicUsize,
+    stop: &AtomicBool,
 ) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -154,6 +175,12 @@ fn worker(
     loop {
         let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok(delivery) = next else { return };
+        if stop.load(Ordering::Relaxed) {
+            // Shutting down: not posted now; its lease runs out and it is
+            // posted after the restart.
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+            continue;
+        }
         let outcome = match policies.get(&delivery.tenant) {
             Some(policy) => attempt(&agent, store, policy, &delivery),
             None => WebhookOutcome::Dead {
@@ -161,6 +188,7 @@ fn worker(
             },
         };
         let id = delivery.id;
+        in_flight.fetch_sub(1, Ordering::Relaxed);
         store.webhook_result(
             id,
             outcome,

@@ -410,27 +410,31 @@ impl TenantSupervisor {
     fn expire(&mut self, message: QueuedMessage) {
         let (id, tenant) = (message.id, self.tenant.clone());
         log::info!("[{tenant}] message {id} expired before it could be submitted");
-        self.stats.finished(MessageStatus::Expired);
-        self.stats.events.status(
-            id,
-            MessageStatus::Expired,
-            Some(ErrorInfo {
-                code: 0,
-                name: "VALIDITY_EXPIRED".into(),
-            }),
-        );
+        self.finalize(id, MessageStatus::Expired, validity_expired(), false);
+    }
+
+    /// Records a final status we decided; counters and the live event
+    /// follow the commit, never precede it.
+    fn finalize(
+        &self,
+        id: MessageId,
+        status: MessageStatus,
+        error: ErrorInfo,
+        count_attempt: bool,
+    ) {
+        let (tenant, stats) = (self.tenant.clone(), self.stats.clone());
+        let event_error = error.clone();
         self.store.mark_final(
             id,
-            MessageStatus::Expired,
-            Some(ErrorInfo {
-                code: 0,
-                name: "VALIDITY_EXPIRED".into(),
-            }),
-            false,
-            Box::new(move |res| {
-                if let Err(e) = res {
-                    log::error!("[{tenant}] recording message {id} as expired failed: {e}");
+            status,
+            Some(error),
+            count_attempt,
+            Box::new(move |res| match res {
+                Ok(()) => {
+                    stats.finished(status);
+                    stats.events.status(id, status, Some(event_error));
                 }
+                Err(e) => log::error!("[{tenant}] recording message {id} as {status} failed: {e}"),
             }),
         );
     }
@@ -532,17 +536,7 @@ impl TenantSupervisor {
                     error.name,
                     error.code
                 );
-                self.stats.finished(MessageStatus::Failed);
-                self.stats
-                    .events
-                    .status(id, MessageStatus::Failed, Some(error.clone()));
-                self.store.mark_final(
-                    id,
-                    MessageStatus::Failed,
-                    Some(error),
-                    true,
-                    log_err("failed"),
-                );
+                self.finalize(id, MessageStatus::Failed, error, true);
             }
         }
     }
@@ -784,5 +778,13 @@ impl Handler<PanicSession> for TenantSupervisor {
         if let Some(addr) = self.slots.get(msg.index).and_then(|s| s.addr.as_ref()) {
             addr.do_send(InjectPanic);
         }
+    }
+}
+
+/// The error of a message whose validity ended before it was submitted.
+fn validity_expired() -> ErrorInfo {
+    ErrorInfo {
+        code: 0,
+        name: "VALIDITY_EXPIRED".into(),
     }
 }

@@ -629,6 +629,19 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether any webhook delivery is due at `now_ms` (a read: an idle
+    /// dispatcher polls this instead of opening write transactions).
+    pub fn webhooks_due(&self, now_ms: i64) -> Result<bool, StoreError> {
+        let conn = self.inner.readers.get();
+        let due = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM webhook_outbox \
+                 WHERE state = 'pending' AND next_attempt_at <= ?1)",
+            )?
+            .query_row(params![now_ms], |row| row.get(0))?;
+        Ok(due)
+    }
+
     /// The tenant's dead webhook deliveries, newest first, below `before`.
     pub fn dead_webhooks(
         &self,
@@ -835,7 +848,10 @@ fn configure_writer(conn: &Connection, synchronous: Synchronous) -> rusqlite::Re
 /// the submit and receipt path. Every query here has one right plan
 /// whatever the values are.
 fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(())
 }
 
