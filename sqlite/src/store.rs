@@ -25,6 +25,21 @@ use crate::{schema, StoreError};
 /// How long a connection waits for a lock before failing with SQLITE_BUSY.
 /// Only another process (a backup, an operator's sqlite3 shell) can hold
 /// the write lock against our single writer.
+/// The columns [`webhook_delivery`] reads, in its order.
+macro_rules! webhook_columns {
+    () => {
+        "SELECT id, tenant, url, kind, ref_id, status, error_code, error_name, created_at, \
+         attempts, last_error FROM webhook_outbox"
+    };
+}
+
+/// The columns [`inbound_record`] reads, in its order.
+macro_rules! inbound_columns {
+    () => {
+        "SELECT id, channel, source, destination, body, received_at FROM inbound"
+    };
+}
+
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The `synchronous` pragma of the write connection.
@@ -320,31 +335,16 @@ impl Store {
     pub fn claim_webhooks(&self, lease_ms: i64, limit: usize, done: Done<Vec<WebhookDelivery>>) {
         self.submit(writer::job(
             move |conn, now| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT id, tenant, url, kind, ref_id, status, error_code, error_name, \
-                     created_at, attempts, last_error FROM webhook_outbox \
-                     WHERE state = 'pending' AND next_attempt_at <= ?1 \
-                     ORDER BY next_attempt_at LIMIT ?2",
-                )?;
+                let mut stmt = conn.prepare_cached(concat!(
+                    webhook_columns!(),
+                    " WHERE state = 'pending' AND next_attempt_at <= ?1 \
+                         ORDER BY next_attempt_at LIMIT ?2"
+                ))?;
                 let mut rows =
                     stmt.query(params![now, i64::try_from(limit).unwrap_or(i64::MAX)])?;
                 let mut claimed = Vec::new();
                 while let Some(row) = rows.next()? {
-                    claimed.push(WebhookDelivery {
-                        id: column(row, 0, "id")?,
-                        tenant: column(row, 1, "tenant")?,
-                        url: column(row, 2, "url")?,
-                        kind: column(row, 3, "kind")?,
-                        ref_id: column(row, 4, "ref_id")?,
-                        status: column(row, 5, "status")?,
-                        error: error_info(
-                            column(row, 6, "error_code")?,
-                            column(row, 7, "error_name")?,
-                        ),
-                        created_at_ms: column(row, 8, "created_at")?,
-                        attempts: column(row, 9, "attempts")?,
-                        last_error: column(row, 10, "last_error")?,
-                    });
+                    claimed.push(webhook_delivery(row)?);
                 }
                 drop(rows);
                 let mut lease = conn.prepare_cached(
@@ -606,10 +606,10 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<InboundRecord>, StoreError> {
         let conn = self.inner.readers.get();
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, channel, source, destination, body, received_at FROM inbound \
-             WHERE tenant = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
-        )?;
+        let mut stmt = conn.prepare_cached(concat!(
+            inbound_columns!(),
+            " WHERE tenant = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+        ))?;
         let mut rows = stmt.query(params![
             tenant,
             before.unwrap_or(i64::MAX),
@@ -617,14 +617,7 @@ impl Store {
         ])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push(InboundRecord {
-                id: column(row, 0, "id")?,
-                channel: column(row, 1, "channel")?,
-                source: column(row, 2, "source")?,
-                destination: column(row, 3, "destination")?,
-                text: column(row, 4, "body")?,
-                received_at_ms: column(row, 5, "received_at")?,
-            });
+            out.push(inbound_record(row)?);
         }
         Ok(out)
     }
@@ -650,11 +643,10 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<WebhookDelivery>, StoreError> {
         let conn = self.inner.readers.get();
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, tenant, url, kind, ref_id, status, error_code, error_name, created_at, \
-             attempts, last_error FROM webhook_outbox \
-             WHERE tenant = ?1 AND state = 'dead' AND id < ?2 ORDER BY id DESC LIMIT ?3",
-        )?;
+        let mut stmt = conn.prepare_cached(concat!(
+            webhook_columns!(),
+            " WHERE tenant = ?1 AND state = 'dead' AND id < ?2 ORDER BY id DESC LIMIT ?3"
+        ))?;
         let mut rows = stmt.query(params![
             tenant,
             before.unwrap_or(i64::MAX),
@@ -662,18 +654,7 @@ impl Store {
         ])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push(WebhookDelivery {
-                id: column(row, 0, "id")?,
-                tenant: column(row, 1, "tenant")?,
-                url: column(row, 2, "url")?,
-                kind: column(row, 3, "kind")?,
-                ref_id: column(row, 4, "ref_id")?,
-                status: column(row, 5, "status")?,
-                error: error_info(column(row, 6, "error_code")?, column(row, 7, "error_name")?),
-                created_at_ms: column(row, 8, "created_at")?,
-                attempts: column(row, 9, "attempts")?,
-                last_error: column(row, 10, "last_error")?,
-            });
+            out.push(webhook_delivery(row)?);
         }
         Ok(out)
     }
@@ -682,21 +663,13 @@ impl Store {
     pub fn get_inbound(&self, tenant: &str, id: i64) -> Result<Option<InboundRecord>, StoreError> {
         let conn = self.inner.readers.get();
         let found = conn
-            .prepare_cached(
-                "SELECT id, channel, source, destination, body, received_at FROM inbound \
-                 WHERE id = ?1 AND tenant = ?2",
-            )?
-            .query_row(params![id, tenant], |row| {
-                Ok(InboundRecord {
-                    id: row.get(0)?,
-                    channel: row.get(1)?,
-                    source: row.get(2)?,
-                    destination: row.get(3)?,
-                    text: row.get(4)?,
-                    received_at_ms: row.get(5)?,
-                })
-            })
-            .optional()?;
+            .prepare_cached(concat!(
+                inbound_columns!(),
+                " WHERE id = ?1 AND tenant = ?2"
+            ))?
+            .query_row(params![id, tenant], |row| Ok(inbound_record(row)))
+            .optional()?
+            .transpose()?;
         Ok(found)
     }
 
@@ -1011,6 +984,32 @@ fn message_record(row: &Row<'_>) -> Result<MessageRecord, StoreError> {
         charge_state: column(row, 19, "charge_state")?,
         client_ref: column(row, 20, "client_ref")?,
         callback_url: column(row, 21, "callback_url")?,
+    })
+}
+
+fn webhook_delivery(row: &Row<'_>) -> Result<WebhookDelivery, StoreError> {
+    Ok(WebhookDelivery {
+        id: column(row, 0, "id")?,
+        tenant: column(row, 1, "tenant")?,
+        url: column(row, 2, "url")?,
+        kind: column(row, 3, "kind")?,
+        ref_id: column(row, 4, "ref_id")?,
+        status: column(row, 5, "status")?,
+        error: error_info(column(row, 6, "error_code")?, column(row, 7, "error_name")?),
+        created_at_ms: column(row, 8, "created_at")?,
+        attempts: column(row, 9, "attempts")?,
+        last_error: column(row, 10, "last_error")?,
+    })
+}
+
+fn inbound_record(row: &Row<'_>) -> Result<InboundRecord, StoreError> {
+    Ok(InboundRecord {
+        id: column(row, 0, "id")?,
+        channel: column(row, 1, "channel")?,
+        source: column(row, 2, "source")?,
+        destination: column(row, 3, "destination")?,
+        text: column(row, 4, "body")?,
+        received_at_ms: column(row, 5, "received_at")?,
     })
 }
 
