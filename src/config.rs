@@ -565,7 +565,9 @@ impl Config {
                     let field = match &e {
                         pdu::PduError::TooLong { field, .. }
                         | pdu::PduError::NotAscii { field } => field,
-                        pdu::PduError::TextTooLong { .. } => "system_id",
+                        pdu::PduError::TextTooLong { .. } | pdu::PduError::TooManyParts { .. } => {
+                            "system_id"
+                        }
                     };
                     invalid(key(field), e.to_string())
                 })?;

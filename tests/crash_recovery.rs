@@ -148,5 +148,8 @@ fn a_sigkill_during_a_priced_run_leaves_the_balance_exactly_equal_to_the_capture
     assert_eq!(b.available + b.spent, 100_000_000);
     // The API shows the same amount in currency units (compared in cents:
     // rows × 0.01 in binary floating point is not exact).
-    assert_eq!((balance["spent"].as_f64().unwrap() * 100.0).round() as u64, rows);
+    assert_eq!(
+        (balance["spent"].as_f64().unwrap() * 100.0).round() as u64,
+        rows
+    );
 }

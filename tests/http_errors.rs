@@ -55,11 +55,11 @@ fn a_bad_number_is_named() {
 }
 
 #[test]
-fn a_text_too_long_for_one_sms_is_refused_with_the_limit() {
+fn a_text_longer_than_ten_sms_parts_is_refused_with_the_limit() {
     let (_dir, engine) = engine();
     let body = format!(
         r#"{{"to":"4915100000001","from":"ACME","text":"{}"}}"#,
-        "x".repeat(161)
+        "x".repeat(1531)
     );
     let reply = engine
         .http()
@@ -67,7 +67,10 @@ fn a_text_too_long_for_one_sms_is_refused_with_the_limit() {
     assert_eq!(reply.status, 400);
     assert_eq!(reply.body["field"], "text");
     assert!(
-        reply.body["detail"].as_str().unwrap().contains("160"),
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at most 10"),
         "{:?}",
         reply.body
     );

@@ -26,7 +26,9 @@
 //! backoff. actix's own `Supervisor` restarts stopped actors but not
 //! panicked ones, which is why the notification lives in `Drop`.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +40,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
+use crate::parts::{GroupOutcome, PartGroup, PartOutcome};
 use crate::smpp::codec::{CodecError, Frame, SmppCodec};
 use crate::smpp::pdu::{self, Delivery};
 use crate::smpp::rate::AdaptiveRate;
@@ -64,11 +67,21 @@ pub struct SlotId {
     pub generation: u64,
 }
 
-/// A submit in the session's window: the message and when it went out.
+/// One `submit_sm` in the session's window: which part of which message,
+/// and when it went out.
 #[derive(Debug)]
 pub struct InFlight {
-    message: QueuedMessage,
+    group: Rc<RefCell<PartGroup>>,
+    part: usize,
     sent_at: Instant,
+}
+
+/// A part waiting for a window slot or a rate token.
+struct PartJob {
+    deadline: Instant,
+    group: Rc<RefCell<PartGroup>>,
+    part: usize,
+    pdu: rusmpp::pdus::SubmitSm,
 }
 
 /// Send one message. Answered later with [`SubmitDone`] to the supervisor.
@@ -113,7 +126,7 @@ pub struct Connection {
     writer: Option<FramedWrite<Command, OwnedWriteHalf, SmppCodec>>,
     /// Submits waiting for a window slot or a rate token, with the time
     /// they stop waiting.
-    pending: VecDeque<(Instant, QueuedMessage)>,
+    pending: VecDeque<PartJob>,
     rate: AdaptiveRate,
     /// The rate last reported to the supervisor.
     reported_rate: Option<Option<f64>>,
@@ -256,49 +269,22 @@ impl Connection {
                 }
                 return;
             }
-            let Some((_, message)) = self.pending.pop_front() else {
+            let Some(job) = self.pending.pop_front() else {
                 return;
             };
-            let pdu = match pdu::submit_sm(
-                &message.source,
-                &message.destination,
-                &message.text,
-                self.channel.registered_delivery,
-                message.validity_until_ms,
-            ) {
-                Ok(pdu) => pdu,
-                Err(e) => {
-                    // Validated at accept time, so only reachable for rows
-                    // from an older version: fail the message, keep the session.
-                    log::warn!(
-                        "{} message {} cannot be encoded: {e}",
-                        self.log_prefix(),
-                        message.id
-                    );
-                    self.supervisor.do_send(SubmitDone {
-                        slot: self.slot,
-                        message,
-                        attempt: Attempt::Sent(SubmitOutcome::Refused(status::ESME_RINVMSGLEN)),
-                    });
-                    continue;
-                }
+            let in_flight = InFlight {
+                group: job.group,
+                part: job.part,
+                sent_at: now,
             };
-            match session.submit(
-                InFlight {
-                    message,
-                    sent_at: now,
-                },
-                pdu,
-                now,
-            ) {
+            match session.submit(in_flight, job.pdu, now) {
                 Ok(command) => {
                     if let Some(w) = self.writer.as_mut() {
                         w.write(*command);
                     }
                 }
                 Err((_, in_flight)) => {
-                    self.supervisor
-                        .do_send(SubmitDone::not_sent(self.slot, in_flight.message));
+                    self.part_done(&in_flight.group, in_flight.part, PartOutcome::NotSent)
                 }
             }
         }
@@ -307,16 +293,45 @@ impl Connection {
     /// Hands back submits that waited too long for a slot or a token, so
     /// the supervisor can place them on another session.
     fn expire_pending(&mut self, now: Instant) {
-        while self
-            .pending
-            .front()
-            .is_some_and(|(deadline, _)| *deadline <= now)
-        {
-            if let Some((_, message)) = self.pending.pop_front() {
-                self.supervisor
-                    .do_send(SubmitDone::window_wait_expired(self.slot, message));
+        while self.pending.front().is_some_and(|job| job.deadline <= now) {
+            if let Some(job) = self.pending.pop_front() {
+                self.part_done(&job.group, job.part, PartOutcome::WaitExpired);
             }
         }
+    }
+
+    /// Records one part's outcome; once every part of the message has one,
+    /// reports the attempt (see [`PartGroup`]).
+    fn part_done(&mut self, group: &Rc<RefCell<PartGroup>>, part: usize, outcome: PartOutcome) {
+        if let PartOutcome::Sent(SubmitOutcome::Refused(code)) = outcome {
+            if self.channel.classify(code) == ErrorClass::Throttled {
+                let now = Instant::now();
+                self.rate.on_throttle(now);
+                self.report_rate(now);
+            }
+        }
+        if !group.borrow_mut().record(part, outcome) {
+            return;
+        }
+        let result = group.borrow().outcome(|code| self.channel.classify(code));
+        let message = group.borrow().message.clone();
+        match result {
+            GroupOutcome::Accepted(ids) => self.accepted(message, ids),
+            GroupOutcome::Refused(code) => {
+                self.report(message, Attempt::Sent(SubmitOutcome::Refused(code)))
+            }
+            GroupOutcome::Unknown => self.report(message, Attempt::Sent(SubmitOutcome::Unknown)),
+            GroupOutcome::NotSent => self.report(message, Attempt::NotSent),
+            GroupOutcome::WaitExpired => self.report(message, Attempt::WindowWaitExpired),
+        }
+    }
+
+    fn report(&self, message: QueuedMessage, attempt: Attempt) {
+        self.supervisor.do_send(SubmitDone {
+            slot: self.slot,
+            message,
+            attempt,
+        });
     }
 
     fn report_rate(&mut self, now: Instant) {
@@ -381,7 +396,7 @@ impl Connection {
                     if !matches!(outcome, SubmitOutcome::Unknown) {
                         self.stats.submit_latency.observe(item.sent_at.elapsed());
                     }
-                    self.submitted(item.message, outcome);
+                    self.part_done(&item.group, item.part, PartOutcome::Sent(outcome));
                     self.drain(ctx);
                     self.unbind_when_idle(Instant::now(), ctx);
                 }
@@ -404,41 +419,32 @@ impl Connection {
         }
     }
 
-    fn submitted(&mut self, message: QueuedMessage, outcome: SubmitOutcome) {
-        if let SubmitOutcome::Refused(code) = outcome {
-            if self.channel.classify(code) == ErrorClass::Throttled {
-                let now = Instant::now();
-                self.rate.on_throttle(now);
-                self.report_rate(now);
-            }
-        }
-        if let SubmitOutcome::Accepted(smsc_id) = &outcome {
-            TenantStats::bump(&self.stats.submitted);
-            let stats = self.stats.clone();
-            let id = message.id;
-            let prefix = self.log_prefix();
-            self.store.mark_submitted(
-                id,
-                &self.channel.name,
-                &receipt::normalize_id(smsc_id),
-                Box::new(move |res| match res {
-                    // A receipt that overtook this response was applied now.
-                    Ok(Some(status)) => {
-                        stats.finished(status);
-                        stats.events.status(id, status, None);
-                    }
-                    Ok(None) => stats.events.status(id, MessageStatus::Submitted, None),
-                    Err(e) => {
-                        log::error!("{prefix} recording message {id} as submitted failed: {e}")
-                    }
-                }),
-            );
-        }
-        self.supervisor.do_send(SubmitDone {
-            slot: self.slot,
-            message,
-            attempt: Attempt::Sent(outcome),
-        });
+    /// Every part of the message was accepted: record it (with the SMSC id
+    /// of each part) and tell the supervisor.
+    fn accepted(&mut self, message: QueuedMessage, smsc_ids: Vec<String>) {
+        TenantStats::bump(&self.stats.submitted);
+        let stats = self.stats.clone();
+        let id = message.id;
+        let prefix = self.log_prefix();
+        let first = smsc_ids.first().cloned().unwrap_or_default();
+        let ids: Vec<String> = smsc_ids.iter().map(|i| receipt::normalize_id(i)).collect();
+        self.store.mark_submitted_parts(
+            id,
+            &self.channel.name,
+            ids,
+            Box::new(move |res| match res {
+                // A receipt that overtook this response was applied now.
+                Ok(Some(status)) => {
+                    stats.finished(status);
+                    stats.events.status(id, status, None);
+                }
+                Ok(None) => stats.events.status(id, MessageStatus::Submitted, None),
+                Err(e) => {
+                    log::error!("{prefix} recording message {id} as submitted failed: {e}")
+                }
+            }),
+        );
+        self.report(message, Attempt::Sent(SubmitOutcome::Accepted(first)));
     }
 
     fn deliver(
@@ -490,9 +496,17 @@ impl Connection {
                             Ok(smppd_sqlite::ReceiptMatch::Parked) => log::info!(
                                 "{prefix} receipt for unknown SMSC id {id_for_log} kept as pending (its submit_sm_resp may still come)"
                             ),
-                            Ok(smppd_sqlite::ReceiptMatch::Matched { id, submitted_at_ms }) => {
-                                stats.finished(status);
-                                stats.events.status(*id, status, event_error);
+                            Ok(smppd_sqlite::ReceiptMatch::Matched {
+                                id,
+                                submitted_at_ms,
+                                final_status,
+                            }) => {
+                                // For a part of a long message, the message's
+                                // own status once every part is final.
+                                if let Some(final_status) = final_status {
+                                    stats.finished(*final_status);
+                                    stats.events.status(*id, *final_status, event_error);
+                                }
                                 if let Some(at) = submitted_at_ms {
                                     let ms = crate::smpp::time::unix_ms().saturating_sub(*at).max(0);
                                     stats.receipt_latency.observe(Duration::from_millis(ms as u64));
@@ -646,12 +660,44 @@ impl Handler<Submit> for Connection {
 
     fn handle(&mut self, Submit(message): Submit, ctx: &mut Self::Context) {
         if self.session.is_none() || self.unbind_at.is_some() {
-            return self
-                .supervisor
-                .do_send(SubmitDone::not_sent(self.slot, message));
+            return self.report(message, Attempt::NotSent);
         }
+        // A fresh concatenation reference per attempt: a retried long
+        // message is a new message to the handset.
+        let reference = rand::random::<u8>();
+        let pdus = match pdu::submit_sm_parts(
+            &message.source,
+            &message.destination,
+            &message.text,
+            self.channel.registered_delivery,
+            message.validity_until_ms,
+            reference,
+        ) {
+            Ok(pdus) => pdus,
+            Err(e) => {
+                // Validated at accept time, so only reachable for rows from
+                // an older version: fail the message, keep the session.
+                log::warn!(
+                    "{} message {} cannot be encoded: {e}",
+                    self.log_prefix(),
+                    message.id
+                );
+                return self.report(
+                    message,
+                    Attempt::Sent(SubmitOutcome::Refused(status::ESME_RINVMSGLEN)),
+                );
+            }
+        };
         let deadline = Instant::now() + self.channel.window_wait_timeout;
-        self.pending.push_back((deadline, message));
+        let group = Rc::new(RefCell::new(PartGroup::new(message, pdus.len())));
+        for (part, pdu) in pdus.into_iter().enumerate() {
+            self.pending.push_back(PartJob {
+                deadline,
+                group: group.clone(),
+                part,
+                pdu,
+            });
+        }
         self.drain(ctx);
     }
 }
@@ -673,9 +719,9 @@ impl Handler<Unbind> for Connection {
         // Nothing new goes out; what waited here goes back (it stays queued
         // in the store); what is in flight gets up to a response timeout to
         // be answered before we unbind.
-        for (_, message) in self.pending.drain(..) {
-            self.supervisor
-                .do_send(SubmitDone::not_sent(self.slot, message));
+        let waiting: Vec<PartJob> = self.pending.drain(..).collect();
+        for job in waiting {
+            self.part_done(&job.group, job.part, PartOutcome::NotSent);
         }
         let now = Instant::now();
         self.unbind_at = Some(now + self.channel.response_timeout);

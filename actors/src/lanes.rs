@@ -203,6 +203,7 @@ mod tests {
             destination: "d".into(),
             text: format!("{id}"),
             attempts: 0,
+            parts: 1,
             priority,
             validity_until_ms: None,
         }

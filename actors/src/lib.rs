@@ -19,6 +19,7 @@
 pub mod connection;
 pub mod events;
 pub mod lanes;
+pub mod parts;
 pub mod registry;
 pub mod smpp;
 pub mod spec;

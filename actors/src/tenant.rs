@@ -108,26 +108,6 @@ pub struct SubmitDone {
     pub attempt: Attempt,
 }
 
-impl SubmitDone {
-    /// The connection could not send the message at all.
-    pub fn not_sent(slot: SlotId, message: QueuedMessage) -> Self {
-        Self {
-            slot,
-            message,
-            attempt: Attempt::NotSent,
-        }
-    }
-
-    /// The message waited too long for a slot or a token.
-    pub fn window_wait_expired(slot: SlotId, message: QueuedMessage) -> Self {
-        Self {
-            slot,
-            message,
-            attempt: Attempt::WindowWaitExpired,
-        }
-    }
-}
-
 /// A connection's rate limit changed (throttling lowered it, or it
 /// recovered).
 #[derive(Message)]
@@ -250,6 +230,8 @@ struct Slot {
     /// actor's mailbox, so messages still queued there are recovered from
     /// here, not from the connection.
     outstanding: HashMap<MessageId, QueuedMessage>,
+    /// Window slots the outstanding messages take: one per SMS part.
+    parts_in_flight: usize,
     submitted: u64,
     throttled: u64,
     expired: u64,
@@ -261,7 +243,7 @@ impl Slot {
     fn free(&self) -> usize {
         if self.state == SlotState::Bound && self.can_submit && !self.paused && self.addr.is_some()
         {
-            self.window.saturating_sub(self.outstanding.len())
+            self.window.saturating_sub(self.parts_in_flight)
         } else {
             0
         }
@@ -318,6 +300,7 @@ impl TenantSupervisor {
                     failures: 0,
                     paused: false,
                     outstanding: HashMap::new(),
+                    parts_in_flight: 0,
                     submitted: 0,
                     throttled: 0,
                     expired: 0,
@@ -396,6 +379,7 @@ impl TenantSupervisor {
                 continue;
             }
             let slot = &mut self.slots[index];
+            slot.parts_in_flight += message.parts.max(1) as usize;
             slot.outstanding.insert(message.id, message.clone());
             slot.submitted += 1;
             if let Some(addr) = &slot.addr {
@@ -640,6 +624,9 @@ impl Handler<SubmitDone> for TenantSupervisor {
             // Already recovered when that connection ended.
             return;
         }
+        slot.parts_in_flight = slot
+            .parts_in_flight
+            .saturating_sub(msg.message.parts.max(1) as usize);
         let channel = slot.channel.clone();
         match msg.attempt {
             Attempt::NotSent => {
@@ -679,6 +666,7 @@ impl Handler<SessionEnded> for TenantSupervisor {
         slot.addr = None;
         slot.last_error = Some(msg.reason.clone());
         let lost: Vec<QueuedMessage> = slot.outstanding.drain().map(|(_, m)| m).collect();
+        slot.parts_in_flight = 0;
         slot.expired += lost.len() as u64;
         let channel = slot.channel.clone();
         if msg.was_bound {
@@ -735,7 +723,7 @@ impl Handler<GetConnections> for TenantSupervisor {
                     state: s.state.as_str(),
                     since: s.since,
                     last_error: s.last_error.clone(),
-                    window_in_use: s.outstanding.len(),
+                    window_in_use: s.parts_in_flight,
                     window_size: s.window,
                     submitted: s.submitted,
                     throttled: s.throttled,

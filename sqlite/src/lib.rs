@@ -25,8 +25,8 @@ pub mod writer;
 pub use store::{Store, StoreOptions, Synchronous};
 pub use types::{
     Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
-    MessageRecord, MessageStatus, NewInbound, NewMessage, Priority, QueuedMessage, Receipt,
-    ReceiptMatch, RenderAnswer, WebhookDelivery, WebhookOutcome,
+    MessageRecord, MessageStatus, NewInbound, NewMessage, PartRecord, Priority, QueuedMessage,
+    Receipt, ReceiptMatch, RenderAnswer, WebhookDelivery, WebhookOutcome,
 };
 pub use writer::{Done, WriterStats};
 

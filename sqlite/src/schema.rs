@@ -190,6 +190,22 @@ pub const MIGRATIONS: &[&str] = &[
         VALUES (NEW.tenant, (SELECT url FROM tenant_webhooks WHERE tenant = NEW.tenant),
                 'inbound', NEW.id, NEW.received_at, NEW.received_at);
     END;",
+    // 7: the parts of a long message, each with its own SMSC id and receipt.
+    // The message row keeps the aggregate status (final when every part
+    // is), so credit, webhooks and counters keep working on it alone.
+    "CREATE TABLE message_parts (
+        message_id INTEGER NOT NULL,
+        part INTEGER NOT NULL,
+        tenant TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        smsc_message_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        error_code INTEGER,
+        error_name TEXT,
+        done_at INTEGER,
+        PRIMARY KEY (message_id, part)
+    ) WITHOUT ROWID;
+    CREATE INDEX message_parts_smsc ON message_parts(tenant, channel, smsc_message_id);",
 ];
 
 /// The schema version this build writes: the number of migrations.

@@ -16,8 +16,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::types::{
     Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
-    MessageRecord, MessageStatus, NewInbound, NewMessage, Priority, QueuedMessage, Receipt,
-    ReceiptMatch, WebhookDelivery, WebhookOutcome,
+    MessageRecord, MessageStatus, NewInbound, NewMessage, PartRecord, Priority, QueuedMessage,
+    Receipt, ReceiptMatch, WebhookDelivery, WebhookOutcome,
 };
 use crate::writer::{self, Done, Job, StatsCounters, WriterStats};
 use crate::{schema, StoreError};
@@ -435,9 +435,24 @@ impl Store {
         smsc_message_id: &str,
         done: Done<Option<MessageStatus>>,
     ) {
-        let (channel, smsc_message_id) = (channel.to_owned(), smsc_message_id.to_owned());
+        self.mark_submitted_parts(id, channel, vec![smsc_message_id.to_owned()], done);
+    }
+
+    /// [`Store::mark_submitted`] for a message sent as several parts: one
+    /// SMSC id per part, in order. The parts are recorded in
+    /// `message_parts` (replacing those of an earlier attempt) and the
+    /// message's own `smsc_message_id` stays empty, so each receipt matches
+    /// its part; the message becomes final when every part is.
+    pub fn mark_submitted_parts(
+        &self,
+        id: MessageId,
+        channel: &str,
+        smsc_message_ids: Vec<String>,
+        done: Done<Option<MessageStatus>>,
+    ) {
+        let channel = channel.to_owned();
         self.submit(writer::job(
-            move |conn, now| mark_submitted(conn, now, id, &channel, &smsc_message_id),
+            move |conn, now| mark_submitted(conn, now, id, &channel, &smsc_message_ids),
             done,
         ));
     }
@@ -673,6 +688,31 @@ impl Store {
         Ok(found)
     }
 
+    /// The parts of one of the tenant's messages (empty for a one-part
+    /// message).
+    pub fn message_parts(
+        &self,
+        tenant: &str,
+        id: MessageId,
+    ) -> Result<Vec<PartRecord>, StoreError> {
+        let conn = self.inner.readers.get();
+        let mut stmt = conn.prepare_cached(
+            "SELECT part, smsc_message_id, status, error_code, error_name FROM message_parts \
+             WHERE message_id = ?1 AND tenant = ?2 ORDER BY part",
+        )?;
+        let mut rows = stmt.query(params![id.as_i64(), tenant])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(PartRecord {
+                part: column(row, 0, "part")?,
+                smsc_message_id: column(row, 1, "smsc_message_id")?,
+                status: parse_status(&column::<String>(row, 2, "status")?)?,
+                error: error_info(column(row, 3, "error_code")?, column(row, 4, "error_name")?),
+            });
+        }
+        Ok(out)
+    }
+
     /// The tenant's credit, `None` if it has no account.
     pub fn balance(&self, tenant: &str) -> Result<Option<Balance>, StoreError> {
         read_balance(&self.inner.readers.get(), tenant)
@@ -717,6 +757,7 @@ impl Store {
                 attempts: column(row, 4, "attempts")?,
                 priority,
                 validity_until_ms: column(row, 5, "validity_until")?,
+                parts: column(row, 6, "parts")?,
             });
         }
         Ok(out)
@@ -922,7 +963,8 @@ const SELECT_MESSAGE_PAGE: &str = concat!(
 
 /// `status = 'queued'` is spelled out (not bound) so SQLite can prove the
 /// partial index `messages_queued` applies.
-const SELECT_QUEUED: &str = "SELECT id, source, destination, body, attempts, validity_until \
+const SELECT_QUEUED: &str =
+    "SELECT id, source, destination, body, attempts, validity_until, parts \
      FROM messages WHERE tenant = ?1 AND priority = ?2 AND status = 'queued' AND id > ?3 \
      ORDER BY id LIMIT ?4";
 
@@ -1133,23 +1175,67 @@ fn mark_submitted(
     now: i64,
     id: MessageId,
     channel: &str,
-    smsc_message_id: &str,
+    smsc_message_ids: &[String],
 ) -> Result<Option<MessageStatus>, StoreError> {
+    let single = (smsc_message_ids.len() == 1).then(|| smsc_message_ids[0].as_str());
     let tenant: Option<String> = conn
         .prepare_cached(
             "UPDATE messages SET status = 'submitted', channel = ?2, smsc_message_id = ?3, \
              submitted_at = ?4, attempts = attempts + 1, error_code = NULL, error_name = NULL, \
              updated_at = ?4 WHERE id = ?1 AND status = 'queued' RETURNING tenant",
         )?
-        .query_row(params![id.as_i64(), channel, smsc_message_id, now], |row| {
-            row.get(0)
-        })
+        .query_row(params![id.as_i64(), channel, single, now], |row| row.get(0))
         .optional()?;
     let Some(tenant) = tenant else {
         log::debug!("mark_submitted: message {id} is not queued; left alone");
         return Ok(None);
     };
-    // The DLR may have overtaken the submit_sm_resp and been parked.
+    if single.is_some() {
+        // The DLR may have overtaken the submit_sm_resp and been parked.
+        return Ok(
+            match take_parked(conn, &tenant, channel, &smsc_message_ids[0])? {
+                Some((status, error)) => {
+                    set_outcome(conn, now, id.as_i64(), status, &error)?;
+                    Some(status)
+                }
+                None => None,
+            },
+        );
+    }
+    conn.prepare_cached("DELETE FROM message_parts WHERE message_id = ?1")?
+        .execute(params![id.as_i64()])?;
+    for (index, smsc_id) in smsc_message_ids.iter().enumerate() {
+        let (status, error) = match take_parked(conn, &tenant, channel, smsc_id)? {
+            Some((status, error)) => (status, error),
+            None => (MessageStatus::Submitted, None),
+        };
+        let (code, name) = error_columns(&error);
+        conn.prepare_cached(
+            "INSERT INTO message_parts (message_id, part, tenant, channel, smsc_message_id, status, \
+             error_code, error_name, done_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![
+            id.as_i64(),
+            index as i64 + 1,
+            tenant,
+            channel,
+            smsc_id,
+            status.as_str(),
+            code,
+            name,
+            done_at(status, now)
+        ])?;
+    }
+    aggregate_parts(conn, now, id.as_i64())
+}
+
+/// Takes a parked receipt for this SMSC id, if one overtook its response.
+fn take_parked(
+    conn: &Connection,
+    tenant: &str,
+    channel: &str,
+    smsc_message_id: &str,
+) -> Result<Option<(MessageStatus, Option<ErrorInfo>)>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "DELETE FROM pending_receipts WHERE tenant = ?1 AND channel = ?2 \
          AND smsc_message_id = ?3 RETURNING status, error_code, error_name",
@@ -1160,8 +1246,55 @@ fn mark_submitted(
     };
     let status = receipt_status(parse_status(&column::<String>(row, 0, "status")?)?);
     let error = error_info(column(row, 1, "error_code")?, column(row, 2, "error_name")?);
+    Ok(Some((status, error)))
+}
+
+/// How bad a part's final status is, for the message's aggregate: the
+/// message is delivered only if every part is, else it takes the worst.
+fn severity(status: MessageStatus) -> u8 {
+    match status {
+        MessageStatus::Delivered => 0,
+        MessageStatus::Unknown => 1,
+        MessageStatus::Expired => 2,
+        MessageStatus::Undeliverable => 3,
+        MessageStatus::Rejected => 4,
+        MessageStatus::Failed => 5,
+        MessageStatus::Queued | MessageStatus::Submitted => 6,
+    }
+}
+
+/// Sets a long message's status from its parts once every part is final;
+/// `None` while any is not.
+fn aggregate_parts(
+    conn: &Connection,
+    now: i64,
+    message_id: i64,
+) -> Result<Option<MessageStatus>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, error_code, error_name FROM message_parts WHERE message_id = ?1 ORDER BY part",
+    )?;
+    let mut rows = stmt.query(params![message_id])?;
+    let mut worst: Option<(MessageStatus, Option<ErrorInfo>)> = None;
+    while let Some(row) = rows.next()? {
+        let status = parse_status(&column::<String>(row, 0, "status")?)?;
+        if !status.is_terminal() {
+            return Ok(None);
+        }
+        if worst
+            .as_ref()
+            .is_none_or(|(w, _)| severity(status) > severity(*w))
+        {
+            worst = Some((
+                status,
+                error_info(column(row, 1, "error_code")?, column(row, 2, "error_name")?),
+            ));
+        }
+    }
     drop(rows);
-    set_outcome(conn, now, id.as_i64(), status, &error)?;
+    let Some((status, error)) = worst else {
+        return Ok(None);
+    };
+    set_outcome(conn, now, message_id, status, &error)?;
     Ok(Some(status))
 }
 
@@ -1187,6 +1320,35 @@ fn apply_receipt(
         return Ok(ReceiptMatch::Matched {
             id: MessageId(id),
             submitted_at_ms,
+            final_status: status.is_terminal().then_some(status),
+        });
+    }
+    // A part of a long message?
+    let part: Option<(i64, i64, String, Option<i64>)> = conn
+        .prepare_cached(
+            "SELECT p.message_id, p.part, p.status, m.submitted_at FROM message_parts p \
+             JOIN messages m ON m.id = p.message_id \
+             WHERE p.tenant = ?1 AND p.channel = ?2 AND p.smsc_message_id = ?3 \
+             ORDER BY p.message_id DESC LIMIT 1",
+        )?
+        .query_row(
+            params![receipt.tenant, receipt.channel, receipt.smsc_message_id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .optional()?;
+    if let Some((message_id, part, current, submitted_at_ms)) = part {
+        if status.is_terminal() || current == MessageStatus::Submitted.as_str() {
+            let (code, name) = error_columns(&receipt.error);
+            conn.prepare_cached(
+                "UPDATE message_parts SET status = ?3, error_code = ?4, error_name = ?5, done_at = ?6 \
+                 WHERE message_id = ?1 AND part = ?2",
+            )?
+            .execute(params![message_id, part, status.as_str(), code, name, done_at(status, now)])?;
+        }
+        return Ok(ReceiptMatch::Matched {
+            id: MessageId(message_id),
+            submitted_at_ms,
+            final_status: aggregate_parts(conn, now, message_id)?,
         });
     }
     let (code, name) = error_columns(&receipt.error);

@@ -287,6 +287,8 @@ pub struct QueuedMessage {
     pub text: String,
     /// Attempts so far, for retry policy.
     pub attempts: u32,
+    /// SMS parts it takes (window slots it needs).
+    pub parts: u32,
     /// Queue lane.
     pub priority: Priority,
     /// Not to be submitted after this time (unix ms).
@@ -317,6 +319,10 @@ pub enum ReceiptMatch {
         id: MessageId,
         /// When it was submitted (unix ms), for submit-to-receipt latency.
         submitted_at_ms: Option<i64>,
+        /// The message's final status when this receipt made (or kept) it
+        /// final; `None` while other parts of a long message are pending or
+        /// the receipt was intermediate.
+        final_status: Option<MessageStatus>,
     },
     /// No message with that smsc id (yet): the receipt was kept in
     /// `pending_receipts`; it is applied when `mark_submitted` records that
@@ -451,6 +457,19 @@ pub enum WebhookOutcome {
         /// What went wrong last.
         error: String,
     },
+}
+
+/// One part of a long message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRecord {
+    /// 1-based.
+    pub part: u32,
+    /// The SMSC's id of this part.
+    pub smsc_message_id: String,
+    /// Its own status.
+    pub status: MessageStatus,
+    /// Its error.
+    pub error: Option<ErrorInfo>,
 }
 
 /// Which of a tenant's messages to list.

@@ -364,6 +364,7 @@ fn queued_messages_paginates_only_the_tenants_queued_messages() {
             destination: "+4915112345678".into(),
             text: "m0".into(),
             attempts: 0,
+            parts: 1,
             priority: Priority::Normal,
             validity_until_ms: None,
         }
@@ -1204,4 +1205,79 @@ fn a_dead_letter_is_listed_and_can_be_replayed() {
     assert!(wait(|done| store.replay_webhook("acme", d.id, done)).unwrap());
     assert_eq!(claim(&store).len(), 1, "due again at once");
     assert!(store.dead_webhooks("acme", None, 10).unwrap().is_empty());
+}
+
+// ---- long messages (migration 7) ----
+
+#[test]
+fn a_long_message_is_delivered_only_when_every_part_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "long");
+    let ids: Vec<String> = ["p1", "p2", "p3"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        wait(|done| store.mark_submitted_parts(id, "ch", ids, done)).unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .get_message("acme", id)
+            .unwrap()
+            .unwrap()
+            .smsc_message_id,
+        None
+    );
+    for (n, p) in ["p1", "p3"].iter().enumerate() {
+        match apply(&store, receipt("acme", "ch", p, MessageStatus::Delivered)) {
+            ReceiptMatch::Matched {
+                id: m,
+                final_status,
+                ..
+            } => {
+                assert_eq!(m, id);
+                assert_eq!(final_status, None, "part {n}: not all parts are final yet");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(status(&store, "acme", id), MessageStatus::Submitted);
+    match apply(
+        &store,
+        receipt("acme", "ch", "p2", MessageStatus::Delivered),
+    ) {
+        ReceiptMatch::Matched { final_status, .. } => {
+            assert_eq!(final_status, Some(MessageStatus::Delivered))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(status(&store, "acme", id), MessageStatus::Delivered);
+    let parts = store.message_parts("acme", id).unwrap();
+    assert_eq!(parts.len(), 3);
+    assert!(parts.iter().all(|p| p.status == MessageStatus::Delivered));
+    assert!(store.message_parts("other", id).unwrap().is_empty());
+}
+
+#[test]
+fn one_undeliverable_part_makes_the_message_undeliverable_with_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "long");
+    // A receipt overtakes the responses of its part.
+    let early = Receipt {
+        error: Some(ErrorInfo {
+            code: 1,
+            name: "UNDELIV".into(),
+        }),
+        ..receipt("acme", "ch", "q2", MessageStatus::Undeliverable)
+    };
+    assert_eq!(apply(&store, early), ReceiptMatch::Parked);
+    wait(|done| store.mark_submitted_parts(id, "ch", vec!["q1".into(), "q2".into()], done))
+        .unwrap();
+    apply(
+        &store,
+        receipt("acme", "ch", "q1", MessageStatus::Delivered),
+    );
+    let message = store.get_message("acme", id).unwrap().unwrap();
+    assert_eq!(message.status, MessageStatus::Undeliverable);
+    assert_eq!(message.error.unwrap().name, "UNDELIV");
 }

@@ -47,19 +47,22 @@ pub(crate) struct SendRequest {
     validity_until_ms: Option<i64>,
     client_ref: Option<String>,
     callback_url: Option<String>,
+    /// SMS parts the text takes.
+    parts: u32,
 }
 
 impl SendRequest {
     /// The row to insert and the queue entry to hand the supervisor once
     /// it is committed (its id filled in then).
     pub(crate) fn into_new_message(self, tenant: &TenantInfo) -> (NewMessage, QueuedMessage) {
-        let parts = 1u32;
+        let parts = self.parts;
         let queued = QueuedMessage {
             id: MessageId(0),
             source: self.from.clone(),
             destination: self.to.clone(),
             text: self.text.clone(),
             attempts: 0,
+            parts,
             priority: self.priority,
             validity_until_ms: self.validity_until_ms,
         };
@@ -294,7 +297,8 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
         ));
     }
     pdu::validate_addresses(&from, &to).map_err(|e| Problem::invalid_field("to", e.to_string()))?;
-    pdu::encode_single_part(&text).map_err(|e| Problem::invalid_field("text", e.to_string()))?;
+    let parts =
+        pdu::part_count(&text).map_err(|e| Problem::invalid_field("text", e.to_string()))? as u32;
     let priority = match body.get("priority") {
         None | Some(Value::Null) => Priority::Normal,
         Some(Value::String(p)) => Priority::parse(p).ok_or_else(|| {
@@ -341,6 +345,7 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
         validity_until_ms,
         client_ref,
         callback_url,
+        parts,
     })
 }
 
@@ -474,16 +479,39 @@ pub async fn get(
     let id: MessageId = path.parse().map_err(|()| not_found())?;
     let store = store.get_ref().clone();
     let tenant_id = tenant.id().clone();
-    let record = web::block(move || store.get_message(&tenant_id, id))
-        .await
-        .map_err(|_| Problem::store_unavailable("the read was cancelled"))?
-        .map_err(|e| {
-            log::error!("[{}] reading message {id} failed: {e}", tenant.id());
-            Problem::store_unavailable("the message could not be read")
-        })?;
+    let record = web::block(move || {
+        let record = store.get_message(&tenant_id, id)?;
+        let parts = match &record {
+            Some(r) if r.parts > 1 => store.message_parts(&tenant_id, id)?,
+            _ => Vec::new(),
+        };
+        Ok::<_, StoreError>((record, parts))
+    })
+    .await
+    .map_err(|_| Problem::store_unavailable("the read was cancelled"))?
+    .map_err(|e| {
+        log::error!("[{}] reading message {id} failed: {e}", tenant.id());
+        Problem::store_unavailable("the message could not be read")
+    })?;
     match record {
-        Some(record) => Ok(HttpResponse::Ok().json(message_json(&record))),
-        None => Err(not_found()),
+        (Some(record), parts) => {
+            let mut body = message_json(&record);
+            if !parts.is_empty() {
+                body["part_status"] = parts
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "part": p.part,
+                            "smsc_message_id": p.smsc_message_id,
+                            "status": p.status.as_str(),
+                            "error": p.error.as_ref().map(|e| json!({"code": e.code, "name": e.name})),
+                        })
+                    })
+                    .collect();
+            }
+            Ok(HttpResponse::Ok().json(body))
+        }
+        (None, _) => Err(not_found()),
     }
 }
 
@@ -589,7 +617,7 @@ mod tests {
         );
         let long = format!(
             r#"{{"to":"4917","from":"ACME","text":"{}"}}"#,
-            "a".repeat(161)
+            "a".repeat(1531)
         );
         assert_eq!(field_of(&long).as_deref(), Some("text"));
     }

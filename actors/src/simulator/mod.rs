@@ -136,6 +136,8 @@ pub struct ReceivedSubmit {
     pub esm_class: u8,
     /// The id we answered with.
     pub message_id: String,
+    /// The user data header (e.g. the concatenation header of a part).
+    pub udh: Option<Vec<u8>>,
 }
 
 /// A bound session.

@@ -21,6 +21,8 @@ const UDHI: u8 = 0x40;
 /// short_message is empty, with a UDH stripped, decoded by data_coding.
 pub(crate) struct SubmitContent {
     pub text: String,
+    /// The user data header, when esm_class says there is one.
+    pub udh: Option<Vec<u8>>,
     /// Both short_message and message_payload were given (SMPP 3.4 §5.3.2.32
     /// forbids it).
     pub both_bodies: bool,
@@ -42,12 +44,15 @@ pub(crate) fn submit_content(sm: &SubmitSm) -> SubmitContent {
         Some(p) if short.is_empty() => p,
         _ => short,
     };
+    let mut udh = None;
     if u8::from(sm.esm_class) & UDHI != 0 && !bytes.is_empty() {
-        let udh_len = bytes[0] as usize + 1;
-        bytes = bytes.get(udh_len..).unwrap_or(&[]);
+        let udh_len = (bytes[0] as usize + 1).min(bytes.len());
+        udh = Some(bytes[..udh_len].to_vec());
+        bytes = &bytes[udh_len..];
     }
     SubmitContent {
         text: encoding::decode(u8::from(sm.data_coding), bytes),
+        udh,
         both_bodies,
     }
 }

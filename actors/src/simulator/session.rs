@@ -511,6 +511,7 @@ impl Session {
             registered_delivery,
             esm_class,
             message_id: message_id.clone(),
+            udh: content.udh.clone(),
         });
         let id =
             c_string::<1, 65>("message_id", &message_id).unwrap_or_else(|_| COctetString::empty());

@@ -119,6 +119,79 @@ pub fn encode_ucs2(text: &str) -> Encoded {
     }
 }
 
+/// Most parts one message may have (like Kannel's default `max-messages`).
+pub const MAX_PARTS: usize = 10;
+
+/// Units per part when a message is split: a 6-octet UDH leaves 153 GSM
+/// septets or 67 UCS-2 code units of the 140 octets.
+pub fn units_per_part(coding: Coding) -> usize {
+    match coding {
+        Coding::Gsm7 => 153,
+        Coding::Ucs2 => 67,
+    }
+}
+
+/// Splits an encoded text into the `short_message` payloads of its parts,
+/// without UDH: one part when it fits a single SMS; otherwise chunks of at
+/// most [`units_per_part`] that never cut a GSM escape sequence (0x1B +
+/// code) or a UTF-16 surrogate pair in two.
+pub fn split(encoded: &Encoded) -> Vec<Vec<u8>> {
+    if encoded.units <= encoded.coding.single_part_limit() {
+        return vec![encoded.bytes.clone()];
+    }
+    let limit = units_per_part(encoded.coding);
+    let mut parts = Vec::new();
+    match encoded.coding {
+        Coding::Gsm7 => {
+            let mut start = 0;
+            while start < encoded.bytes.len() {
+                let mut end = (start + limit).min(encoded.bytes.len());
+                // An escape as the last septet would be cut from its code.
+                if end < encoded.bytes.len() && encoded.bytes[end - 1] == 0x1B {
+                    let escapes = encoded.bytes[start..end]
+                        .iter()
+                        .rev()
+                        .take_while(|b| **b == 0x1B)
+                        .count();
+                    if escapes % 2 == 1 {
+                        end -= 1;
+                    }
+                }
+                parts.push(encoded.bytes[start..end].to_vec());
+                start = end;
+            }
+        }
+        Coding::Ucs2 => {
+            let units: Vec<u16> = encoded
+                .bytes
+                .chunks(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            let mut start = 0;
+            while start < units.len() {
+                let mut end = (start + limit).min(units.len());
+                // A high surrogate must stay with its low surrogate.
+                if end < units.len() && (0xD800..=0xDBFF).contains(&units[end - 1]) {
+                    end -= 1;
+                }
+                parts.push(
+                    units[start..end]
+                        .iter()
+                        .flat_map(|u| u.to_be_bytes())
+                        .collect(),
+                );
+                start = end;
+            }
+        }
+    }
+    parts
+}
+
+/// The 6-octet concatenation UDH (IEI 0x00, 8-bit reference).
+pub fn concat_udh(reference: u8, total: u8, sequence: u8) -> [u8; 6] {
+    [0x05, 0x00, 0x03, reference, total, sequence]
+}
+
 /// Decodes short_message bytes received with `data_coding`, for MO texts and
 /// receipts: GSM unpacked (0x00), IA5/ASCII (0x01), Latin-1 (0x03), UCS-2
 /// (0x08); anything else as lossy UTF-8.
@@ -191,6 +264,50 @@ mod tests {
             let e = encode(text);
             assert_eq!(decode(e.coding.data_coding(), &e.bytes), text);
         }
+    }
+
+    #[test]
+    fn a_text_that_fits_one_sms_is_one_part() {
+        assert_eq!(split(&encode(&"a".repeat(160))).len(), 1);
+        assert_eq!(split(&encode(&"ж".repeat(70))).len(), 1);
+    }
+
+    #[test]
+    fn a_400_character_gsm_text_is_three_parts_of_at_most_153() {
+        let parts = split(&encode(&"a".repeat(400)));
+        assert_eq!(
+            parts.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![153, 153, 94]
+        );
+    }
+
+    #[test]
+    fn an_escape_sequence_is_never_cut_between_parts() {
+        // 152 plain characters, then '€' (0x1B 0x65) straddling the limit.
+        let text = format!("{}€{}", "a".repeat(152), "b".repeat(20));
+        let parts = split(&encode(&text));
+        assert_eq!(parts[0].len(), 152);
+        assert_eq!(&parts[1][..2], &[0x1B, 0x65]);
+        let joined: Vec<u8> = parts.concat();
+        assert_eq!(decode(0x00, &joined), text);
+    }
+
+    #[test]
+    fn a_surrogate_pair_is_never_cut_between_parts() {
+        let text = format!("{}👍{}", "ж".repeat(66), "ж".repeat(10));
+        let parts = split(&encode(&text));
+        assert_eq!(
+            parts[0].len(),
+            66 * 2,
+            "the emoji moves whole to the next part"
+        );
+        let joined: Vec<u8> = parts.concat();
+        assert_eq!(decode(0x08, &joined), text);
+    }
+
+    #[test]
+    fn the_concatenation_udh_is_iei_0_with_an_8_bit_reference() {
+        assert_eq!(concat_udh(0x2A, 3, 1), [0x05, 0x00, 0x03, 0x2A, 0x03, 0x01]);
     }
 
     #[test]

@@ -32,6 +32,14 @@ pub enum PduError {
         /// Field name as in the SMPP spec.
         field: &'static str,
     },
+    /// The text needs more parts than one message may have.
+    #[error("text needs {parts} SMS parts; at most {max} are allowed")]
+    TooManyParts {
+        /// Parts it would take.
+        parts: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The text does not fit one short_message.
     #[error("text is {units} {unit} long; one SMS holds {max}")]
     TextTooLong {
@@ -144,6 +152,73 @@ pub fn encode_single_part(text: &str) -> Result<Encoded, PduError> {
         });
     }
     Ok(encoded)
+}
+
+/// Encodes a text and splits it into parts (one when it fits a single
+/// SMS), refusing more than [`encoding::MAX_PARTS`].
+pub fn encode_message(text: &str) -> Result<(Encoded, Vec<Vec<u8>>), PduError> {
+    let encoded = encoding::encode(text);
+    let parts = encoding::split(&encoded);
+    if parts.len() > encoding::MAX_PARTS {
+        return Err(PduError::TooManyParts {
+            parts: parts.len(),
+            max: encoding::MAX_PARTS,
+        });
+    }
+    Ok((encoded, parts))
+}
+
+/// How many SMS parts a text takes (for validation and pricing).
+pub fn part_count(text: &str) -> Result<usize, PduError> {
+    encode_message(text).map(|(_, parts)| parts.len())
+}
+
+/// The submit_sm PDUs of a message: one, or one per part, each with the
+/// concatenation UDH under `reference` and esm_class 0x40 (UDHI).
+pub fn submit_sm_parts(
+    source: &str,
+    destination: &str,
+    text: &str,
+    registered_delivery: u8,
+    validity_until_ms: Option<i64>,
+    reference: u8,
+) -> Result<Vec<SubmitSm>, PduError> {
+    let (encoded, parts) = encode_message(text)?;
+    if parts.len() == 1 {
+        return Ok(vec![submit_sm(
+            source,
+            destination,
+            text,
+            registered_delivery,
+            validity_until_ms,
+        )?]);
+    }
+    let total = parts.len() as u8;
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, payload)| {
+            let mut sm = submit_sm(
+                source,
+                destination,
+                "",
+                registered_delivery,
+                validity_until_ms,
+            )?;
+            let udh = encoding::concat_udh(reference, total, i as u8 + 1);
+            let short_message =
+                OctetString::from_vec([&udh[..], &payload].concat()).map_err(|_| {
+                    PduError::TooLong {
+                        field: "short_message",
+                        max: 254,
+                    }
+                })?;
+            sm.set_short_message(short_message);
+            sm.esm_class = EsmClass::from(0x40);
+            sm.data_coding = DataCoding::from(encoded.coding.data_coding());
+            Ok(sm)
+        })
+        .collect()
 }
 
 /// A single-part submit_sm, asking for a receipt when `registered_delivery`
@@ -347,6 +422,30 @@ mod tests {
         assert_eq!(sm.validity_period.to_string(), "261122000000100+");
         let sm = submit_sm("ACME", "4917000000", "hi", 1, None).unwrap();
         assert!(sm.validity_period.is_empty());
+    }
+
+    #[test]
+    fn a_long_text_becomes_parts_with_a_concatenation_udh() {
+        let parts = submit_sm_parts("ACME", "4917000000", &"a".repeat(400), 1, None, 0x42).unwrap();
+        assert_eq!(parts.len(), 3);
+        for (i, sm) in parts.iter().enumerate() {
+            assert_eq!(u8::from(sm.esm_class), 0x40);
+            let bytes = sm.short_message().as_ref();
+            assert_eq!(&bytes[..6], &[0x05, 0x00, 0x03, 0x42, 3, i as u8 + 1]);
+        }
+        assert_eq!(parts[0].short_message().as_ref().len(), 6 + 153);
+        let single = submit_sm_parts("ACME", "4917000000", "short", 1, None, 0x42).unwrap();
+        assert_eq!(single.len(), 1);
+        assert_eq!(u8::from(single[0].esm_class), 0);
+    }
+
+    #[test]
+    fn more_than_ten_parts_are_refused() {
+        assert_eq!(part_count(&"a".repeat(1530)).unwrap(), 10);
+        assert!(matches!(
+            part_count(&"a".repeat(1531)),
+            Err(PduError::TooManyParts { parts: 11, max: 10 })
+        ));
     }
 
     #[test]
