@@ -30,7 +30,28 @@ struct Cli {
 
 const DEMO_KEY: &str = "demo-secret-key";
 
+/// glibc returns freed memory at the top of each thread's heap to the
+/// kernel as soon as it exceeds 128 KiB, and the store's writer thread
+/// frees and re-allocates that much after every batch: each round trip is
+/// an madvise, page faults and TLB shootdowns across cores. Measured on
+/// the end-to-end benchmark: engine CPU 100 → 76 µs per message. Keeping
+/// up to 128 MiB (and growing heaps 16 MiB at a time) trades a little
+/// retained memory for that.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_allocator() {
+    // SAFETY: mallopt only sets allocator parameters; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
+        libc::mallopt(libc::M_TOP_PAD, 16 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 fn main() -> ExitCode {
+    tune_allocator();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let config = match &cli.config {
