@@ -133,3 +133,30 @@ fn inbound_messages_are_listed_decoded_and_only_for_their_tenant() {
     let beta = http.get("/v1/inbound", Some(BETA.api_key)).body;
     assert_eq!(beta["inbound"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn a_concatenated_inbound_message_arrives_as_one_even_out_of_order() {
+    let (_dir, db) = temp_db();
+    let sim = simulator(&[ACME], Faults::default());
+    let engine = TestEngine::start(&config_text(&db, sim.local_addr().port(), &[ACME], ""));
+    let http = engine.http();
+    eventually(Duration::from_secs(10), "bound", || {
+        sim.bound_sessions().len() == 1
+    });
+    let text: String = (0..400)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    sim.send_mo_parts("acme", "4915100000009", "12345", &text, 77, &[3, 1, 2]);
+    eventually(Duration::from_secs(10), "one inbound message", || {
+        http.get("/v1/inbound", Some(ACME.api_key)).body["inbound"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    });
+    let mo = http.get("/v1/inbound", Some(ACME.api_key)).body["inbound"][0].clone();
+    assert_eq!(mo["text"], text.as_str());
+    assert_eq!(mo["from"], "4915100000009");
+    eventually(Duration::from_secs(10), "every part acknowledged", || {
+        let s = sim.stats();
+        s.mo_sent == 3 && s.queued_deliveries == 0
+    });
+}

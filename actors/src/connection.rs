@@ -530,6 +530,7 @@ impl Connection {
                 source,
                 destination,
                 text,
+                part,
             } => {
                 let prefix = self.log_prefix();
                 let stats = self.stats.clone();
@@ -541,25 +542,54 @@ impl Connection {
                     text,
                 };
                 let event = inbound.clone();
-                self.store.insert_inbound(
-                    inbound,
-                    Box::new(move |res| {
-                        match &res {
-                            Ok(id) => stats.events.publish(crate::events::Event::Inbound {
-                                id: *id,
-                                channel: event.channel,
-                                source: event.source,
-                                destination: event.destination,
-                                text: event.text,
-                                at_ms: crate::smpp::time::unix_ms(),
-                            }),
-                            Err(e) => {
-                                log::error!("{prefix} storing an inbound message failed: {e}")
+                // Published once the whole message is stored.
+                let publish = move |id: i64, text: String| {
+                    stats.events.publish(crate::events::Event::Inbound {
+                        id,
+                        channel: event.channel,
+                        source: event.source,
+                        destination: event.destination,
+                        text,
+                        at_ms: crate::smpp::time::unix_ms(),
+                    })
+                };
+                match part {
+                    // One part of a longer message: stored durably (so it
+                    // can be acknowledged) and joined when the last arrives.
+                    Some(part) if part.total > 1 => self.store.insert_inbound_part(
+                        inbound,
+                        part.reference,
+                        part.total,
+                        part.sequence,
+                        Box::new(move |res| {
+                            match &res {
+                                Ok(Some((id, text))) => publish(*id, text.clone()),
+                                Ok(None) => {}
+                                Err(e) => {
+                                    log::error!("{prefix} storing an inbound part failed: {e}")
+                                }
                             }
-                        }
-                        ok(res.map(|_| ()))
-                    }),
-                );
+                            ok(res.map(|_| ()))
+                        }),
+                    ),
+                    _ => {
+                        let text = inbound.text.clone();
+                        self.store.insert_inbound(
+                            inbound,
+                            Box::new(move |res| {
+                                match &res {
+                                    Ok(id) => publish(*id, text),
+                                    Err(e) => {
+                                        log::error!(
+                                            "{prefix} storing an inbound message failed: {e}"
+                                        )
+                                    }
+                                }
+                                ok(res.map(|_| ()))
+                            }),
+                        )
+                    }
+                }
             }
         }
     }

@@ -206,6 +206,20 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (message_id, part)
     ) WITHOUT ROWID;
     CREATE INDEX message_parts_smsc ON message_parts(tenant, channel, smsc_message_id);",
+    // 8: parts of concatenated inbound (MO) messages, kept until the last
+    // one arrives; each part is stored before it is acknowledged.
+    "CREATE TABLE inbound_parts (
+        tenant TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        source TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        reference INTEGER NOT NULL,
+        total INTEGER NOT NULL,
+        sequence INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, source, destination, reference, total, sequence)
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes: the number of migrations.

@@ -306,6 +306,66 @@ impl Store {
         ));
     }
 
+    /// Stores one part of a concatenated inbound message (identified by
+    /// sender, recipient, reference and total). When it completes the
+    /// message, the parts are joined in order into one inbound message and
+    /// removed, in the same transaction; answers with that message's id and
+    /// text, or `None` while parts are missing. A part received twice (an
+    /// SMSC redelivering) counts once.
+    pub fn insert_inbound_part(
+        &self,
+        part: NewInbound,
+        reference: u16,
+        total: u8,
+        sequence: u8,
+        done: Done<Option<(i64, String)>>,
+    ) {
+        self.submit(writer::job(
+            move |conn, now| {
+                conn.prepare_cached(
+                    "INSERT OR REPLACE INTO inbound_parts (tenant, channel, source, destination, \
+                     reference, total, sequence, body, received_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?
+                .execute(params![
+                    part.tenant,
+                    part.channel,
+                    part.source,
+                    part.destination,
+                    reference,
+                    total,
+                    sequence,
+                    part.text,
+                    now
+                ])?;
+                let key = params![part.tenant, part.source, part.destination, reference, total];
+                let texts: Vec<String> = conn
+                    .prepare_cached(
+                        "SELECT body FROM inbound_parts WHERE tenant = ?1 AND source = ?2 \
+                         AND destination = ?3 AND reference = ?4 AND total = ?5 ORDER BY sequence",
+                    )?
+                    .query_map(key, |row| row.get(0))?
+                    .collect::<Result<_, _>>()?;
+                if texts.len() < usize::from(total) {
+                    return Ok(None);
+                }
+                conn.prepare_cached(
+                    "DELETE FROM inbound_parts WHERE tenant = ?1 AND source = ?2 \
+                     AND destination = ?3 AND reference = ?4 AND total = ?5",
+                )?
+                .execute(key)?;
+                let text = texts.concat();
+                conn.prepare_cached(
+                    "INSERT INTO inbound (tenant, channel, source, destination, body, received_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![part.tenant, part.channel, part.source, part.destination, text, now])?;
+                Ok(Some((conn.last_insert_rowid(), text)))
+            },
+            done,
+        ));
+    }
+
     /// Sets (or with `None` removes) the tenant's webhook URL.
     pub fn set_tenant_webhook(&self, tenant: &str, url: Option<&str>, done: Done<()>) {
         let (tenant, url) = (tenant.to_owned(), url.map(str::to_owned));

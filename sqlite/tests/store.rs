@@ -1281,3 +1281,40 @@ fn one_undeliverable_part_makes_the_message_undeliverable_with_its_error() {
     assert_eq!(message.status, MessageStatus::Undeliverable);
     assert_eq!(message.error.unwrap().name, "UNDELIV");
 }
+
+#[test]
+fn a_concatenated_inbound_message_is_stored_once_when_its_last_part_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let part = |text: &str| NewInbound {
+        tenant: "acme".into(),
+        channel: "ch".into(),
+        source: "4915100000009".into(),
+        destination: "12345".into(),
+        text: text.into(),
+    };
+    assert_eq!(
+        wait(|done| store.insert_inbound_part(part("world"), 9, 3, 2, done)).unwrap(),
+        None
+    );
+    assert_eq!(
+        wait(|done| store.insert_inbound_part(part("world"), 9, 3, 2, done)).unwrap(),
+        None,
+        "a redelivered part counts once"
+    );
+    assert_eq!(
+        wait(|done| store.insert_inbound_part(part("Hello "), 9, 3, 1, done)).unwrap(),
+        None
+    );
+    assert!(store.list_inbound("acme", None, 10).unwrap().is_empty());
+    let (id, text) = wait(|done| store.insert_inbound_part(part("!"), 9, 3, 3, done))
+        .unwrap()
+        .unwrap();
+    assert_eq!(text, "Hello world!");
+    let listed = store.list_inbound("acme", None, 10).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].id, listed[0].text.as_str()),
+        (id, "Hello world!")
+    );
+}

@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::smpp::encoding;
 use state::{Deliver, DeliverKind, Shared};
 
 pub use session::SMSC_SYSTEM_ID;
@@ -354,6 +355,55 @@ impl SimulatorHandle {
             }),
             Err(err) => {
                 log::warn!("simulator: MO from {source:?} to {destination:?} not sent: {err}")
+            }
+        }
+    }
+
+    /// Sends a long MO text the way a handset's SMSC does: split into
+    /// parts with a concatenation UDH (esm_class 0x40), one deliver_sm each,
+    /// under `reference`. Parts go out in the order given by `order`
+    /// (1-based sequence numbers; all parts when empty).
+    pub fn send_mo_parts(
+        &self,
+        system_id: &str,
+        source: &str,
+        destination: &str,
+        text: &str,
+        reference: u8,
+        order: &[u8],
+    ) {
+        let encoded = encoding::encode(text);
+        let parts = encoding::split(&encoded);
+        let total = parts.len() as u8;
+        let order: Vec<u8> = if order.is_empty() {
+            (1..=total).collect()
+        } else {
+            order.to_vec()
+        };
+        for sequence in order {
+            let Some(payload) = parts.get(usize::from(sequence).wrapping_sub(1)) else {
+                continue;
+            };
+            match pdus::mobile_originated(source, destination, "") {
+                Ok(mut pdu) => {
+                    let udh = encoding::concat_udh(reference, total, sequence);
+                    match rusmpp::types::OctetString::from_vec([&udh[..], payload].concat()) {
+                        Ok(sm) => pdu.set_short_message(sm),
+                        Err(e) => {
+                            log::warn!("simulator: MO part too long: {e}");
+                            continue;
+                        }
+                    }
+                    pdu.esm_class = rusmpp::values::EsmClass::from(0x40);
+                    pdu.data_coding =
+                        rusmpp::values::DataCoding::from(encoded.coding.data_coding());
+                    self.inner.shared.dispatch(Deliver {
+                        system_id: system_id.to_string(),
+                        kind: DeliverKind::MobileOriginated,
+                        pdu: Box::new(pdu),
+                    });
+                }
+                Err(err) => log::warn!("simulator: MO part not sent: {err}"),
             }
         }
     }

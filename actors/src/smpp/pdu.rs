@@ -295,9 +295,60 @@ pub enum Delivery {
         source: String,
         /// Recipient (our number).
         destination: String,
-        /// Decoded text.
+        /// Decoded text (of this part, for a concatenated message).
         text: String,
+        /// The concatenation header, when this is one part of a longer
+        /// message.
+        part: Option<Concatenated>,
     },
+}
+
+/// Which part of a concatenated message a PDU carries (UDH IEI 0x00 with
+/// an 8-bit reference, or 0x08 with a 16-bit one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Concatenated {
+    /// The sender's reference, shared by all parts.
+    pub reference: u16,
+    /// How many parts.
+    pub total: u8,
+    /// This part, 1-based.
+    pub sequence: u8,
+}
+
+/// Splits a user data header off a short message: the concatenation
+/// element if there is one, and the text bytes after the header.
+pub fn split_udh(bytes: &[u8]) -> (Option<Concatenated>, &[u8]) {
+    let Some(&length) = bytes.first() else {
+        return (None, bytes);
+    };
+    let end = (length as usize + 1).min(bytes.len());
+    let header = &bytes[1..end];
+    let mut at = 0;
+    let mut part = None;
+    while at + 2 <= header.len() {
+        let (iei, len) = (header[at], header[at + 1] as usize);
+        let data = &header[(at + 2).min(header.len())..(at + 2 + len).min(header.len())];
+        match (iei, data) {
+            (0x00, [reference, total, sequence]) => {
+                part = Some(Concatenated {
+                    reference: u16::from(*reference),
+                    total: *total,
+                    sequence: *sequence,
+                })
+            }
+            (0x08, [hi, lo, total, sequence]) => {
+                part = Some(Concatenated {
+                    reference: u16::from_be_bytes([*hi, *lo]),
+                    total: *total,
+                    sequence: *sequence,
+                })
+            }
+            _ => {}
+        }
+        at += 2 + len;
+    }
+    let part = part.filter(|p| p.total >= 1 && p.sequence >= 1 && p.sequence <= p.total);
+    (part, &bytes[end..])
 }
 
 /// Classifies and reads a deliver_sm. esm_class bits 2..5 = 0b0001 (0x04)
@@ -307,12 +358,19 @@ pub fn read_deliver_sm(pdu: &DeliverSm) -> Delivery {
     let esm = u8::from(pdu.esm_class);
     let message_type = esm & 0x3C;
     let data_coding = u8::from(pdu.data_coding);
-    let text = encoding::decode(data_coding, pdu.short_message().as_ref());
+    let bytes = pdu.short_message().as_ref();
+    let (part, body) = if esm & 0x40 != 0 {
+        split_udh(bytes)
+    } else {
+        (None, bytes)
+    };
+    let text = encoding::decode(data_coding, body);
     if message_type == 0 {
         return Delivery::MobileOriginated {
             source: pdu.source_addr.to_string(),
             destination: pdu.destination_addr.to_string(),
             text,
+            part,
         };
     }
     let mut tlv_id = None;
@@ -512,6 +570,55 @@ mod tests {
                 assert_eq!(text, "STOP");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_concatenated_mo_part_is_read_without_its_header() {
+        let mut bytes = encoding::concat_udh(7, 2, 1).to_vec();
+        bytes.extend_from_slice(b"Hello");
+        let pdu = DeliverSm::builder()
+            .source_addr(c_string("source_addr", "4915112345678").unwrap())
+            .destination_addr(c_string("destination_addr", "12345").unwrap())
+            .esm_class(EsmClass::from(0x40))
+            .short_message(OctetString::from_vec(bytes).unwrap())
+            .build();
+        match read_deliver_sm(&pdu) {
+            Delivery::MobileOriginated { text, part, .. } => {
+                assert_eq!(text, "Hello");
+                assert_eq!(
+                    part,
+                    Some(Concatenated {
+                        reference: 7,
+                        total: 2,
+                        sequence: 1
+                    })
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_16_bit_reference_and_odd_headers_are_read_safely() {
+        let (part, rest) = split_udh(&[0x06, 0x08, 0x04, 0x01, 0x02, 3, 2, b'x']);
+        assert_eq!(
+            part,
+            Some(Concatenated {
+                reference: 0x0102,
+                total: 3,
+                sequence: 2
+            })
+        );
+        assert_eq!(rest, b"x");
+        for bad in [
+            &[][..],
+            &[0x05][..],
+            &[0x05, 0x00, 0x03, 1, 2][..],
+            &[0x03, 0x00, 0x03, 1, 0, 0][..],
+        ] {
+            let (part, _) = split_udh(bad);
+            assert_eq!(part, None, "{bad:?}");
         }
     }
 
