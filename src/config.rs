@@ -565,9 +565,8 @@ impl Config {
                     let field = match &e {
                         pdu::PduError::TooLong { field, .. }
                         | pdu::PduError::NotAscii { field } => field,
-                        pdu::PduError::TextTooLong { .. } | pdu::PduError::TooManyParts { .. } => {
-                            "system_id"
-                        }
+                        // validate_bind only reports field errors.
+                        _ => "system_id",
                     };
                     invalid(key(field), e.to_string())
                 })?;

@@ -127,3 +127,34 @@ fn health_answers_ok() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body["status"], "ok");
 }
+
+#[test]
+fn the_tenant_can_force_ucs2_or_insist_on_gsm() {
+    let (_dir, db) = temp_db();
+    let sim = simulator(&[ACME], Faults::default());
+    let engine = TestEngine::start(&config_text(&db, sim.local_addr().port(), &[ACME], ""));
+    let http = engine.http();
+    let reply = http.post_message(
+        ACME.api_key,
+        serde_json::json!({"text": "plain", "encoding": "ucs2"}),
+    );
+    assert_eq!(reply.status, 202);
+    let id = reply.body["id"].as_str().unwrap().to_string();
+    http.wait_for_status(
+        ACME.api_key,
+        std::slice::from_ref(&id),
+        &["delivered"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(sim.submits()[0].data_coding, 8);
+    assert_eq!(sim.submits()[0].text, "plain");
+    assert_eq!(http.message(ACME.api_key, &id).body["encoding"], "ucs2");
+    let refused = http.post_message(
+        ACME.api_key,
+        serde_json::json!({"text": "ok 👍", "encoding": "gsm"}),
+    );
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.body["field"], "encoding");
+    let bad = http.post_message(ACME.api_key, serde_json::json!({"encoding": "latin1"}));
+    assert_eq!(bad.body["field"], "encoding");
+}

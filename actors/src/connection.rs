@@ -699,6 +699,9 @@ impl Handler<Submit> for Connection {
             &message.source,
             &message.destination,
             &message.text,
+            message
+                .data_coding
+                .and_then(crate::smpp::encoding::Coding::from_data_coding),
             self.channel.registered_delivery,
             message.validity_until_ms,
             reference,

@@ -204,6 +204,7 @@ mod tests {
             text: format!("{id}"),
             attempts: 0,
             parts: 1,
+            data_coding: None,
             priority,
             validity_until_ms: None,
         }

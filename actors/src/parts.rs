@@ -119,6 +119,7 @@ mod tests {
                 text: "t".into(),
                 attempts: 0,
                 parts: parts as u32,
+                data_coding: None,
                 priority: Priority::Normal,
                 validity_until_ms: None,
             },

@@ -220,6 +220,8 @@ pub const MIGRATIONS: &[&str] = &[
         received_at INTEGER NOT NULL,
         PRIMARY KEY (tenant, source, destination, reference, total, sequence)
     ) WITHOUT ROWID;",
+    // 9: the data_coding a tenant asked for (NULL: chosen from the text).
+    "ALTER TABLE messages ADD COLUMN data_coding INTEGER;",
 ];
 
 /// The schema version this build writes: the number of migrations.

@@ -818,6 +818,7 @@ impl Store {
                 priority,
                 validity_until_ms: column(row, 5, "validity_until")?,
                 parts: column(row, 6, "parts")?,
+                data_coding: column(row, 7, "data_coding")?,
             });
         }
         Ok(out)
@@ -1011,7 +1012,7 @@ macro_rules! message_columns {
         "SELECT id, tenant, source, destination, body, status, channel, \
          smsc_message_id, attempts, error_code, error_name, created_at, submitted_at, done_at, \
          updated_at, priority, validity_until, parts, charge, charge_state, client_ref, \
-         callback_url FROM messages"
+         callback_url, data_coding FROM messages"
     };
 }
 const SELECT_MESSAGE: &str = concat!(message_columns!(), " WHERE id = ?1 AND tenant = ?2");
@@ -1024,7 +1025,7 @@ const SELECT_MESSAGE_PAGE: &str = concat!(
 /// `status = 'queued'` is spelled out (not bound) so SQLite can prove the
 /// partial index `messages_queued` applies.
 const SELECT_QUEUED: &str =
-    "SELECT id, source, destination, body, attempts, validity_until, parts \
+    "SELECT id, source, destination, body, attempts, validity_until, parts, data_coding \
      FROM messages WHERE tenant = ?1 AND priority = ?2 AND status = 'queued' AND id > ?3 \
      ORDER BY id LIMIT ?4";
 
@@ -1086,6 +1087,7 @@ fn message_record(row: &Row<'_>) -> Result<MessageRecord, StoreError> {
         charge_state: column(row, 19, "charge_state")?,
         client_ref: column(row, 20, "client_ref")?,
         callback_url: column(row, 21, "callback_url")?,
+        data_coding: column(row, 22, "data_coding")?,
     })
 }
 
@@ -1186,8 +1188,8 @@ fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<
     conn.prepare_cached(
         "INSERT INTO messages (id, tenant, source, destination, body, status, attempts, \
          created_at, updated_at, priority, validity_until, parts, charge, charge_state, \
-         client_ref, callback_url) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?6, ?7, ?8, ?9, \
-         ?10, CASE WHEN ?10 IS NULL THEN NULL ELSE 'reserved' END, ?11, ?12)",
+         client_ref, callback_url, data_coding) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?6, ?7, \
+         ?8, ?9, ?10, CASE WHEN ?10 IS NULL THEN NULL ELSE 'reserved' END, ?11, ?12, ?13)",
     )?
     .execute(params![
         id.as_i64(),
@@ -1201,7 +1203,8 @@ fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<
         m.parts,
         m.charge,
         m.client_ref,
-        m.callback_url
+        m.callback_url,
+        m.data_coding
     ])?;
     Ok(())
 }

@@ -205,6 +205,9 @@ pub struct NewMessage {
     /// Where this message's final status is posted, instead of the
     /// tenant's webhook.
     pub callback_url: Option<String>,
+    /// The data_coding the tenant asked for (0x00 GSM, 0x08 UCS-2);
+    /// `None`: chosen from the text.
+    pub data_coding: Option<u8>,
 }
 
 impl NewMessage {
@@ -223,6 +226,7 @@ impl NewMessage {
             max_queued: None,
             client_ref: None,
             callback_url: None,
+            data_coding: None,
         }
     }
 }
@@ -272,6 +276,8 @@ pub struct MessageRecord {
     pub client_ref: Option<String>,
     /// Where its final status is posted, if not the tenant's webhook.
     pub callback_url: Option<String>,
+    /// The data_coding the tenant asked for, if any.
+    pub data_coding: Option<u8>,
 }
 
 /// What a tenant supervisor needs to (re)submit a message.
@@ -289,6 +295,8 @@ pub struct QueuedMessage {
     pub attempts: u32,
     /// SMS parts it takes (window slots it needs).
     pub parts: u32,
+    /// The data_coding the tenant asked for, if any.
+    pub data_coding: Option<u8>,
     /// Queue lane.
     pub priority: Priority,
     /// Not to be submitted after this time (unix ms).

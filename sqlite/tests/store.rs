@@ -365,6 +365,7 @@ fn queued_messages_paginates_only_the_tenants_queued_messages() {
             text: "m0".into(),
             attempts: 0,
             parts: 1,
+            data_coding: None,
             priority: Priority::Normal,
             validity_until_ms: None,
         }

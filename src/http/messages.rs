@@ -10,6 +10,7 @@ use std::time::{Instant, UNIX_EPOCH};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
+use smppd_actors::smpp::encoding::Coding;
 use smppd_actors::smpp::{pdu, time};
 use smppd_actors::Registry;
 use smppd_sqlite::{
@@ -29,6 +30,7 @@ const FIELDS: &[&str] = &[
     "validity",
     "client_ref",
     "callback_url",
+    "encoding",
 ];
 
 /// Longest `client_ref`.
@@ -49,6 +51,8 @@ pub(crate) struct SendRequest {
     callback_url: Option<String>,
     /// SMS parts the text takes.
     parts: u32,
+    /// The coding asked for (`None`: auto).
+    coding: Option<Coding>,
 }
 
 impl SendRequest {
@@ -63,6 +67,7 @@ impl SendRequest {
             text: self.text.clone(),
             attempts: 0,
             parts,
+            data_coding: self.coding.map(Coding::data_coding),
             priority: self.priority,
             validity_until_ms: self.validity_until_ms,
         };
@@ -78,6 +83,7 @@ impl SendRequest {
             max_queued: tenant.max_in_flight,
             client_ref: self.client_ref,
             callback_url: self.callback_url,
+            data_coding: self.coding.map(Coding::data_coding),
         };
         (message, queued)
     }
@@ -297,8 +303,26 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
         ));
     }
     pdu::validate_addresses(&from, &to).map_err(|e| Problem::invalid_field("to", e.to_string()))?;
-    let parts =
-        pdu::part_count(&text).map_err(|e| Problem::invalid_field("text", e.to_string()))? as u32;
+    let coding = match body.get("encoding") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(e)) if e == "auto" => None,
+        Some(Value::String(e)) if e == "gsm" => Some(Coding::Gsm7),
+        Some(Value::String(e)) if e == "ucs2" => Some(Coding::Ucs2),
+        Some(_) => {
+            return Err(Problem::invalid_field(
+                "encoding",
+                "'encoding' must be \"auto\", \"gsm\" or \"ucs2\"",
+            ))
+        }
+    };
+    let parts = pdu::part_count(&text, coding).map_err(|e| {
+        let field = if matches!(e, pdu::PduError::NotGsm) {
+            "encoding"
+        } else {
+            "text"
+        };
+        Problem::invalid_field(field, e.to_string())
+    })? as u32;
     let priority = match body.get("priority") {
         None | Some(Value::Null) => Priority::Normal,
         Some(Value::String(p)) => Priority::parse(p).ok_or_else(|| {
@@ -346,6 +370,7 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
         client_ref,
         callback_url,
         parts,
+        coding,
     })
 }
 
@@ -561,6 +586,11 @@ pub(crate) fn message_json(m: &MessageRecord) -> Value {
         "from": m.source,
         "text": m.text,
         "priority": m.priority.as_str(),
+        "encoding": match m.data_coding {
+            Some(0x00) => "gsm",
+            Some(0x08) => "ucs2",
+            _ => "auto",
+        },
         "client_ref": m.client_ref,
         "callback_url": m.callback_url,
         "validity": m.validity_until_ms.map(time::rfc3339),

@@ -108,6 +108,27 @@ pub fn encode(text: &str) -> Encoded {
     }
 }
 
+/// Encodes `text` in the coding asked for: `None` chooses (GSM when every
+/// character fits, else UCS-2); `Some(Gsm7)` fails when one does not fit.
+pub fn encode_as(text: &str, coding: Option<Coding>) -> Option<Encoded> {
+    match coding {
+        None => Some(encode(text)),
+        Some(Coding::Ucs2) => Some(encode_ucs2(text)),
+        Some(Coding::Gsm7) => Some(encode(text)).filter(|e| e.coding == Coding::Gsm7),
+    }
+}
+
+impl Coding {
+    /// From a data_coding octet we send (0x00 or 0x08).
+    pub fn from_data_coding(data_coding: u8) -> Option<Coding> {
+        match data_coding {
+            0x00 => Some(Coding::Gsm7),
+            0x08 => Some(Coding::Ucs2),
+            _ => None,
+        }
+    }
+}
+
 /// Encodes `text` as UTF-16BE. Characters outside the BMP take two code
 /// units (a surrogate pair), as handsets expect.
 pub fn encode_ucs2(text: &str) -> Encoded {

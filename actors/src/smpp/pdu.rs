@@ -40,6 +40,9 @@ pub enum PduError {
         /// The limit.
         max: usize,
     },
+    /// GSM 03.38 was asked for, but the text has a character outside it.
+    #[error("the text has characters outside the GSM 03.38 alphabet; use \"ucs2\" or \"auto\"")]
+    NotGsm,
     /// The text does not fit one short_message.
     #[error("text is {units} {unit} long; one SMS holds {max}")]
     TextTooLong {
@@ -156,8 +159,11 @@ pub fn encode_single_part(text: &str) -> Result<Encoded, PduError> {
 
 /// Encodes a text and splits it into parts (one when it fits a single
 /// SMS), refusing more than [`encoding::MAX_PARTS`].
-pub fn encode_message(text: &str) -> Result<(Encoded, Vec<Vec<u8>>), PduError> {
-    let encoded = encoding::encode(text);
+pub fn encode_message(
+    text: &str,
+    coding: Option<encoding::Coding>,
+) -> Result<(Encoded, Vec<Vec<u8>>), PduError> {
+    let encoded = encoding::encode_as(text, coding).ok_or(PduError::NotGsm)?;
     let parts = encoding::split(&encoded);
     if parts.len() > encoding::MAX_PARTS {
         return Err(PduError::TooManyParts {
@@ -169,8 +175,8 @@ pub fn encode_message(text: &str) -> Result<(Encoded, Vec<Vec<u8>>), PduError> {
 }
 
 /// How many SMS parts a text takes (for validation and pricing).
-pub fn part_count(text: &str) -> Result<usize, PduError> {
-    encode_message(text).map(|(_, parts)| parts.len())
+pub fn part_count(text: &str, coding: Option<encoding::Coding>) -> Result<usize, PduError> {
+    encode_message(text, coding).map(|(_, parts)| parts.len())
 }
 
 /// The submit_sm PDUs of a message: one, or one per part, each with the
@@ -179,20 +185,12 @@ pub fn submit_sm_parts(
     source: &str,
     destination: &str,
     text: &str,
+    coding: Option<encoding::Coding>,
     registered_delivery: u8,
     validity_until_ms: Option<i64>,
     reference: u8,
 ) -> Result<Vec<SubmitSm>, PduError> {
-    let (encoded, parts) = encode_message(text)?;
-    if parts.len() == 1 {
-        return Ok(vec![submit_sm(
-            source,
-            destination,
-            text,
-            registered_delivery,
-            validity_until_ms,
-        )?]);
-    }
+    let (encoded, parts) = encode_message(text, coding)?;
     let total = parts.len() as u8;
     parts
         .into_iter()
@@ -205,16 +203,18 @@ pub fn submit_sm_parts(
                 registered_delivery,
                 validity_until_ms,
             )?;
-            let udh = encoding::concat_udh(reference, total, i as u8 + 1);
-            let short_message =
-                OctetString::from_vec([&udh[..], &payload].concat()).map_err(|_| {
-                    PduError::TooLong {
-                        field: "short_message",
-                        max: 254,
-                    }
-                })?;
+            let (body, esm_class) = if total == 1 {
+                (payload, 0x00)
+            } else {
+                let udh = encoding::concat_udh(reference, total, i as u8 + 1);
+                ([&udh[..], &payload].concat(), 0x40)
+            };
+            let short_message = OctetString::from_vec(body).map_err(|_| PduError::TooLong {
+                field: "short_message",
+                max: 254,
+            })?;
             sm.set_short_message(short_message);
-            sm.esm_class = EsmClass::from(0x40);
+            sm.esm_class = EsmClass::from(esm_class);
             sm.data_coding = DataCoding::from(encoded.coding.data_coding());
             Ok(sm)
         })
@@ -484,7 +484,8 @@ mod tests {
 
     #[test]
     fn a_long_text_becomes_parts_with_a_concatenation_udh() {
-        let parts = submit_sm_parts("ACME", "4917000000", &"a".repeat(400), 1, None, 0x42).unwrap();
+        let parts =
+            submit_sm_parts("ACME", "4917000000", &"a".repeat(400), None, 1, None, 0x42).unwrap();
         assert_eq!(parts.len(), 3);
         for (i, sm) in parts.iter().enumerate() {
             assert_eq!(u8::from(sm.esm_class), 0x40);
@@ -492,16 +493,44 @@ mod tests {
             assert_eq!(&bytes[..6], &[0x05, 0x00, 0x03, 0x42, 3, i as u8 + 1]);
         }
         assert_eq!(parts[0].short_message().as_ref().len(), 6 + 153);
-        let single = submit_sm_parts("ACME", "4917000000", "short", 1, None, 0x42).unwrap();
+        let single = submit_sm_parts("ACME", "4917000000", "short", None, 1, None, 0x42).unwrap();
         assert_eq!(single.len(), 1);
         assert_eq!(u8::from(single[0].esm_class), 0);
     }
 
     #[test]
+    fn the_requested_coding_is_used_or_refused() {
+        let ucs2 = submit_sm_parts(
+            "ACME",
+            "4917000000",
+            "plain",
+            Some(encoding::Coding::Ucs2),
+            1,
+            None,
+            1,
+        )
+        .unwrap();
+        assert_eq!(u8::from(ucs2[0].data_coding), 0x08);
+        assert_eq!(
+            ucs2[0].short_message().as_ref(),
+            &[0, b'p', 0, b'l', 0, b'a', 0, b'i', 0, b'n']
+        );
+        assert_eq!(
+            part_count("ok 👍", Some(encoding::Coding::Gsm7)),
+            Err(PduError::NotGsm)
+        );
+        assert_eq!(
+            part_count(&"a".repeat(100), Some(encoding::Coding::Ucs2)).unwrap(),
+            2,
+            "100 UCS-2 characters"
+        );
+    }
+
+    #[test]
     fn more_than_ten_parts_are_refused() {
-        assert_eq!(part_count(&"a".repeat(1530)).unwrap(), 10);
+        assert_eq!(part_count(&"a".repeat(1530), None).unwrap(), 10);
         assert!(matches!(
-            part_count(&"a".repeat(1531)),
+            part_count(&"a".repeat(1531), None),
             Err(PduError::TooManyParts { parts: 11, max: 10 })
         ));
     }
