@@ -74,6 +74,25 @@ fn seed_webhooks(config: &Config, store: &Store) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Seeds each tenant's configured API key (by digest) and loads every live
+/// key, rotated ones included.
+fn load_keys(config: &Config, store: &Store) -> Result<http::auth::Keys, StoreError> {
+    for tenant in &config.tenants {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let hash = http::auth::key_hash(&tenant.api_key);
+        store.seed_api_key(&tenant.id, hash, Box::new(move |r| drop(tx.send(r))));
+        if rx.recv().map_err(|_| StoreError::WriterGone)?? {
+            log::info!(
+                "[{}] new API key from the config; older keys revoked",
+                tenant.id
+            );
+        }
+    }
+    let keys = http::auth::Keys::from_config(config);
+    keys.load(store.api_keys(http::auth::now_ms())?);
+    Ok(keys)
+}
+
 /// A running smppd: store, tenant supervisors and HTTP server.
 pub struct Engine {
     store: Store,
@@ -124,7 +143,7 @@ impl Engine {
         seed_webhooks(config, &store)?;
         let dispatcher = webhooks::Dispatcher::start(store.clone(), config.webhook_policies())
             .map_err(|e| StartError::Thread("webhook", e))?;
-        let keys = web::Data::new(http::auth::Keys::from_config(config));
+        let keys = web::Data::new(load_keys(config, &store)?);
         let admin = web::Data::new(http::ops::AdminToken(config.http.admin_token.clone()));
         let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
         let closing = web::Data::new(http::events::Closing(closing_rx));

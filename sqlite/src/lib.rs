@@ -22,7 +22,7 @@ pub mod store;
 pub mod types;
 pub mod writer;
 
-pub use store::{Store, StoreOptions, Synchronous};
+pub use store::{ApiKeyRow, Store, StoreOptions, Synchronous};
 pub use types::{
     Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
     MessageRecord, MessageStatus, NewInbound, NewMessage, PartRecord, Priority, QueuedMessage,

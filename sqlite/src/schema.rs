@@ -222,6 +222,16 @@ pub const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;",
     // 9: the data_coding a tenant asked for (NULL: chosen from the text).
     "ALTER TABLE messages ADD COLUMN data_coding INTEGER;",
+    // 10: API keys, only as SHA-256 hashes. A key with expires_at in the
+    // past is revoked (its row stays, so a revoked config key is not
+    // re-seeded by the next start).
+    "CREATE TABLE api_keys (
+        hash BLOB PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX api_keys_tenant ON api_keys(tenant);",
 ];
 
 /// The schema version this build writes: the number of migrations.

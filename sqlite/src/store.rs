@@ -366,6 +366,66 @@ impl Store {
         ));
     }
 
+    /// Records the config file's key for a tenant. A key known already
+    /// changes nothing (so a key revoked by a rotation stays revoked); a
+    /// new one means the operator changed the config, and every other key
+    /// of the tenant is revoked at once. Returns whether it was new.
+    pub fn seed_api_key(&self, tenant: &str, hash: [u8; 32], done: Done<bool>) {
+        let tenant = tenant.to_owned();
+        self.submit(writer::job(
+            move |conn, now| {
+                let known = conn
+                    .prepare_cached("SELECT 1 FROM api_keys WHERE hash = ?1")?
+                    .exists(params![&hash[..]])?;
+                if known {
+                    return Ok(false);
+                }
+                add_api_key(conn, &tenant, &hash, now, now)?;
+                Ok(true)
+            },
+            done,
+        ));
+    }
+
+    /// Adds a new key hash for the tenant and makes every other key of it
+    /// expire at `old_expire_at_ms` (now for an immediate revocation), in
+    /// one transaction.
+    pub fn rotate_api_key(
+        &self,
+        tenant: &str,
+        new_hash: [u8; 32],
+        old_expire_at_ms: i64,
+        done: Done<()>,
+    ) {
+        let tenant = tenant.to_owned();
+        self.submit(writer::job(
+            move |conn, now| add_api_key(conn, &tenant, &new_hash, old_expire_at_ms, now),
+            done,
+        ));
+    }
+
+    /// Every key hash not revoked at `now_ms`: (hash, tenant, expiry).
+    pub fn api_keys(&self, now_ms: i64) -> Result<Vec<ApiKeyRow>, StoreError> {
+        let conn = self.inner.readers.get();
+        let mut stmt = conn.prepare_cached(
+            "SELECT hash, tenant, expires_at FROM api_keys WHERE expires_at IS NULL OR expires_at > ?1",
+        )?;
+        let mut rows = stmt.query(params![now_ms])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let hash: Vec<u8> = column(row, 0, "hash")?;
+            let hash: [u8; 32] = hash
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("an api_keys hash is not 32 bytes".into()))?;
+            out.push((
+                hash,
+                column(row, 1, "tenant")?,
+                column(row, 2, "expires_at")?,
+            ));
+        }
+        Ok(out)
+    }
+
     /// Sets (or with `None` removes) the tenant's webhook URL.
     pub fn set_tenant_webhook(&self, tenant: &str, url: Option<&str>, done: Done<()>) {
         let (tenant, url) = (tenant.to_owned(), url.map(str::to_owned));
@@ -1477,6 +1537,28 @@ fn mark_final(
     if changed == 0 {
         log::debug!("mark_final: message {id} is missing or terminal; left alone");
     }
+    Ok(())
+}
+
+/// A live API key: its SHA-256 digest, its tenant and when it expires.
+pub type ApiKeyRow = ([u8; 32], String, Option<i64>);
+
+/// Inserts `hash` as the tenant's key and makes its other keys expire at
+/// `expire_others_at` (never later than they already would).
+fn add_api_key(
+    conn: &Connection,
+    tenant: &str,
+    hash: &[u8; 32],
+    expire_others_at: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE api_keys SET expires_at = ?2 WHERE tenant = ?1 \
+         AND (expires_at IS NULL OR expires_at > ?2)",
+    )?
+    .execute(params![tenant, expire_others_at])?;
+    conn.prepare_cached("INSERT INTO api_keys (hash, tenant, created_at) VALUES (?1, ?2, ?3)")?
+        .execute(params![&hash[..], tenant, now])?;
     Ok(())
 }
 

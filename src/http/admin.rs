@@ -1,7 +1,8 @@
 //! The operator API under `/admin/v1`, behind `http.admin_token` (and
 //! disabled when no token is configured: tenant keys never work here).
 //!
-//! Built so far: credit top-ups and every tenant's sessions. Creating,
+//! Built so far: credit top-ups, API key rotation and every tenant's
+//! sessions. Creating,
 //! changing and deleting tenants and channels at run time is not built
 //! yet; tenants come from the config file.
 
@@ -11,6 +12,7 @@ use smppd_actors::smpp::time;
 use smppd_actors::Registry;
 use smppd_sqlite::Store;
 
+use super::auth::{key_hash, new_key, now_ms, Keys};
 use super::messages::money;
 use super::ops::AdminToken;
 use super::problem::Problem;
@@ -66,6 +68,74 @@ pub async fn top_up(
         "available": money(balance.available),
         "reserved": money(balance.reserved),
         "spent": money(balance.spent),
+    })))
+}
+
+/// Longest grace period a rotation accepts: 30 days.
+const MAX_GRACE_SECONDS: u64 = 30 * 24 * 3600;
+
+/// `POST /admin/v1/tenants/{id}/keys/rotate` with an optional
+/// `{"grace_seconds": 3600}`: issues a new API key for the tenant, returned
+/// once in the response and stored only as its SHA-256 digest. The
+/// tenant's other keys keep working for the grace period (0, the default,
+/// revokes them at once). Survives restarts; the config file's key is not
+/// brought back by one.
+pub async fn rotate_key(
+    req: HttpRequest,
+    admin: web::Data<AdminToken>,
+    path: web::Path<String>,
+    payload: web::Payload,
+    store: web::Data<Store>,
+    keys: web::Data<Keys>,
+) -> Result<HttpResponse, Problem> {
+    operator(&req, &admin)?;
+    let tenant = path.into_inner();
+    if !keys.has_tenant(&tenant) {
+        return Err(Problem::not_found("no such tenant"));
+    }
+    let body = super::read_body(payload).await?;
+    let grace = if body.iter().all(u8::is_ascii_whitespace) {
+        0
+    } else {
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|e| Problem::malformed_body(format!("the body is not valid JSON: {e}")))?;
+        match value.get("grace_seconds") {
+            None | Some(Value::Null) => 0,
+            Some(v) => {
+                v.as_u64()
+                    .filter(|g| *g <= MAX_GRACE_SECONDS)
+                    .ok_or_else(|| {
+                        Problem::invalid_field(
+                    "grace_seconds",
+                    format!("'grace_seconds' must be a whole number from 0 to {MAX_GRACE_SECONDS}"),
+                )
+                    })?
+            }
+        }
+    };
+    let key = new_key();
+    let hash = key_hash(&key);
+    let now = now_ms();
+    let old_expire_at = now + grace as i64 * 1000;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.rotate_api_key(
+        &tenant,
+        hash,
+        old_expire_at,
+        Box::new(move |r| drop(tx.send(r))),
+    );
+    rx.await
+        .map_err(|_| Problem::store_unavailable("the store stopped"))?
+        .map_err(|e| {
+            log::error!("[{tenant}] key rotation failed: {e}");
+            Problem::store_unavailable("the new key could not be stored")
+        })?;
+    keys.rotate(&tenant, hash, old_expire_at);
+    log::info!("[{tenant}] API key rotated; old keys expire in {grace} s");
+    Ok(HttpResponse::Created().json(json!({
+        "tenant": tenant,
+        "api_key": key,
+        "old_keys_expire_at": time::rfc3339(old_expire_at),
     })))
 }
 

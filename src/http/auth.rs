@@ -1,18 +1,21 @@
 //! Tenant authentication and each tenant's HTTP-side limits.
 //!
 //! `Authorization: Bearer <key>` (or `X-Api-Key: <key>`) is resolved to a
-//! [`TenantInfo`]. Keys live in memory in a `HashMap`: a lookup hashes the
-//! whole presented key with a per-process random SipHash key, so its
-//! timing does not reveal how much of a wrong key matched (unlike a
-//! byte-by-byte comparison). The key itself is never logged.
+//! [`TenantInfo`]. Only SHA-256 digests of keys are kept, in memory and in
+//! the store's `api_keys` table, so neither a heap dump nor a copy of the
+//! database gives a usable key. A lookup digests the whole presented key
+//! and finds the digest in a `HashMap`, so its timing does not reveal how
+//! much of a wrong key matched. Keys rotate through the operator API, with
+//! a grace period in which old and new both work. No key is ever logged.
 
 use std::collections::HashMap;
 use std::future::{ready, Ready};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
+use sha2::{Digest, Sha256};
 
 use super::problem::Problem;
 use crate::config::{micros, Config};
@@ -84,35 +87,112 @@ pub struct TenantInfo {
     pub signs_webhooks: bool,
 }
 
-/// API key → tenant.
+/// The SHA-256 digest of an API key: what is stored and compared.
+pub type KeyHash = [u8; 32];
+
+/// Digests an API key.
+pub fn key_hash(key: &str) -> KeyHash {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// A fresh API key: `sk_` and 64 hex digits (256 random bits).
+pub fn new_key() -> String {
+    let bytes: [u8; 32] = rand::random();
+    let mut key = String::with_capacity(67);
+    key.push_str("sk_");
+    for b in bytes {
+        key.push_str(&format!("{b:02x}"));
+    }
+    key
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A key's tenant and, once rotated away, when it stops working (Unix ms).
+type LiveKey = (Arc<TenantInfo>, Option<i64>);
+
+/// API key digest → tenant, with each key's expiry (set by a rotation).
 #[derive(Debug, Default)]
 pub struct Keys {
-    by_key: HashMap<String, Arc<TenantInfo>>,
+    tenants: HashMap<String, Arc<TenantInfo>>,
+    by_hash: RwLock<HashMap<KeyHash, LiveKey>>,
 }
 
 impl Keys {
-    /// Every tenant of the config.
+    /// Every tenant of the config, each with its configured key.
     pub fn from_config(config: &Config) -> Self {
+        let tenants: HashMap<String, Arc<TenantInfo>> = config
+            .tenants
+            .iter()
+            .map(|t| {
+                let info = TenantInfo {
+                    id: Arc::from(t.id.as_str()),
+                    accept_rate: t.max_accept_rate.map(AcceptRate::new),
+                    max_in_flight: t.max_in_flight,
+                    price_per_part: t.price_per_part.map(micros),
+                    signs_webhooks: t.webhook_secret.is_some(),
+                };
+                (t.id.clone(), Arc::new(info))
+            })
+            .collect();
+        let by_hash = config
+            .tenants
+            .iter()
+            .map(|t| (key_hash(&t.api_key), (tenants[&t.id].clone(), None)))
+            .collect();
         Self {
-            by_key: config
-                .tenants
-                .iter()
-                .map(|t| {
-                    let info = TenantInfo {
-                        id: Arc::from(t.id.as_str()),
-                        accept_rate: t.max_accept_rate.map(AcceptRate::new),
-                        max_in_flight: t.max_in_flight,
-                        price_per_part: t.price_per_part.map(micros),
-                        signs_webhooks: t.webhook_secret.is_some(),
-                    };
-                    (t.api_key.clone(), Arc::new(info))
-                })
-                .collect(),
+            tenants,
+            by_hash: RwLock::new(by_hash),
         }
     }
 
+    /// Replaces the keys with the store's live ones: `(digest, tenant,
+    /// expiry)`. Keys of tenants not in the config are skipped.
+    pub fn load(&self, rows: Vec<smppd_sqlite::ApiKeyRow>) {
+        let map = rows
+            .into_iter()
+            .filter_map(|(hash, tenant, expires)| {
+                Some((hash, (self.tenants.get(&tenant)?.clone(), expires)))
+            })
+            .collect();
+        *self.by_hash.write().unwrap_or_else(|e| e.into_inner()) = map;
+    }
+
+    /// Whether `tenant` is one of ours.
+    pub fn has_tenant(&self, tenant: &str) -> bool {
+        self.tenants.contains_key(tenant)
+    }
+
+    /// After the store recorded a rotation: `new` works from now on, every
+    /// other key of the tenant stops at `old_expire_at_ms`.
+    pub fn rotate(&self, tenant: &str, new: KeyHash, old_expire_at_ms: i64) {
+        let Some(info) = self.tenants.get(tenant) else {
+            return;
+        };
+        let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
+        let now = now_ms();
+        map.retain(|_, (_, expires)| expires.is_none_or(|at| at > now));
+        for (owner, expires) in map.values_mut() {
+            if owner.id.as_ref() == tenant {
+                *expires = Some(expires.map_or(old_expire_at_ms, |at| at.min(old_expire_at_ms)));
+            }
+        }
+        map.insert(new, (info.clone(), None));
+    }
+
     fn tenant(&self, key: &str) -> Option<Arc<TenantInfo>> {
-        self.by_key.get(key).cloned()
+        let hash = key_hash(key);
+        let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
+        let (info, expires) = map.get(&hash)?;
+        match expires {
+            Some(at) if *at <= now_ms() => None,
+            _ => Some(info.clone()),
+        }
     }
 }
 

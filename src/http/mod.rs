@@ -54,6 +54,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(not_allowed)),
     )
     .service(
+        web::resource("/admin/v1/tenants/{id}/keys/rotate")
+            .route(web::post().to(admin::rotate_key))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
         web::resource("/admin/v1/connections")
             .route(web::get().to(admin::connections))
             .default_service(web::to(not_allowed)),
