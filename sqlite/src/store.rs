@@ -740,11 +740,26 @@ impl Store {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<InboundRecord>, StoreError> {
+        self.page(
+            concat!(
+                inbound_columns!(),
+                " WHERE tenant = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+            ),
+            (tenant, before, limit),
+            inbound_record,
+        )
+    }
+
+    /// Runs a page query whose parameters are (tenant, below this id,
+    /// limit), mapping each row.
+    fn page<T>(
+        &self,
+        sql: &str,
+        (tenant, before, limit): (&str, Option<i64>, usize),
+        map: fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         let conn = self.inner.readers.get();
-        let mut stmt = conn.prepare_cached(concat!(
-            inbound_columns!(),
-            " WHERE tenant = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
-        ))?;
+        let mut stmt = conn.prepare_cached(sql)?;
         let mut rows = stmt.query(params![
             tenant,
             before.unwrap_or(i64::MAX),
@@ -752,7 +767,7 @@ impl Store {
         ])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push(inbound_record(row)?);
+            out.push(map(row)?);
         }
         Ok(out)
     }
@@ -777,21 +792,14 @@ impl Store {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<WebhookDelivery>, StoreError> {
-        let conn = self.inner.readers.get();
-        let mut stmt = conn.prepare_cached(concat!(
-            webhook_columns!(),
-            " WHERE tenant = ?1 AND state = 'dead' AND id < ?2 ORDER BY id DESC LIMIT ?3"
-        ))?;
-        let mut rows = stmt.query(params![
-            tenant,
-            before.unwrap_or(i64::MAX),
-            i64::try_from(limit).unwrap_or(i64::MAX)
-        ])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(webhook_delivery(row)?);
-        }
-        Ok(out)
+        self.page(
+            concat!(
+                webhook_columns!(),
+                " WHERE tenant = ?1 AND state = 'dead' AND id < ?2 ORDER BY id DESC LIMIT ?3"
+            ),
+            (tenant, before, limit),
+            webhook_delivery,
+        )
     }
 
     /// One inbound message of the tenant.
