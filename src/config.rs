@@ -148,6 +148,11 @@ pub struct EngineConfig {
     /// per core).
     #[serde(default)]
     pub threads: Option<usize>,
+    /// Seconds to wait for the missing parts of a concatenated MO message
+    /// after its latest part (default 600); then the parts that arrived
+    /// are delivered as separate inbound messages.
+    #[serde(default)]
+    pub mo_parts_timeout_s: Option<u64>,
 }
 
 /// `[[tenants]]`
@@ -464,6 +469,9 @@ impl Config {
         }
         if self.engine.threads == Some(0) {
             return Err(invalid("engine.threads", "must be at least 1"));
+        }
+        if self.engine.mo_parts_timeout_s == Some(0) {
+            return Err(invalid("engine.mo_parts_timeout_s", "must be at least 1"));
         }
         let mut ids = HashSet::new();
         let mut keys = HashMap::new();

@@ -126,6 +126,44 @@ async fn purge_idempotency_keys(store: Store) {
     }
 }
 
+/// Every so often: delivers the parts of concatenated MO messages whose
+/// missing parts did not come within `timeout` as separate inbound
+/// messages (webhooks follow from the store; live events are sent here).
+async fn flush_stale_mo_parts(store: Store, registry: Registry, timeout: Duration) {
+    let mut tick =
+        tokio::time::interval((timeout / 2).clamp(Duration::from_secs(1), Duration::from_secs(60)));
+    loop {
+        tick.tick().await;
+        let quiet_since = http::auth::now_ms() - timeout.as_millis() as i64;
+        let registry = registry.clone();
+        store.flush_stale_inbound_parts(
+            quiet_since,
+            Box::new(move |res| match res {
+                Ok(flushed) => {
+                    for (tenant, mo) in flushed {
+                        log::warn!(
+                            "[{tenant}] MO {} from {}: missing parts never came; part delivered alone",
+                            mo.id,
+                            mo.source
+                        );
+                        if let Some(stats) = registry.stats(&tenant) {
+                            stats.events.publish(smppd_actors::events::Event::Inbound {
+                                id: mo.id,
+                                channel: mo.channel,
+                                source: mo.source,
+                                destination: mo.destination,
+                                text: mo.text,
+                                at_ms: mo.received_at_ms,
+                            });
+                        }
+                    }
+                }
+                Err(e) => log::warn!("delivering incomplete MO messages failed: {e}"),
+            }),
+        );
+    }
+}
+
 impl Engine {
     /// Starts everything on `listener`. Must run inside an actix `System`.
     pub async fn start(config: &Config, listener: TcpListener) -> Result<Engine, StartError> {
@@ -168,7 +206,14 @@ impl Engine {
         let server = server.listen(listener)?.run();
         let handle = server.handle();
         actix_rt::spawn(server);
-        let housekeeping = actix_rt::spawn(purge_idempotency_keys(store.clone()));
+        let mo_timeout = Duration::from_secs(config.engine.mo_parts_timeout_s.unwrap_or(600));
+        let (housekeeping_store, housekeeping_registry) = (store.clone(), registry.clone());
+        let housekeeping = actix_rt::spawn(async move {
+            tokio::join!(
+                purge_idempotency_keys(housekeeping_store.clone()),
+                flush_stale_mo_parts(housekeeping_store, housekeeping_registry, mo_timeout),
+            );
+        });
         log::info!("HTTP API listening on http://{addr}");
         Ok(Engine {
             store,

@@ -135,6 +135,36 @@ fn inbound_messages_are_listed_decoded_and_only_for_their_tenant() {
 }
 
 #[test]
+fn the_parts_of_an_incomplete_inbound_message_are_delivered_alone_after_the_timeout() {
+    let (_dir, db) = temp_db();
+    let sim = simulator(&[ACME], Faults::default());
+    let text = format!(
+        "[engine]\nmo_parts_timeout_s = 1\n{}",
+        config_text(&db, sim.local_addr().port(), &[ACME], "")
+    );
+    let engine = TestEngine::start(&text);
+    let http = engine.http();
+    eventually(Duration::from_secs(10), "bound", || {
+        sim.bound_sessions().len() == 1
+    });
+    let long: String = (0..400)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    // Part 2 of 3 never comes.
+    sim.send_mo_parts("acme", "4915100000009", "12345", &long, 9, &[3, 1]);
+    eventually(Duration::from_secs(15), "two inbound messages", || {
+        http.get("/v1/inbound", Some(ACME.api_key)).body["inbound"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2)
+    });
+    let inbound = http.get("/v1/inbound", Some(ACME.api_key)).body["inbound"].clone();
+    // In sequence order, so newest first is part 3, then part 1.
+    assert_eq!(inbound[1]["text"], &long[..153]);
+    assert_eq!(inbound[0]["text"], &long[306..]);
+    assert_eq!(inbound[0]["from"], "4915100000009");
+}
+
+#[test]
 fn a_concatenated_inbound_message_arrives_as_one_even_out_of_order() {
     let (_dir, db) = temp_db();
     let sim = simulator(&[ACME], Faults::default());

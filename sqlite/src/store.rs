@@ -366,6 +366,81 @@ impl Store {
         ));
     }
 
+    /// Gives up waiting for the missing parts of every concatenated MO
+    /// message whose last part arrived before `quiet_since_ms`: each part
+    /// that did arrive becomes an inbound message of its own (in sequence
+    /// order, with its own text and arrival time), so nothing received is
+    /// lost. Returns the new messages with their tenants.
+    pub fn flush_stale_inbound_parts(
+        &self,
+        quiet_since_ms: i64,
+        done: Done<Vec<(String, InboundRecord)>>,
+    ) {
+        self.submit(writer::job(
+            move |conn, _now| {
+                type SetKey = (String, String, String, i64, i64);
+                let stale: Vec<SetKey> = conn
+                    .prepare_cached(
+                        "SELECT tenant, source, destination, reference, total FROM inbound_parts \
+                         GROUP BY tenant, source, destination, reference, total \
+                         HAVING MAX(received_at) < ?1",
+                    )?
+                    .query_map(params![quiet_since_ms], |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let mut out = Vec::new();
+                for (tenant, source, destination, reference, total) in stale {
+                    let key = params![tenant, source, destination, reference, total];
+                    let parts: Vec<(String, String, i64)> = conn
+                        .prepare_cached(
+                            "SELECT channel, body, received_at FROM inbound_parts \
+                             WHERE tenant = ?1 AND source = ?2 AND destination = ?3 \
+                             AND reference = ?4 AND total = ?5 ORDER BY sequence",
+                        )?
+                        .query_map(key, |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                        .collect::<Result<_, _>>()?;
+                    for (channel, text, received_at_ms) in parts {
+                        conn.prepare_cached(
+                            "INSERT INTO inbound (tenant, channel, source, destination, body, \
+                             received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        )?
+                        .execute(params![
+                            tenant,
+                            channel,
+                            source,
+                            destination,
+                            text,
+                            received_at_ms
+                        ])?;
+                        let record = InboundRecord {
+                            id: conn.last_insert_rowid(),
+                            channel,
+                            source: source.clone(),
+                            destination: destination.clone(),
+                            text,
+                            received_at_ms,
+                        };
+                        out.push((tenant.clone(), record));
+                    }
+                    conn.prepare_cached(
+                        "DELETE FROM inbound_parts WHERE tenant = ?1 AND source = ?2 \
+                         AND destination = ?3 AND reference = ?4 AND total = ?5",
+                    )?
+                    .execute(key)?;
+                }
+                Ok(out)
+            },
+            done,
+        ));
+    }
+
     /// Records the config file's key for a tenant. A key known already
     /// changes nothing (so a key revoked by a rotation stays revoked); a
     /// new one means the operator changed the config, and every other key
