@@ -81,9 +81,10 @@ fn load_keys(config: &Config, store: &Store) -> Result<http::auth::Keys, StoreEr
         let (tx, rx) = std::sync::mpsc::channel();
         let hash = http::auth::key_hash(&tenant.api_key);
         store.seed_api_key(&tenant.id, hash, Box::new(move |r| drop(tx.send(r))));
-        if rx.recv().map_err(|_| StoreError::WriterGone)?? {
-            log::info!(
-                "[{}] new API key from the config; older keys revoked",
+        let revoked = rx.recv().map_err(|_| StoreError::WriterGone)??;
+        if revoked > 0 {
+            log::warn!(
+                "[{}] new API key in the config: revoked {revoked} older key(s)",
                 tenant.id
             );
         }

@@ -444,8 +444,8 @@ impl Store {
     /// Records the config file's key for a tenant. A key known already
     /// changes nothing (so a key revoked by a rotation stays revoked); a
     /// new one means the operator changed the config, and every other key
-    /// of the tenant is revoked at once. Returns whether it was new.
-    pub fn seed_api_key(&self, tenant: &str, hash: [u8; 32], done: Done<bool>) {
+    /// of the tenant is revoked at once. Returns how many keys it revoked.
+    pub fn seed_api_key(&self, tenant: &str, hash: [u8; 32], done: Done<usize>) {
         let tenant = tenant.to_owned();
         self.submit(writer::job(
             move |conn, now| {
@@ -453,10 +453,9 @@ impl Store {
                     .prepare_cached("SELECT 1 FROM api_keys WHERE hash = ?1")?
                     .exists(params![&hash[..]])?;
                 if known {
-                    return Ok(false);
+                    return Ok(0);
                 }
-                add_api_key(conn, &tenant, &hash, now, now)?;
-                Ok(true)
+                add_api_key(conn, &tenant, &hash, now, now)
             },
             done,
         ));
@@ -474,7 +473,7 @@ impl Store {
     ) {
         let tenant = tenant.to_owned();
         self.submit(writer::job(
-            move |conn, now| add_api_key(conn, &tenant, &new_hash, old_expire_at_ms, now),
+            move |conn, now| add_api_key(conn, &tenant, &new_hash, old_expire_at_ms, now).map(drop),
             done,
         ));
     }
@@ -1627,22 +1626,24 @@ fn mark_final(
 pub type ApiKeyRow = ([u8; 32], String, Option<i64>);
 
 /// Inserts `hash` as the tenant's key and makes its other keys expire at
-/// `expire_others_at` (never later than they already would).
+/// `expire_others_at` (never later than they already would); returns how
+/// many other keys that changed.
 fn add_api_key(
     conn: &Connection,
     tenant: &str,
     hash: &[u8; 32],
     expire_others_at: i64,
     now: i64,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE api_keys SET expires_at = ?2 WHERE tenant = ?1 \
+) -> Result<usize, StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE api_keys SET expires_at = ?2 WHERE tenant = ?1 \
          AND (expires_at IS NULL OR expires_at > ?2)",
-    )?
-    .execute(params![tenant, expire_others_at])?;
+        )?
+        .execute(params![tenant, expire_others_at])?;
     conn.prepare_cached("INSERT INTO api_keys (hash, tenant, created_at) VALUES (?1, ?2, ?3)")?
         .execute(params![&hash[..], tenant, now])?;
-    Ok(())
+    Ok(changed)
 }
 
 #[cfg(test)]
