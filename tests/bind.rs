@@ -18,9 +18,7 @@ fn sessions_bind_as_smpp_3_4_in_the_configured_mode() {
         &[ACME],
         "sessions = 3",
     ));
-    eventually(Duration::from_secs(10), "three binds", || {
-        sim.bound_sessions().len() == 3
-    });
+    wait_for_binds(&sim, 3);
     for s in sim.bound_sessions() {
         assert_eq!(s.interface_version, 0x34);
         assert_eq!(s.mode, "transceiver");

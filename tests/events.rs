@@ -53,9 +53,7 @@ fn a_hundred_subscribers_each_see_their_tenants_events_and_only_those() {
         "",
     ));
     let http = engine.http();
-    eventually(Duration::from_secs(10), "bound", || {
-        sim.bound_sessions().len() == 2
-    });
+    wait_for_binds(&sim, 2);
     let acme: Vec<_> = (0..100)
         .map(|_| subscribe(engine.addr, ACME.api_key, Duration::from_secs(30)))
         .collect();
@@ -96,9 +94,7 @@ fn a_failure_event_carries_its_error() {
         },
     );
     let engine = TestEngine::start(&config_text(&db, sim.local_addr().port(), &[ACME], ""));
-    eventually(Duration::from_secs(10), "bound", || {
-        sim.bound_sessions().len() == 1
-    });
+    wait_for_binds(&sim, 1);
     let events = subscribe(engine.addr, ACME.api_key, Duration::from_secs(20));
     let id = engine.http().send(ACME.api_key, "4915100000001", "refused");
     let event: serde_json::Value = loop {

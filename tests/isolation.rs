@@ -118,9 +118,7 @@ fn a_tenant_sees_only_its_own_connections() {
         "sessions = 2",
     ));
     let http = engine.http();
-    eventually(Duration::from_secs(10), "four sessions bound", || {
-        sim.bound_sessions().len() == 4
-    });
+    wait_for_binds(&sim, 4);
     let reply = http.get("/v1/connections", Some(ACME.api_key));
     assert_eq!(reply.status, 200);
     let connections = reply.body["connections"].as_array().unwrap();

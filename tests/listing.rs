@@ -116,9 +116,7 @@ fn inbound_messages_are_listed_decoded_and_only_for_their_tenant() {
         "",
     ));
     let http = engine.http();
-    eventually(Duration::from_secs(10), "both bound", || {
-        sim.bound_sessions().len() == 2
-    });
+    wait_for_binds(&sim, 2);
     sim.send_mo("acme", "4915100000009", "12345", "STOP {all}");
     eventually(Duration::from_secs(10), "the MO is stored", || {
         http.get("/v1/inbound", Some(ACME.api_key)).body["inbound"]
@@ -144,9 +142,7 @@ fn the_parts_of_an_incomplete_inbound_message_are_delivered_alone_after_the_time
     );
     let engine = TestEngine::start(&text);
     let http = engine.http();
-    eventually(Duration::from_secs(10), "bound", || {
-        sim.bound_sessions().len() == 1
-    });
+    wait_for_binds(&sim, 1);
     let long: String = (0..400)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
@@ -170,9 +166,7 @@ fn a_concatenated_inbound_message_arrives_as_one_even_out_of_order() {
     let sim = simulator(&[ACME], Faults::default());
     let engine = TestEngine::start(&config_text(&db, sim.local_addr().port(), &[ACME], ""));
     let http = engine.http();
-    eventually(Duration::from_secs(10), "bound", || {
-        sim.bound_sessions().len() == 1
-    });
+    wait_for_binds(&sim, 1);
     let text: String = (0..400)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();

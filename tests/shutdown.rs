@@ -20,9 +20,7 @@ fn stopping_the_engine_unbinds_every_session() {
         &[ACME, BETA],
         "sessions = 2",
     ));
-    eventually(Duration::from_secs(10), "all sessions bound", || {
-        sim.bound_sessions().len() == 4
-    });
+    wait_for_binds(&sim, 4);
     engine.stop();
     eventually(Duration::from_secs(5), "no session left bound", || {
         sim.bound_sessions().is_empty()
@@ -48,9 +46,7 @@ fn sigterm_under_load_exits_0_unbinds_and_loses_nothing_accepted() {
         &config_text(&db, sim.local_addr().port(), &[ACME, BETA], "sessions = 2"),
     );
     let smppd = Process::spawn(&config, http_port);
-    eventually(Duration::from_secs(10), "all sessions bound", || {
-        sim.bound_sessions().len() == 4
-    });
+    wait_for_binds(&sim, 4);
 
     // Two senders keep posting until the server stops answering.
     let accepted = Arc::new(Mutex::new(Vec::<(&str, String)>::new()));

@@ -26,9 +26,7 @@ fn a_panicking_connection_is_restarted_and_other_tenants_are_untouched() {
         "sessions = 2",
     ));
     let http = engine.http();
-    eventually(Duration::from_secs(10), "all sessions bound", || {
-        sim.bound_sessions().len() == 4
-    });
+    wait_for_binds(&sim, 4);
     let connections_before = sim.stats().connections;
 
     assert!(engine.registry.panic_session("acme", 0));
@@ -68,9 +66,7 @@ fn messages_in_flight_when_a_connection_panics_are_retried_not_lost() {
         "window = 20",
     ));
     let http = engine.http();
-    eventually(Duration::from_secs(10), "bound", || {
-        sim.bound_sessions().len() == 1
-    });
+    wait_for_binds(&sim, 1);
     let ids: Vec<String> = (0..20)
         .map(|i| http.send(ACME.api_key, "4915100000001", &format!("m{i}")))
         .collect();
@@ -140,7 +136,5 @@ fn the_smsc_closing_every_connection_mid_stream_is_survived() {
         &["delivered"],
         Duration::from_secs(30),
     );
-    eventually(Duration::from_secs(10), "both sessions bound again", || {
-        sim.bound_sessions().len() == 2
-    });
+    wait_for_binds(&sim, 2);
 }

@@ -53,9 +53,7 @@ fn submits_are_spread_over_every_bound_session() {
         "sessions = 3\nwindow = 2",
     ));
     let http = engine.http();
-    eventually(Duration::from_secs(10), "three binds", || {
-        sim.bound_sessions().len() == 3
-    });
+    wait_for_binds(&sim, 3);
     let ids: Vec<String> = (0..60)
         .map(|i| http.send(ACME.api_key, "4915100000001", &format!("m{i}")))
         .collect();
@@ -77,9 +75,7 @@ fn a_rate_capped_session_does_not_exceed_its_rate() {
         "submits_per_second = 20",
     ));
     let http = engine.http();
-    eventually(Duration::from_secs(10), "bound", || {
-        sim.bound_sessions().len() == 1
-    });
+    wait_for_binds(&sim, 1);
     let start = Instant::now();
     let ids: Vec<String> = (0..40)
         .map(|i| http.send(ACME.api_key, "4915100000001", &format!("m{i}")))

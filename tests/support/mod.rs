@@ -22,6 +22,15 @@ pub struct TenantSetup<'a> {
     pub password: &'a str,
 }
 
+/// Waits (up to 10 s) until the simulator has exactly `n` bound sessions.
+pub fn wait_for_binds(sim: &SimulatorHandle, n: usize) {
+    eventually(
+        Duration::from_secs(10),
+        &format!("{n} bound session(s)"),
+        || sim.bound_sessions().len() == n,
+    );
+}
+
 /// A config for `tenants`, all on the simulator at `port`. `extra` is
 /// appended to every channel table (e.g. "sessions = 2").
 pub fn config_text(db: &Path, port: u16, tenants: &[TenantSetup], extra: &str) -> String {
