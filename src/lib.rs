@@ -89,9 +89,8 @@ fn load_keys(config: &Config, store: &Store) -> Result<http::auth::Keys, StoreEr
             );
         }
     }
-    let keys = http::auth::Keys::from_config(config);
-    keys.load(store.api_keys(http::auth::now_ms())?);
-    Ok(keys)
+    let live = store.api_keys(smppd_actors::smpp::time::unix_ms())?;
+    Ok(http::auth::Keys::new(config, live))
 }
 
 /// A running smppd: store, tenant supervisors and HTTP server.
@@ -112,10 +111,7 @@ async fn purge_idempotency_keys(store: Store) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        let cutoff = std::time::SystemTime::now()
-            .checked_sub(IDEMPOTENCY_RETENTION)
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_millis() as i64);
+        let cutoff = smppd_actors::smpp::time::unix_ms() - IDEMPOTENCY_RETENTION.as_millis() as i64;
         store.purge_idempotency_keys(
             cutoff,
             Box::new(|res| match res {
@@ -135,7 +131,7 @@ async fn flush_stale_mo_parts(store: Store, registry: Registry, timeout: Duratio
         tokio::time::interval((timeout / 2).clamp(Duration::from_secs(1), Duration::from_secs(60)));
     loop {
         tick.tick().await;
-        let quiet_since = http::auth::now_ms() - timeout.as_millis() as i64;
+        let quiet_since = smppd_actors::smpp::time::unix_ms() - timeout.as_millis() as i64;
         let registry = registry.clone();
         store.flush_stale_inbound_parts(
             quiet_since,

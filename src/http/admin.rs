@@ -12,7 +12,7 @@ use smppd_actors::smpp::time;
 use smppd_actors::Registry;
 use smppd_sqlite::Store;
 
-use super::auth::{key_hash, new_key, now_ms, Keys};
+use super::auth::{key_hash, new_key, Keys};
 use super::messages::money;
 use super::ops::AdminToken;
 use super::problem::Problem;
@@ -115,7 +115,7 @@ pub async fn rotate_key(
     };
     let key = new_key();
     let hash = key_hash(&key);
-    let now = now_ms();
+    let now = time::unix_ms();
     let old_expire_at = now + grace as i64 * 1000;
     let (tx, rx) = tokio::sync::oneshot::channel();
     store.rotate_api_key(
@@ -155,7 +155,7 @@ pub async fn connections(
                 "session": s.session,
                 "bind": s.bind,
                 "state": s.state,
-                "since": time::rfc3339(s.since.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)),
+                "since": time::rfc3339(time::system_ms(s.since)),
                 "last_error": s.last_error,
                 "window_in_use": s.window_in_use,
                 "window_size": s.window_size,

@@ -11,11 +11,12 @@
 use std::collections::HashMap;
 use std::future::{ready, Ready};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use sha2::{Digest, Sha256};
+use smppd_actors::smpp::time;
 
 use super::problem::Problem;
 use crate::config::{micros, Config};
@@ -106,13 +107,6 @@ pub fn new_key() -> String {
     key
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// A key's tenant and, once rotated away, when it stops working (Unix ms).
 type LiveKey = (Arc<TenantInfo>, Option<i64>);
 
@@ -124,8 +118,10 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// Every tenant of the config, each with its configured key.
-    pub fn from_config(config: &Config) -> Self {
+    /// Every tenant of the config, with the store's live keys: `(digest,
+    /// tenant, expiry)` rows. Keys of tenants not in the config are
+    /// skipped.
+    pub fn new(config: &Config, live: Vec<smppd_sqlite::ApiKeyRow>) -> Self {
         let tenants: HashMap<String, Arc<TenantInfo>> = config
             .tenants
             .iter()
@@ -140,27 +136,16 @@ impl Keys {
                 (t.id.clone(), Arc::new(info))
             })
             .collect();
-        let by_hash = config
-            .tenants
-            .iter()
-            .map(|t| (key_hash(&t.api_key), (tenants[&t.id].clone(), None)))
+        let by_hash = live
+            .into_iter()
+            .filter_map(|(hash, tenant, expires)| {
+                Some((hash, (tenants.get(&tenant)?.clone(), expires)))
+            })
             .collect();
         Self {
             tenants,
             by_hash: RwLock::new(by_hash),
         }
-    }
-
-    /// Replaces the keys with the store's live ones: `(digest, tenant,
-    /// expiry)`. Keys of tenants not in the config are skipped.
-    pub fn load(&self, rows: Vec<smppd_sqlite::ApiKeyRow>) {
-        let map = rows
-            .into_iter()
-            .filter_map(|(hash, tenant, expires)| {
-                Some((hash, (self.tenants.get(&tenant)?.clone(), expires)))
-            })
-            .collect();
-        *self.by_hash.write().unwrap_or_else(|e| e.into_inner()) = map;
     }
 
     /// Whether `tenant` is one of ours.
@@ -175,7 +160,7 @@ impl Keys {
             return;
         };
         let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
-        let now = now_ms();
+        let now = time::unix_ms();
         map.retain(|_, (_, expires)| expires.is_none_or(|at| at > now));
         for (owner, expires) in map.values_mut() {
             if owner.id.as_ref() == tenant {
@@ -190,7 +175,7 @@ impl Keys {
         let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
         let (info, expires) = map.get(&hash)?;
         match expires {
-            Some(at) if *at <= now_ms() => None,
+            Some(at) if *at <= time::unix_ms() => None,
             _ => Some(info.clone()),
         }
     }

@@ -6,7 +6,7 @@
 //! on the writer thread, in commit order — tells the tenant's supervisor
 //! that work arrived.
 
-use std::time::{Instant, UNIX_EPOCH};
+use std::time::Instant;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
@@ -211,10 +211,6 @@ fn replay(status: u16, body: String) -> HttpResponse {
         .body(body)
 }
 
-fn now_ms() -> i64 {
-    time::unix_ms()
-}
-
 /// `validity`: seconds from now (a positive integer) or an RFC 3339
 /// timestamp in the future, at most a year ahead.
 fn parse_validity(value: Option<&Value>, now: i64) -> Result<Option<i64>, Problem> {
@@ -338,7 +334,7 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
             ))
         }
     };
-    let validity_until_ms = parse_validity(body.get("validity"), now_ms())?;
+    let validity_until_ms = parse_validity(body.get("validity"), time::unix_ms())?;
     let client_ref = match body.get("client_ref") {
         None | Some(Value::Null) => None,
         Some(Value::String(r)) if !r.is_empty() && r.chars().count() <= MAX_CLIENT_REF => {
@@ -563,7 +559,7 @@ pub async fn connections(tenant: Tenant, registry: web::Data<Registry>) -> HttpR
                 "session": s.session,
                 "bind": s.bind,
                 "state": s.state,
-                "since": time::rfc3339(s.since.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)),
+                "since": time::rfc3339(time::system_ms(s.since)),
                 "last_error": s.last_error,
                 "window_in_use": s.window_in_use,
                 "window_size": s.window_size,

@@ -55,8 +55,12 @@ fn civil(unix_ms: i64) -> Civil {
 
 /// Now, in unix milliseconds.
 pub fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    system_ms(std::time::SystemTime::now())
+}
+
+/// A wall-clock time in unix milliseconds (0 before the epoch).
+pub fn system_ms(at: std::time::SystemTime) -> i64 {
+    at.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
 
