@@ -354,13 +354,12 @@ impl Store {
                      AND destination = ?3 AND reference = ?4 AND total = ?5",
                 )?
                 .execute(key)?;
-                let text = texts.concat();
-                conn.prepare_cached(
-                    "INSERT INTO inbound (tenant, channel, source, destination, body, received_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?
-                .execute(params![part.tenant, part.channel, part.source, part.destination, text, now])?;
-                Ok(Some((conn.last_insert_rowid(), text)))
+                let joined = NewInbound {
+                    text: texts.concat(),
+                    ..part
+                };
+                let id = insert_inbound_row(conn, &joined, now)?;
+                Ok(Some((id, joined.text)))
             },
             done,
         ));
@@ -407,24 +406,19 @@ impl Store {
                         .query_map(key, |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
                         .collect::<Result<_, _>>()?;
                     for (channel, text, received_at_ms) in parts {
-                        conn.prepare_cached(
-                            "INSERT INTO inbound (tenant, channel, source, destination, body, \
-                             received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        )?
-                        .execute(params![
-                            tenant,
-                            channel,
-                            source,
-                            destination,
-                            text,
-                            received_at_ms
-                        ])?;
-                        let record = InboundRecord {
-                            id: conn.last_insert_rowid(),
+                        let alone = NewInbound {
+                            tenant: tenant.clone(),
                             channel,
                             source: source.clone(),
                             destination: destination.clone(),
                             text,
+                        };
+                        let record = InboundRecord {
+                            id: insert_inbound_row(conn, &alone, received_at_ms)?,
+                            channel: alone.channel,
+                            source: alone.source,
+                            destination: alone.destination,
+                            text: alone.text,
                             received_at_ms,
                         };
                         out.push((tenant.clone(), record));
@@ -596,21 +590,7 @@ impl Store {
     /// Stores a mobile-originated message; answers with its row id.
     pub fn insert_inbound(&self, message: NewInbound, done: Done<i64>) {
         self.submit(writer::job(
-            move |conn, now| {
-                conn.prepare_cached(
-                    "INSERT INTO inbound (tenant, channel, source, destination, body, received_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?
-                .execute(params![
-                    message.tenant,
-                    message.channel,
-                    message.source,
-                    message.destination,
-                    message.text,
-                    now
-                ])?;
-                Ok(conn.last_insert_rowid())
-            },
+            move |conn, now| insert_inbound_row(conn, &message, now),
             done,
         ));
     }
@@ -1620,6 +1600,27 @@ fn mark_final(
         log::debug!("mark_final: message {id} is missing or terminal; left alone");
     }
     Ok(())
+}
+
+/// Inserts one inbound (MO) message row; returns its id.
+fn insert_inbound_row(
+    conn: &Connection,
+    message: &NewInbound,
+    received_at_ms: i64,
+) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO inbound (tenant, channel, source, destination, body, received_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        message.tenant,
+        message.channel,
+        message.source,
+        message.destination,
+        message.text,
+        received_at_ms
+    ])?;
+    Ok(conn.last_insert_rowid())
 }
 
 /// A live API key: its SHA-256 digest, its tenant and when it expires.
