@@ -847,4 +847,10 @@ enquire_link_interval_s = 30
         assert!(error(&EXAMPLE.replace("sessions = 2", "sessions = 0"))
             .starts_with("tenants[0].channels[0].sessions"));
     }
+
+    #[test]
+    fn a_zero_mo_parts_timeout_is_refused() {
+        let e = error(&format!("[engine]\nmo_parts_timeout_s = 0\n{EXAMPLE}"));
+        assert!(e.starts_with("engine.mo_parts_timeout_s"), "{e}");
+    }
 }
