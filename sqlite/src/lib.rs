@@ -22,7 +22,7 @@ pub mod store;
 pub mod types;
 pub mod writer;
 
-pub use store::{ApiKeyRow, Store, StoreOptions, Synchronous};
+pub use store::{ApiKeyRow, DeletedTenant, Store, StoreOptions, Synchronous, TenantRow};
 pub use types::{
     Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
     MessageRecord, MessageStatus, NewInbound, NewMessage, PartRecord, Priority, QueuedMessage,
@@ -83,4 +83,7 @@ pub enum StoreError {
     /// number, wrong column type). Reported instead of panicking.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The tenant was deleted (or is being deleted): nothing was stored.
+    #[error("tenant {0:?} was deleted")]
+    TenantClosed(String),
 }

@@ -232,6 +232,21 @@ pub const MIGRATIONS: &[&str] = &[
         expires_at INTEGER
     ) WITHOUT ROWID;
     CREATE INDEX api_keys_tenant ON api_keys(tenant);",
+    // 11: tenants managed at run time. `settings` is the tenant's
+    // configuration as JSON (opaque to the store, without its API key);
+    // `seed_digest` is the digest of the config-file entry it was last
+    // seeded from, so an edited entry is applied once and an unchanged one
+    // never undoes an operator's change; a deleted tenant keeps its row as
+    // a tombstone (deleted = 1) so the config file does not resurrect it.
+    "CREATE TABLE tenants (
+        id TEXT PRIMARY KEY,
+        settings TEXT NOT NULL,
+        suspended INTEGER NOT NULL DEFAULT 0,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        seed_digest BLOB,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes: the number of migrations.

@@ -3,7 +3,7 @@
 //! connections, hands out message ids, and holds every SQL statement the
 //! store runs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -21,6 +21,9 @@ use crate::types::{
 };
 use crate::writer::{self, Done, Job, StatsCounters, WriterStats};
 use crate::{schema, StoreError};
+
+mod tenants;
+pub use tenants::{DeletedTenant, TenantRow};
 
 /// How long a connection waits for a lock before failing with SQLITE_BUSY.
 /// Only another process (a backup, an operator's sqlite3 shell) can hold
@@ -95,6 +98,9 @@ struct Inner {
     last_id: Arc<AtomicI64>,
     stats: Arc<StatsCounters>,
     readers: ReaderPool,
+    /// Tenants being (or already) deleted: the writer refuses inserts for
+    /// them (see [`Store::delete_tenant`]).
+    closed: Arc<RwLock<HashSet<String>>>,
 }
 
 impl Store {
@@ -138,6 +144,7 @@ impl Store {
                 last_id: Arc::new(AtomicI64::new(max_id.unwrap_or(0))),
                 stats,
                 readers: ReaderPool::new(readers),
+                closed: Arc::default(),
             }),
         })
     }
@@ -175,8 +182,10 @@ impl Store {
     /// cursor without missing a message.
     pub fn insert_message(&self, message: NewMessage, done: Done<MessageId>) {
         let last_id = Arc::clone(&self.inner.last_id);
+        let closed = Arc::clone(&self.inner.closed);
         self.submit(writer::job(
             move |conn, now| {
+                Self::closed_check(&closed, &message.tenant)?;
                 let id = Self::next_message_id(&last_id);
                 insert(conn, now, id, &message).map(|()| id)
             },
@@ -236,8 +245,12 @@ impl Store {
         done: Done<BatchOutcome>,
     ) {
         let last_id = Arc::clone(&self.inner.last_id);
+        let closed = Arc::clone(&self.inner.closed);
         self.submit(writer::job(
             move |conn, now| {
+                if let Some(first) = messages.first() {
+                    Self::closed_check(&closed, &first.tenant)?;
+                }
                 if let Some(key) = &idempotency {
                     let seen: Option<(String, u16, String)> = conn
                         .prepare_cached(
