@@ -21,7 +21,8 @@ use smppd_sqlite::{QueuedMessage, Store};
 use crate::spec::TenantSpec;
 use crate::stats::TenantStats;
 use crate::tenant::{
-    ConnectionInfo, Enqueued, GetConnections, PanicSession, Shutdown, TenantSupervisor,
+    ConnectionInfo, Enqueued, GetConnections, PanicSession, Reconfigure, Shutdown, Stop,
+    TenantSupervisor,
 };
 
 /// A started tenant.
@@ -83,6 +84,44 @@ impl Registry {
         });
         tenants.insert(id, Running { supervisor, stats });
         true
+    }
+
+    /// Stops a tenant's supervisor: its sessions unbind (waiting at most
+    /// `timeout`), what it held in memory stays queued in the store, and
+    /// the actor ends. Returns false if the tenant was not running.
+    /// Messages committed for it afterwards stay in the store until it is
+    /// started again.
+    pub async fn stop_tenant(&self, tenant: &str, timeout: Duration) -> bool {
+        let running = self
+            .inner
+            .tenants
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(tenant);
+        let Some(running) = running else {
+            return false;
+        };
+        let supervisor = running.supervisor;
+        if tokio::time::timeout(timeout, supervisor.send(Shutdown))
+            .await
+            .is_err()
+        {
+            log::warn!("[{tenant}] sessions did not unbind within {timeout:?}; closing anyway");
+        }
+        supervisor.do_send(Stop);
+        true
+    }
+
+    /// Applies a tenant's new channel list live (see
+    /// [`TenantSupervisor`]). Returns false if the tenant is not running.
+    pub fn reconfigure(&self, spec: TenantSpec) -> bool {
+        match self.get(&spec.id) {
+            Some(addr) => {
+                addr.do_send(Reconfigure(spec));
+                true
+            }
+            None => false,
+        }
     }
 
     fn get(&self, tenant: &str) -> Option<Addr<TenantSupervisor>> {

@@ -21,7 +21,7 @@ pub struct TenantSpec {
 }
 
 /// One SMPP account at one SMSC, opened as `sessions` parallel binds.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChannelSpec {
     /// Name, unique within the tenant; recorded on each message sent through it.
     pub name: String,

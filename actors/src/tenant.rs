@@ -11,7 +11,15 @@
 //!
 //! Handles: [`Enqueued`] (a message was committed), connection reports
 //! ([`SessionState`], [`SessionUp`], [`SubmitDone`], [`SessionEnded`]),
-//! [`GetConnections`], [`Shutdown`], [`PanicSession`] (tests).
+//! [`GetConnections`], [`Reconfigure`] (channels added, changed or removed
+//! at run time), [`Shutdown`], [`Stop`], [`PanicSession`] (tests).
+//!
+//! Channels change live: [`Reconfigure`] compares channels by name. An
+//! unchanged channel keeps its sessions untouched; a removed or changed
+//! one has its slots *retired* (its sessions unbind gracefully, what they
+//! held goes back to the queue, and a retired slot is never reconnected);
+//! a new or changed one gets fresh slots. A retired slot whose connection
+//! has ended is reused by the next new slot, so the list does not grow.
 //!
 //! Supervises: its connections. When one ends for any reason (including a
 //! panic, reported from the connection's `Drop`), the messages it held go
@@ -168,10 +176,20 @@ pub struct ConnectionInfo {
 #[rtype(result = "Vec<ConnectionInfo>")]
 pub struct GetConnections;
 
-/// Unbind every session and stop; answers when all are closed.
+/// Unbind every session; answers when all are closed.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Shutdown;
+
+/// Stop the actor (after [`Shutdown`]): its timers end with it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+/// The tenant's channels changed: apply the new list live.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reconfigure(pub TenantSpec);
 
 /// Make one connection panic (supervision tests).
 #[doc(hidden)]
@@ -225,6 +243,9 @@ struct Slot {
     /// unbinding, so send it nothing more until it (or its successor) is
     /// bound again.
     paused: bool,
+    /// Its channel was removed or changed: never reconnected; reusable
+    /// once its connection has ended.
+    retired: bool,
     /// Messages handed to the connection with no outcome yet. The source of
     /// truth for what to retry when the connection dies: actix drops a dead
     /// actor's mailbox, so messages still queued there are recovered from
@@ -241,7 +262,11 @@ struct Slot {
 
 impl Slot {
     fn free(&self) -> usize {
-        if self.state == SlotState::Bound && self.can_submit && !self.paused && self.addr.is_some()
+        if self.state == SlotState::Bound
+            && self.can_submit
+            && !self.paused
+            && !self.retired
+            && self.addr.is_some()
         {
             self.window.saturating_sub(self.parts_in_flight)
         } else {
@@ -261,6 +286,8 @@ impl Slot {
 pub struct TenantSupervisor {
     tenant: Arc<str>,
     store: Store,
+    /// Where new connections run.
+    arbiters: Vec<ArbiterHandle>,
     slots: Vec<Slot>,
     /// The window onto the durable queue (see [`Lanes`]).
     lanes: Lanes,
@@ -278,52 +305,76 @@ impl TenantSupervisor {
         arbiters: &[ArbiterHandle],
         stats: Arc<TenantStats>,
     ) -> Self {
-        let mut slots = Vec::new();
-        for channel in &spec.channels {
-            let modes = std::iter::repeat_n(channel.bind.mode, channel.sessions).chain(
-                std::iter::repeat_n(BindMode::Receiver, channel.receiver_sessions),
-            );
-            for (session, mode) in modes.enumerate() {
-                let arbiter = arbiters[(slots.len() + spec.id.len()) % arbiters.len()].clone();
-                slots.push(Slot {
-                    channel: channel.clone(),
-                    session,
-                    mode,
-                    arbiter,
-                    generation: 0,
-                    addr: None,
-                    state: SlotState::Connecting,
-                    since: SystemTime::now(),
-                    last_error: None,
-                    window: channel.window,
-                    can_submit: mode.can_submit(),
-                    failures: 0,
-                    paused: false,
-                    outstanding: HashMap::new(),
-                    parts_in_flight: 0,
-                    submitted: 0,
-                    throttled: 0,
-                    expired: 0,
-                    window_wait_timeouts: 0,
-                    rate_limit: channel.submits_per_second,
-                });
-            }
-        }
-        let total_window: usize = slots.iter().map(|s| s.window).sum();
-        Self {
+        let mut supervisor = Self {
             tenant: Arc::from(spec.id.as_str()),
             store,
-            slots,
-            lanes: Lanes::new((total_window * 4).max(1000)),
+            arbiters: arbiters.to_vec(),
+            slots: Vec::new(),
+            lanes: Lanes::new(1000),
             retries: Vec::new(),
             shutting_down: false,
             shutdown_waiters: Vec::new(),
             stats,
+        };
+        for channel in &spec.channels {
+            supervisor.add_slots(channel);
         }
+        let total_window: usize = supervisor.slots.iter().map(|s| s.window).sum();
+        supervisor.lanes = Lanes::new((total_window * 4).max(1000));
+        supervisor
+    }
+
+    /// Adds the slots of one channel (reusing retired slots whose
+    /// connection has ended); returns their indexes, not yet started.
+    fn add_slots(&mut self, channel: &Arc<ChannelSpec>) -> Vec<usize> {
+        let modes = std::iter::repeat_n(channel.bind.mode, channel.sessions).chain(
+            std::iter::repeat_n(BindMode::Receiver, channel.receiver_sessions),
+        );
+        let mut added = Vec::new();
+        for (session, mode) in modes.enumerate() {
+            let reusable = self
+                .slots
+                .iter()
+                .position(|s| s.retired && s.addr.is_none());
+            let index = reusable.unwrap_or(self.slots.len());
+            let arbiter = self.arbiters[(index + self.tenant.len()) % self.arbiters.len()].clone();
+            let slot = Slot {
+                channel: channel.clone(),
+                session,
+                mode,
+                arbiter,
+                // Continues the old slot's count, so its stale reports and
+                // timers are told apart from the new connection's.
+                generation: self.slots.get(index).map_or(0, |s| s.generation),
+                addr: None,
+                state: SlotState::Connecting,
+                since: SystemTime::now(),
+                last_error: None,
+                window: channel.window,
+                can_submit: mode.can_submit(),
+                failures: 0,
+                paused: false,
+                retired: false,
+                outstanding: HashMap::new(),
+                parts_in_flight: 0,
+                submitted: 0,
+                throttled: 0,
+                expired: 0,
+                window_wait_timeouts: 0,
+                rate_limit: channel.submits_per_second,
+            };
+            if index == self.slots.len() {
+                self.slots.push(slot);
+            } else {
+                self.slots[index] = slot;
+            }
+            added.push(index);
+        }
+        added
     }
 
     fn start_slot(&mut self, index: usize, ctx: &mut Context<Self>) {
-        if self.shutting_down {
+        if self.shutting_down || self.slots[index].retired {
             return;
         }
         let supervisor = ctx.address();
@@ -678,7 +729,7 @@ impl Handler<SessionEnded> for TenantSupervisor {
             channel.reconnect_max,
             slot.failures - 1,
         );
-        if self.shutting_down {
+        if self.shutting_down || slot.retired {
             slot.set_state(SlotState::Closed);
         } else {
             slot.set_state(SlotState::BackingOff);
@@ -689,7 +740,13 @@ impl Handler<SessionEnded> for TenantSupervisor {
                 slot.session,
                 msg.reason
             );
-            ctx.run_later(delay, move |act, ctx| act.start_slot(index, ctx));
+            let generation = slot.generation;
+            ctx.run_later(delay, move |act, ctx| {
+                // Unless the slot was retired or reused meanwhile.
+                if act.slots[index].generation == generation {
+                    act.start_slot(index, ctx);
+                }
+            });
         }
         for message in lost {
             self.settle(message, SubmitOutcome::Unknown, &channel);
@@ -716,6 +773,7 @@ impl Handler<GetConnections> for TenantSupervisor {
         MessageResult(
             self.slots
                 .iter()
+                .filter(|s| !(s.retired && s.addr.is_none()))
                 .map(|s| ConnectionInfo {
                     channel: s.channel.name.clone(),
                     session: s.session,
@@ -756,6 +814,57 @@ impl Handler<Shutdown> for TenantSupervisor {
         Box::pin(async move {
             let _ = rx.await;
         })
+    }
+}
+
+impl Handler<Stop> for TenantSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Handler<Reconfigure> for TenantSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, Reconfigure(spec): Reconfigure, ctx: &mut Self::Context) {
+        if self.shutting_down {
+            return;
+        }
+        let wanted: HashMap<&str, &Arc<ChannelSpec>> =
+            spec.channels.iter().map(|c| (c.name.as_str(), c)).collect();
+        let mut kept = std::collections::HashSet::new();
+        for slot in self.slots.iter_mut().filter(|s| !s.retired) {
+            if wanted
+                .get(slot.channel.name.as_str())
+                .is_some_and(|c| **c == slot.channel)
+            {
+                kept.insert(slot.channel.name.clone());
+                continue;
+            }
+            log::info!(
+                "[{}/{}#{}] channel removed or changed: closing this session",
+                self.tenant,
+                slot.channel.name,
+                slot.session
+            );
+            slot.retired = true;
+            match slot.addr.clone() {
+                Some(addr) => {
+                    slot.set_state(SlotState::Unbinding);
+                    addr.do_send(Unbind);
+                }
+                None => slot.set_state(SlotState::Closed),
+            }
+        }
+        for channel in spec.channels.iter().filter(|c| !kept.contains(&c.name)) {
+            log::info!("[{}/{}] channel opened", self.tenant, channel.name);
+            for index in self.add_slots(channel) {
+                self.start_slot(index, ctx);
+            }
+        }
+        self.pump(ctx);
     }
 }
 

@@ -74,7 +74,7 @@ pub fn c_string<const MIN: usize, const MAX: usize>(
 }
 
 /// Credentials and addressing for a bind.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindParams {
     /// ESME system_id (≤ 15 octets).
     pub system_id: String,
