@@ -503,152 +503,7 @@ impl Config {
                     format!("the same key is already used by tenant {other:?}"),
                 ));
             }
-            if let Some(rate) = tenant.max_accept_rate {
-                if !rate.is_finite() || rate <= 0.0 {
-                    return Err(invalid(key("max_accept_rate"), "must be a positive number"));
-                }
-            }
-            if tenant.max_in_flight == Some(0) {
-                return Err(invalid(key("max_in_flight"), "must be at least 1"));
-            }
-            for (field, value) in [
-                ("price_per_part", tenant.price_per_part),
-                ("credit", tenant.credit),
-            ] {
-                if value.is_some_and(|v| !v.is_finite() || !(0.0..=1e12).contains(&v)) {
-                    return Err(invalid(key(field), "must be a number from 0 to 10^12"));
-                }
-            }
-            if let Some(url) = &tenant.webhook_url {
-                if !is_http_url(url) {
-                    return Err(invalid(
-                        key("webhook_url"),
-                        "must be an http:// or https:// URL",
-                    ));
-                }
-                if tenant.webhook_secret.is_none() {
-                    return Err(invalid(
-                        key("webhook_secret"),
-                        "is needed with webhook_url (to sign deliveries)",
-                    ));
-                }
-            }
-            if tenant.webhook_secret.as_ref().is_some_and(|s| s.len() < 16) {
-                return Err(invalid(
-                    key("webhook_secret"),
-                    "must be at least 16 characters",
-                ));
-            }
-            if tenant.webhook_max_attempts == 0 {
-                return Err(invalid(key("webhook_max_attempts"), "must be at least 1"));
-            }
-            if tenant.credit.is_some() && tenant.price_per_part.is_none() {
-                return Err(invalid(
-                    key("credit"),
-                    "needs price_per_part (credit control)",
-                ));
-            }
-            let mut names = HashSet::new();
-            for (c, channel) in tenant.channels.iter().enumerate() {
-                let key = |field: &str| format!("tenants[{t}].channels[{c}].{field}");
-                if channel.name.is_empty() {
-                    return Err(invalid(key("name"), "must not be empty"));
-                }
-                if !names.insert(channel.name.as_str()) {
-                    return Err(invalid(
-                        key("name"),
-                        format!(
-                            "channel {:?} is defined twice for this tenant",
-                            channel.name
-                        ),
-                    ));
-                }
-                if channel.host.is_empty() {
-                    return Err(invalid(key("host"), "must not be empty"));
-                }
-                if channel.port == 0 {
-                    return Err(invalid(key("port"), "must not be 0"));
-                }
-                pdu::validate_bind(&bind_params(channel)).map_err(|e| {
-                    let field = match &e {
-                        pdu::PduError::TooLong { field, .. }
-                        | pdu::PduError::NotAscii { field } => field,
-                        // validate_bind only reports field errors.
-                        _ => "system_id",
-                    };
-                    invalid(key(field), e.to_string())
-                })?;
-                if !(1..=64).contains(&channel.sessions) {
-                    return Err(invalid(key("sessions"), "must be between 1 and 64"));
-                }
-                if channel.receiver_sessions > 64 {
-                    return Err(invalid(
-                        key("receiver_sessions"),
-                        "must be between 0 and 64",
-                    ));
-                }
-                if channel.bind == BindKind::Transmitter
-                    && channel.receiver_sessions == 0
-                    && channel.registered_delivery.octet() & 0x03 != 0
-                {
-                    log::warn!(
-                        "{}: a transmitter bind cannot receive the receipts it asks for; \
-                         add receiver_sessions = 1 or use bind = \"transceiver\"",
-                        key("bind")
-                    );
-                }
-                if let Some(rate) = channel.submits_per_second {
-                    if !rate.is_finite() || rate < 1.0 {
-                        return Err(invalid(key("submits_per_second"), "must be at least 1"));
-                    }
-                }
-                for code in channel.error_classes.keys() {
-                    match parse_status_code(code) {
-                        Some(0) => {
-                            return Err(invalid(
-                                key("error_classes"),
-                                "0 is ESME_ROK, not an error",
-                            ))
-                        }
-                        Some(_) => {}
-                        None => {
-                            return Err(invalid(
-                                key("error_classes"),
-                                format!(
-                                    "{code:?} is not a command_status (use decimal or \"0x…\")"
-                                ),
-                            ))
-                        }
-                    }
-                }
-                if channel.window_wait_timeout_ms == 0 {
-                    return Err(invalid(key("window_wait_timeout_ms"), "must be at least 1"));
-                }
-                if !(1..=10_000).contains(&channel.window) {
-                    return Err(invalid(key("window"), "must be between 1 and 10000"));
-                }
-                if channel.enquire_link_interval_s == 0 {
-                    return Err(invalid(
-                        key("enquire_link_interval_s"),
-                        "must be at least 1",
-                    ));
-                }
-                if channel.response_timeout_s == 0 {
-                    return Err(invalid(key("response_timeout_s"), "must be at least 1"));
-                }
-                if channel.connect_timeout_s == 0 {
-                    return Err(invalid(key("connect_timeout_s"), "must be at least 1"));
-                }
-                if channel.max_attempts == 0 {
-                    return Err(invalid(key("max_attempts"), "must be at least 1"));
-                }
-                if channel.reconnect_initial_ms == 0 || channel.reconnect_max_s == 0 {
-                    return Err(invalid(
-                        key("reconnect_initial_ms"),
-                        "reconnect delays must be positive",
-                    ));
-                }
-            }
+            tenant.check(&format!("tenants[{t}]."))?;
         }
         Ok(())
     }
@@ -695,6 +550,168 @@ impl Config {
                     .collect(),
             })
             .collect()
+    }
+}
+
+impl TenantConfig {
+    /// Checks everything about one tenant but its id and API key (which
+    /// are checked against the other tenants): ranges, URLs, SMPP field
+    /// limits, channel names. `at` prefixes the key named in an error
+    /// (`"tenants[0]."` for the file, `""` for the operator API).
+    pub fn check(&self, at: &str) -> Result<(), ConfigError> {
+        let key = |field: &str| format!("{at}{field}");
+        if let Some(rate) = self.max_accept_rate {
+            if !rate.is_finite() || rate <= 0.0 {
+                return Err(invalid(key("max_accept_rate"), "must be a positive number"));
+            }
+        }
+        if self.max_in_flight == Some(0) {
+            return Err(invalid(key("max_in_flight"), "must be at least 1"));
+        }
+        for (field, value) in [
+            ("price_per_part", self.price_per_part),
+            ("credit", self.credit),
+        ] {
+            if value.is_some_and(|v| !v.is_finite() || !(0.0..=1e12).contains(&v)) {
+                return Err(invalid(key(field), "must be a number from 0 to 10^12"));
+            }
+        }
+        if let Some(url) = &self.webhook_url {
+            if !is_http_url(url) {
+                return Err(invalid(
+                    key("webhook_url"),
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            if self.webhook_secret.is_none() {
+                return Err(invalid(
+                    key("webhook_secret"),
+                    "is needed with webhook_url (to sign deliveries)",
+                ));
+            }
+        }
+        if self.webhook_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err(invalid(
+                key("webhook_secret"),
+                "must be at least 16 characters",
+            ));
+        }
+        if self.webhook_max_attempts == 0 {
+            return Err(invalid(key("webhook_max_attempts"), "must be at least 1"));
+        }
+        if self.credit.is_some() && self.price_per_part.is_none() {
+            return Err(invalid(
+                key("credit"),
+                "needs price_per_part (credit control)",
+            ));
+        }
+        let mut names = HashSet::new();
+        for (c, channel) in self.channels.iter().enumerate() {
+            let key = |field: &str| format!("{at}channels[{c}].{field}");
+            if !channel.name.is_empty() && !names.insert(channel.name.as_str()) {
+                return Err(invalid(
+                    key("name"),
+                    format!(
+                        "channel {:?} is defined twice for this tenant",
+                        channel.name
+                    ),
+                ));
+            }
+            channel.check(&format!("{at}channels[{c}]."))?;
+        }
+        Ok(())
+    }
+}
+
+impl ChannelConfig {
+    /// Checks one channel: SMPP field limits and ranges (its name's
+    /// uniqueness is the tenant's check). `at` prefixes the key named in an
+    /// error.
+    pub fn check(&self, at: &str) -> Result<(), ConfigError> {
+        let key = |field: &str| format!("{at}{field}");
+        if self.name.is_empty() {
+            return Err(invalid(key("name"), "must not be empty"));
+        }
+        if self.host.is_empty() {
+            return Err(invalid(key("host"), "must not be empty"));
+        }
+        if self.port == 0 {
+            return Err(invalid(key("port"), "must not be 0"));
+        }
+        pdu::validate_bind(&bind_params(self)).map_err(|e| {
+            let field = match &e {
+                pdu::PduError::TooLong { field, .. } | pdu::PduError::NotAscii { field } => field,
+                // validate_bind only reports field errors.
+                _ => "system_id",
+            };
+            invalid(key(field), e.to_string())
+        })?;
+        if !(1..=64).contains(&self.sessions) {
+            return Err(invalid(key("sessions"), "must be between 1 and 64"));
+        }
+        if self.receiver_sessions > 64 {
+            return Err(invalid(
+                key("receiver_sessions"),
+                "must be between 0 and 64",
+            ));
+        }
+        if self.bind == BindKind::Transmitter
+            && self.receiver_sessions == 0
+            && self.registered_delivery.octet() & 0x03 != 0
+        {
+            log::warn!(
+                "{}: a transmitter bind cannot receive the receipts it asks for; \
+                 add receiver_sessions = 1 or use bind = \"transceiver\"",
+                key("bind")
+            );
+        }
+        if let Some(rate) = self.submits_per_second {
+            if !rate.is_finite() || rate < 1.0 {
+                return Err(invalid(key("submits_per_second"), "must be at least 1"));
+            }
+        }
+        for code in self.error_classes.keys() {
+            match parse_status_code(code) {
+                Some(0) => {
+                    return Err(invalid(key("error_classes"), "0 is ESME_ROK, not an error"))
+                }
+                Some(_) => {}
+                None => {
+                    return Err(invalid(
+                        key("error_classes"),
+                        format!("{code:?} is not a command_status (use decimal or \"0x…\")"),
+                    ))
+                }
+            }
+        }
+        if self.window_wait_timeout_ms == 0 {
+            return Err(invalid(key("window_wait_timeout_ms"), "must be at least 1"));
+        }
+        if !(1..=10_000).contains(&self.window) {
+            return Err(invalid(key("window"), "must be between 1 and 10000"));
+        }
+        if self.enquire_link_interval_s == 0 {
+            return Err(invalid(
+                key("enquire_link_interval_s"),
+                "must be at least 1",
+            ));
+        }
+        if self.response_timeout_s == 0 {
+            return Err(invalid(key("response_timeout_s"), "must be at least 1"));
+        }
+        if self.connect_timeout_s == 0 {
+            return Err(invalid(key("connect_timeout_s"), "must be at least 1"));
+        }
+        if self.max_attempts == 0 {
+            return Err(invalid(key("max_attempts"), "must be at least 1"));
+        }
+        if self.reconnect_initial_ms == 0 || self.reconnect_max_s == 0 {
+            return Err(invalid(
+                key("reconnect_initial_ms"),
+                "reconnect delays must be positive",
+            ));
+        }
+        Ok(())
     }
 }
 
