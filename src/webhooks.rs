@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -54,6 +54,36 @@ pub struct WebhookPolicy {
     pub retry_initial: Duration,
 }
 
+/// Every tenant's [`WebhookPolicy`], shared with the dispatcher's threads
+/// and changed live by the operator API. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Policies(Arc<RwLock<HashMap<String, WebhookPolicy>>>);
+
+impl Policies {
+    /// Policies for the given tenants.
+    pub fn new(policies: HashMap<String, WebhookPolicy>) -> Self {
+        Self(Arc::new(RwLock::new(policies)))
+    }
+
+    /// Sets (or with `None` removes) a tenant's policy; deliveries posted
+    /// from now on use it.
+    pub fn set(&self, tenant: &str, policy: Option<WebhookPolicy>) {
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        match policy {
+            Some(policy) => map.insert(tenant.to_owned(), policy),
+            None => map.remove(tenant),
+        };
+    }
+
+    fn get(&self, tenant: &str) -> Option<WebhookPolicy> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant)
+            .cloned()
+    }
+}
+
 /// `sha256=<hex>` over `<timestamp>.<body>`.
 pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     format!(
@@ -80,16 +110,13 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Starts polling the outbox for the tenants in `policies`.
-    pub fn start(
-        store: Store,
-        policies: HashMap<String, WebhookPolicy>,
-    ) -> std::io::Result<Dispatcher> {
+    /// Starts polling the outbox, signing with `policies`.
+    pub fn start(store: Store, policies: Policies) -> std::io::Result<Dispatcher> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("smppd-webhooks".into())
-            .spawn(move || run(store, Arc::new(policies), flag))?;
+            .spawn(move || run(store, policies, flag))?;
         Ok(Dispatcher {
             stop,
             thread: Some(thread),
@@ -105,7 +132,7 @@ impl Dispatcher {
     }
 }
 
-fn run(store: Store, policies: Arc<HashMap<String, WebhookPolicy>>, stop: Arc<AtomicBool>) {
+fn run(store: Store, policies: Policies, stop: Arc<AtomicBool>) {
     let (jobs, queue) = mpsc::channel::<WebhookDelivery>();
     let queue = Arc::new(Mutex::new(queue));
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -163,7 +190,7 @@ fn run(store: Store, policies: Arc<HashMap<String, WebhookPolicy>>, stop: Arc<At
 fn worker(
     queue: &Mutex<mpsc::Receiver<WebhookDelivery>>,
     store: &Store,
-    policies: &HashMap<String, WebhookPolicy>,
+    policies: &Policies,
     in_flight: &AtomicUsize,
     stop: &AtomicBool,
 ) {
@@ -182,7 +209,7 @@ fn worker(
             continue;
         }
         let outcome = match policies.get(&delivery.tenant) {
-            Some(policy) => attempt(&agent, store, policy, &delivery),
+            Some(policy) => attempt(&agent, store, &policy, &delivery),
             None => WebhookOutcome::Dead {
                 error: "the tenant has no webhook_secret configured".into(),
             },
