@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 use smppd_actors::smpp::time;
 
 use super::problem::Problem;
-use crate::config::{micros, Config};
+use crate::config::{micros, TenantConfig};
+use smppd_sqlite::ApiKeyRow;
 
 /// A token bucket for a tenant's accept rate. Behind a mutex, so the limit
 /// holds exactly however many requests race for it.
@@ -86,6 +87,22 @@ pub struct TenantInfo {
     /// Whether deliveries can be signed (a per-message `callback_url`
     /// needs it).
     pub signs_webhooks: bool,
+    /// Suspended by the operator: every call is refused with 403.
+    pub suspended: bool,
+}
+
+impl TenantInfo {
+    /// The HTTP view of a tenant's settings.
+    pub fn new(tenant: &TenantConfig, suspended: bool) -> Self {
+        TenantInfo {
+            id: Arc::from(tenant.id.as_str()),
+            accept_rate: tenant.max_accept_rate.map(AcceptRate::new),
+            max_in_flight: tenant.max_in_flight,
+            price_per_part: tenant.price_per_part.map(micros),
+            signs_webhooks: tenant.webhook_secret.is_some(),
+            suspended,
+        }
+    }
 }
 
 /// The SHA-256 digest of an API key: what is stored and compared.
@@ -113,28 +130,17 @@ type LiveKey = (Arc<TenantInfo>, Option<i64>);
 /// API key digest → tenant, with each key's expiry (set by a rotation).
 #[derive(Debug, Default)]
 pub struct Keys {
-    tenants: HashMap<String, Arc<TenantInfo>>,
+    tenants: RwLock<HashMap<String, Arc<TenantInfo>>>,
     by_hash: RwLock<HashMap<KeyHash, LiveKey>>,
 }
 
 impl Keys {
-    /// Every tenant of the config, with the store's live keys: `(digest,
-    /// tenant, expiry)` rows. Keys of tenants not in the config are
-    /// skipped.
-    pub fn new(config: &Config, live: Vec<smppd_sqlite::ApiKeyRow>) -> Self {
-        let tenants: HashMap<String, Arc<TenantInfo>> = config
-            .tenants
-            .iter()
-            .map(|t| {
-                let info = TenantInfo {
-                    id: Arc::from(t.id.as_str()),
-                    accept_rate: t.max_accept_rate.map(AcceptRate::new),
-                    max_in_flight: t.max_in_flight,
-                    price_per_part: t.price_per_part.map(micros),
-                    signs_webhooks: t.webhook_secret.is_some(),
-                };
-                (t.id.clone(), Arc::new(info))
-            })
+    /// The given tenants, with the store's live keys: `(digest, tenant,
+    /// expiry)` rows. Keys of other tenants are skipped.
+    pub fn new(tenants: impl IntoIterator<Item = TenantInfo>, live: Vec<ApiKeyRow>) -> Self {
+        let tenants: HashMap<String, Arc<TenantInfo>> = tenants
+            .into_iter()
+            .map(|info| (info.id.to_string(), Arc::new(info)))
             .collect();
         let by_hash = live
             .into_iter()
@@ -143,20 +149,71 @@ impl Keys {
             })
             .collect();
         Self {
-            tenants,
+            tenants: RwLock::new(tenants),
             by_hash: RwLock::new(by_hash),
         }
     }
 
     /// Whether `tenant` is one of ours.
     pub fn has_tenant(&self, tenant: &str) -> bool {
-        self.tenants.contains_key(tenant)
+        self.tenants
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(tenant)
+    }
+
+    /// Whether a key with this digest works now (for any tenant).
+    pub fn knows(&self, hash: &KeyHash) -> bool {
+        self.by_hash
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(hash)
+            .is_some_and(|(_, expires)| expires.is_none_or(|at| at > time::unix_ms()))
+    }
+
+    /// Adds or replaces a tenant's settings (a new quota, a suspension):
+    /// requests authenticated from now on see them.
+    pub fn set_tenant(&self, info: TenantInfo) {
+        let id = info.id.to_string();
+        let info = Arc::new(info);
+        // Both locks, in this order everywhere, so a lookup never sees a
+        // key still pointing at the old settings after this returns.
+        let mut tenants = self.tenants.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
+        for (owner, _) in map.values_mut() {
+            if owner.id.as_ref() == id {
+                *owner = info.clone();
+            }
+        }
+        tenants.insert(id, info);
+    }
+
+    /// Forgets a tenant and every key of it, at once.
+    pub fn remove_tenant(&self, tenant: &str) {
+        let mut tenants = self.tenants.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (owner, _)| owner.id.as_ref() != tenant);
+        tenants.remove(tenant);
+    }
+
+    /// After the store recorded it: `hash` is a key of `tenant` from now
+    /// on (without an expiry; other keys are left as they are).
+    pub fn add_key(&self, tenant: &str, hash: KeyHash) {
+        let tenants = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+        let Some(info) = tenants.get(tenant) else {
+            return;
+        };
+        self.by_hash
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(hash, (info.clone(), None));
     }
 
     /// After the store recorded a rotation: `new` works from now on, every
     /// other key of the tenant stops at `old_expire_at_ms`.
     pub fn rotate(&self, tenant: &str, new: KeyHash, old_expire_at_ms: i64) {
-        let Some(info) = self.tenants.get(tenant) else {
+        let tenants = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+        let Some(info) = tenants.get(tenant) else {
             return;
         };
         let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
@@ -221,10 +278,11 @@ impl FromRequest for Tenant {
             None | Some("") => Err(Problem::unauthorized(
                 "missing API key: send 'Authorization: Bearer <key>'",
             )),
-            Some(key) => keys
-                .tenant(key)
-                .map(Tenant)
-                .ok_or_else(|| Problem::unauthorized("unknown API key")),
+            Some(key) => match keys.tenant(key) {
+                None => Err(Problem::unauthorized("unknown API key")),
+                Some(info) if info.suspended => Err(Problem::tenant_suspended()),
+                Some(info) => Ok(Tenant(info)),
+            },
         })
     }
 }

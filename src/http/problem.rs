@@ -77,6 +77,26 @@ impl Problem {
         )
     }
 
+    /// 403: the operator suspended this tenant.
+    pub fn tenant_suspended() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "urn:smppd:problem:tenant-suspended",
+            "Tenant suspended",
+            "this tenant is suspended; ask the operator to reactivate it",
+        )
+    }
+
+    /// 409: the thing to create exists already.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "urn:smppd:problem:conflict",
+            "Conflict",
+            detail,
+        )
+    }
+
     /// 404: nothing here for this caller (also for another tenant's ids).
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(
