@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use smppd_actors::smpp::pdu::{self, BindParams};
 use smppd_actors::smpp::session::BindMode;
 use smppd_actors::smpp::status::ErrorClass;
@@ -155,13 +155,17 @@ pub struct EngineConfig {
     pub mo_parts_timeout_s: Option<u64>,
 }
 
-/// `[[tenants]]`
-#[derive(Debug, Clone, Deserialize)]
+/// `[[tenants]]`, and the body of the operator API's tenant calls (which
+/// store it, without its key, in the store's `tenants` table).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
     /// Tenant id.
     pub id: String,
     /// The key its API calls carry as `Authorization: Bearer <key>`.
+    /// Required in the file; never serialized (the store keeps only its
+    /// digest).
+    #[serde(default, skip_serializing)]
     pub api_key: String,
     /// Messages per second it may submit over HTTP (default: unlimited);
     /// more gets 429 with Retry-After.
@@ -200,7 +204,7 @@ pub struct TenantConfig {
 }
 
 /// `[[tenants.channels]]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelConfig {
     /// Unique within the tenant.
@@ -274,7 +278,7 @@ pub struct ChannelConfig {
 }
 
 /// `error_classes` values.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ErrorClassName {
     /// Slow the session down, retry soon.
@@ -303,6 +307,22 @@ pub fn is_http_url(url: &str) -> bool {
     url.len() <= 2048
         && rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
         && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// A tenant id: 1 to 64 letters, digits, '-', '_' and '.'.
+pub fn check_tenant_id(id: &str, key: &str) -> Result<(), ConfigError> {
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(invalid(
+            key,
+            "must be 1 to 64 letters, digits, '-', '_' and '.'",
+        ));
+    }
+    Ok(())
 }
 
 /// Currency units to micro-units (the store's integer money).
@@ -353,7 +373,7 @@ fn two_thousand() -> u64 {
 }
 
 /// `bind = "..."`
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum BindKind {
     /// Submit and receive on one session.
@@ -376,7 +396,7 @@ impl From<BindKind> for BindMode {
 }
 
 /// `registered_delivery = true | false | <octet>`
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum RegisteredDelivery {
     /// true → 0x01, false → 0x00.
@@ -477,17 +497,7 @@ impl Config {
         let mut keys = HashMap::new();
         for (t, tenant) in self.tenants.iter().enumerate() {
             let key = |field: &str| format!("tenants[{t}].{field}");
-            if tenant.id.is_empty()
-                || !tenant
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
-                return Err(invalid(
-                    key("id"),
-                    "must be non-empty and use only letters, digits, '-', '_' and '.'",
-                ));
-            }
+            check_tenant_id(&tenant.id, &key("id"))?;
             if !ids.insert(tenant.id.as_str()) {
                 return Err(invalid(
                     key("id"),
@@ -508,24 +518,6 @@ impl Config {
         Ok(())
     }
 
-    /// Webhook signing and retry policy of every tenant that has a secret.
-    pub fn webhook_policies(&self) -> HashMap<String, crate::webhooks::WebhookPolicy> {
-        self.tenants
-            .iter()
-            .filter_map(|t| {
-                let secret = t.webhook_secret.clone()?;
-                Some((
-                    t.id.clone(),
-                    crate::webhooks::WebhookPolicy {
-                        secret,
-                        max_attempts: t.webhook_max_attempts,
-                        retry_initial: Duration::from_millis(t.webhook_retry_initial_ms.max(1)),
-                    },
-                ))
-            })
-            .collect()
-    }
-
     /// Store settings.
     pub fn store_options(&self) -> StoreOptions {
         StoreOptions {
@@ -539,21 +531,32 @@ impl Config {
 
     /// The actors' view of the tenants.
     pub fn tenant_specs(&self) -> Vec<TenantSpec> {
-        self.tenants
-            .iter()
-            .map(|t| TenantSpec {
-                id: t.id.clone(),
-                channels: t
-                    .channels
-                    .iter()
-                    .map(|c| Arc::new(channel_spec(c)))
-                    .collect(),
-            })
-            .collect()
+        self.tenants.iter().map(TenantConfig::spec).collect()
     }
 }
 
 impl TenantConfig {
+    /// The actors' view of this tenant.
+    pub fn spec(&self) -> TenantSpec {
+        TenantSpec {
+            id: self.id.clone(),
+            channels: self
+                .channels
+                .iter()
+                .map(|c| Arc::new(channel_spec(c)))
+                .collect(),
+        }
+    }
+
+    /// Its webhook signing and retry policy, if it has a secret.
+    pub fn webhook_policy(&self) -> Option<crate::webhooks::WebhookPolicy> {
+        Some(crate::webhooks::WebhookPolicy {
+            secret: self.webhook_secret.clone()?,
+            max_attempts: self.webhook_max_attempts,
+            retry_initial: Duration::from_millis(self.webhook_retry_initial_ms.max(1)),
+        })
+    }
+
     /// Checks everything about one tenant but its id and API key (which
     /// are checked against the other tenants): ranges, URLs, SMPP field
     /// limits, channel names. `at` prefixes the key named in an error

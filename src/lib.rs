@@ -6,6 +6,7 @@
 //!
 //! Layout of this crate (the binary's own layer):
 //! - [`config`] — the TOML file, validated into typed specs.
+//! - [`tenants`] — the tenants served, changed live by the operator API.
 //! - [`http`] — the actix-web API.
 //! - [`Engine`] — wires store, actors and HTTP together; `start` takes its
 //!   listener from the caller so tests bind port 0.
@@ -16,6 +17,7 @@
 
 pub mod config;
 pub mod http;
+pub mod tenants;
 pub mod webhooks;
 
 use std::net::{SocketAddr, TcpListener};
@@ -45,52 +47,6 @@ pub enum StartError {
     /// A worker thread could not be started.
     #[error("cannot start the {0} thread: {1}")]
     Thread(&'static str, std::io::Error),
-}
-
-/// Gives tenants with credit control their starting balance on first start
-/// (an existing balance is left as it is).
-fn seed_accounts(config: &Config, store: &Store) -> Result<(), StoreError> {
-    for tenant in config.tenants.iter().filter(|t| t.price_per_part.is_some()) {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let credit = config::micros(tenant.credit.unwrap_or(0.0));
-        store.ensure_account(&tenant.id, credit, Box::new(move |r| drop(tx.send(r))));
-        rx.recv().map_err(|_| StoreError::WriterGone)??;
-    }
-    Ok(())
-}
-
-/// Records each tenant's webhook URL (or its absence) for the store's
-/// outbox triggers.
-fn seed_webhooks(config: &Config, store: &Store) -> Result<(), StoreError> {
-    for tenant in &config.tenants {
-        let (tx, rx) = std::sync::mpsc::channel();
-        store.set_tenant_webhook(
-            &tenant.id,
-            tenant.webhook_url.as_deref(),
-            Box::new(move |r| drop(tx.send(r))),
-        );
-        rx.recv().map_err(|_| StoreError::WriterGone)??;
-    }
-    Ok(())
-}
-
-/// Seeds each tenant's configured API key (by digest) and loads every live
-/// key, rotated ones included.
-fn load_keys(config: &Config, store: &Store) -> Result<http::auth::Keys, StoreError> {
-    for tenant in &config.tenants {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let hash = http::auth::key_hash(&tenant.api_key);
-        store.seed_api_key(&tenant.id, hash, Box::new(move |r| drop(tx.send(r))));
-        let revoked = rx.recv().map_err(|_| StoreError::WriterGone)??;
-        if revoked > 0 {
-            log::warn!(
-                "[{}] new API key in the config: revoked {revoked} older key(s)",
-                tenant.id
-            );
-        }
-    }
-    let live = store.api_keys(smppd_actors::smpp::time::unix_ms())?;
-    Ok(http::auth::Keys::new(config, live))
 }
 
 /// A running smppd: store, tenant supervisors and HTTP server.
@@ -171,14 +127,33 @@ impl Engine {
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
         let registry = Registry::new(store.clone(), threads);
-        for spec in config.tenant_specs() {
-            registry.start_tenant(spec);
+        let tenants = tenants::reconcile(config, &store)?;
+        let live_keys = store.api_keys(smppd_actors::smpp::time::unix_ms())?;
+        let keys = web::Data::new(http::auth::Keys::new(
+            tenants
+                .iter()
+                .map(|t| http::auth::TenantInfo::new(&t.config, t.suspended)),
+            live_keys,
+        ));
+        let policies = webhooks::Policies::new(
+            tenants
+                .iter()
+                .filter_map(|t| Some((t.config.id.clone(), t.config.webhook_policy()?)))
+                .collect(),
+        );
+        for tenant in tenants.iter().filter(|t| !t.suspended) {
+            registry.start_tenant(tenant.config.spec());
         }
-        seed_accounts(config, &store)?;
-        seed_webhooks(config, &store)?;
-        let dispatcher = webhooks::Dispatcher::start(store.clone(), config.webhook_policies())
+        let dispatcher = webhooks::Dispatcher::start(store.clone(), policies.clone())
             .map_err(|e| StartError::Thread("webhook", e))?;
-        let keys = web::Data::new(load_keys(config, &store)?);
+        let directory = web::Data::new(tenants::Directory::new(
+            tenants,
+            store.clone(),
+            registry.clone(),
+            keys.clone(),
+            policies,
+            config.http.admin_token.clone(),
+        ));
         let admin = web::Data::new(http::ops::AdminToken(config.http.admin_token.clone()));
         let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
         let closing = web::Data::new(http::events::Closing(closing_rx));
@@ -191,6 +166,7 @@ impl Engine {
                 .app_data(app_store.clone())
                 .app_data(app_registry.clone())
                 .app_data(keys.clone())
+                .app_data(directory.clone())
                 .app_data(admin.clone())
                 .app_data(closing.clone())
                 .configure(http::routes)

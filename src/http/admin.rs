@@ -1,10 +1,10 @@
 //! The operator API under `/admin/v1`, behind `http.admin_token` (and
 //! disabled when no token is configured: tenant keys never work here).
 //!
-//! Built so far: credit top-ups, API key rotation and every tenant's
-//! sessions. Creating,
-//! changing and deleting tenants and channels at run time is not built
-//! yet; tenants come from the config file.
+//! Tenants and their channels are created, listed, changed, suspended,
+//! reactivated and deleted here, live (the work is done by
+//! [`Directory`]); credit is topped up, keys rotated, and every session of
+//! every tenant listed. Bodies use the config file's keys.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
@@ -17,6 +17,8 @@ use super::messages::money;
 use super::ops::AdminToken;
 use super::problem::Problem;
 use crate::config::micros;
+use crate::config::ConfigError;
+use crate::tenants::{self, AdminError, Directory, Managed};
 
 fn operator(req: &HttpRequest, admin: &AdminToken) -> Result<(), Problem> {
     match &admin.0 {
@@ -38,11 +40,11 @@ pub async fn top_up(
     path: web::Path<String>,
     payload: web::Payload,
     store: web::Data<Store>,
-    registry: web::Data<Registry>,
+    keys: web::Data<Keys>,
 ) -> Result<HttpResponse, Problem> {
     operator(&req, &admin)?;
     let tenant = path.into_inner();
-    if registry.stats(&tenant).is_none() {
+    if !keys.has_tenant(&tenant) {
         return Err(Problem::not_found("no such tenant"));
     }
     let body = super::read_body(payload).await?;
@@ -167,4 +169,242 @@ pub async fn connections(
         }
     }
     Ok(HttpResponse::Ok().json(json!({ "connections": all })))
+}
+
+impl From<AdminError> for Problem {
+    fn from(error: AdminError) -> Self {
+        match error {
+            AdminError::NotFound(detail) => Problem::not_found(detail),
+            AdminError::Conflict(detail) => Problem::conflict(detail),
+            AdminError::Invalid { field, detail } if field.is_empty() => {
+                Problem::malformed_body(detail)
+            }
+            AdminError::Invalid { field, detail } => Problem::invalid_field(&field, detail),
+            AdminError::Config(ConfigError::Invalid { key, message }) => {
+                Problem::invalid_field(&key, format!("{key}: {message}"))
+            }
+            AdminError::Config(other) => Problem::malformed_body(other.to_string()),
+            AdminError::Store(e) => {
+                log::error!("operator change not stored: {e}");
+                Problem::store_unavailable("the change could not be stored; nothing was changed")
+            }
+        }
+    }
+}
+
+/// The body as JSON (any value; the directory says what it must be).
+async fn json_body(payload: web::Payload) -> Result<Value, Problem> {
+    let body = super::read_body(payload).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| Problem::malformed_body(format!("the body is not valid JSON: {e}")))
+}
+
+/// `GET /admin/v1/tenants`: every tenant with its settings (secrets left
+/// out) and `status` (`active` or `suspended`).
+pub async fn list_tenants(
+    req: HttpRequest,
+    admin: web::Data<AdminToken>,
+    directory: web::Data<Directory>,
+) -> Result<HttpResponse, Problem> {
+    operator(&req, &admin)?;
+    let all: Vec<Value> = directory.list().await.iter().map(tenants::view).collect();
+    Ok(HttpResponse::Ok().json(json!({ "tenants": all })))
+}
+
+/// `POST /admin/v1/tenants` with a `[[tenants]]`-shaped body: creates the
+/// tenant and starts its sessions. 201 with the tenant and, unless the
+/// body chose one, its generated `api_key` (shown this once).
+pub async fn create_tenant(
+    req: HttpRequest,
+    admin: web::Data<AdminToken>,
+    directory: web::Data<Directory>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    operator(&req, &admin)?;
+    let body = json_body(payload).await?;
+    let (tenant, key) = directory.create(body).await?;
+    let mut answer = json!({ "tenant": tenants::view(&tenant) });
+    if let Some(key) = key {
+        answer["api_key"] = Value::from(key);
+    }
+    Ok(HttpResponse::Created()
+        .insert_header((
+            "location",
+            format!("/admin/v1/tenants/{}", tenant.config.id),
+        ))
+        .json(answer))
+}
+
+/// `GET /admin/v1/tenants/{id}`.
+pub async fn get_tenant(
+    req: HttpRequest,
+    admin: web::Data<AdminToken>,
+    directory: web::Data<Directory>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    operator(&req, &admin)?;
+    let tenant = directory
+        .get(&path)
+        .await
+        .ok_or_else(|| Problem::not_found("no such tenant"))?;
+    Ok(HttpResponse::Ok().json(tenants::view(&tenant)))
+}
+
+/// `PATCH /admin/v1/tenants/{id}` with a JSON merge patch of its settings
+/// (`null` restores a default): applied from the next request on.
+pub async fn update_tenant(
+    req: HttpRequest,
+    admin: web::Data<AdminToken>,
+    directory: web::Data<Directory>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    operator(&req, &admin)?;
+    let patch = json_body(payload).await?;
+    let tenant = directory.update(&path, patch).await?;
+    Ok(HttpResponse::Ok().json(tenants::view(&tenant)))
+}
+
+/// `DELETE /admin/v1/tenants/{id}`: keys stop working at once, sessions
+/// unbind, and everything the tenant owns is removed; answers with what
+/// was removed.
+pub async fn delete_tenant(
+    req: HttpRequest,
+    admin: web::Data<AdminToken>,
+    directory: web::Data<Directory>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    operator(&req, &admin)?;
+    let removed = directory.delete(&path).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "id": path.as_str(),
+        "deleted": true,
+        "messages_removed": removed.messages,
+        "queued_removed": removed.queued,
+        "inbound_removed": removed.inbound,
+        "webhooks_removed": removed.webhooks,
+    })))
+}
+
+/// `POST /admin/v1/tenants/{id}/suspend`: API calls refused with 403 from
+/// the next request on, sessions unbound; queued messages wait.
+pub async fn suspend_tenant(
+    req: HttpRequest,
+    admin: web::Data<AdminToken>,
+    directory: web::Data<Directory>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    operator(&req, &admin)?;
+    let tenant = directory.set_suspended(&path, true).await?;
+    Ok(HttpResponse::Ok().json(tenants::view(&tenant)))
+}
+
+/// `POST /admin/v1/tenants/{id}/reactivate`: sessions bind again and the
+/// queued messages go out.
+pub async fn reactivate_tenant(
+    req: HttpRequest,
+    admin: web::Data<AdminToken>,
+    directory: web::Data<Directory>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    operator(&req, &admin)?;
+    let tenant = directory.set_suspended(&path, false).await?;
+    Ok(HttpResponse::Ok().json(tenants::view(&tenant)))
+}
+
+/// One channel of a tenant as an operator sees it (no password).
+fn channel_json(tenant: &Managed, name: &str) -> Option<Value> {
+    let channel = tenant.config.channels.iter().find(|c| c.name == name)?;
+    let mut value = serde_json::to_value(channel).ok()?;
+    tenants::channel_view(&mut value);
+    Some(value)
+}
+
+/// `GET /admin/v1/tenants/{id}/channels`.
+pub async fn list_channels(
+    req: HttpRequest,
+    admin: web::Data<AdminToken>,
+    directory: web::Data<Directory>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    operator(&req, &admin)?;
+    let tenant = directory
+        .get(&path)
+        .await
+        .ok_or_else(|| Problem::not_found("no such tenant"))?;
+    let view = tenants::view(&tenant);
+    Ok(HttpResponse::Ok().json(json!({ "channels": view["channels"] })))
+}
+
+/// `POST /admin/v1/tenants/{id}/channels` with a `[[tenants.channels]]`
+/// body: its sessions connect at once.
+pub async fn create_channel(
+    req: HttpRequest,
+    admin: web::Data<AdminToken>,
+    directory: web::Data<Directory>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    operator(&req, &admin)?;
+    let body = json_body(payload).await?;
+    let name = body.get("name").and_then(Value::as_str).map(str::to_owned);
+    let tenant = directory.add_channel(&path, body).await?;
+    let name = name.unwrap_or_default();
+    let channel = channel_json(&tenant, &name).unwrap_or(Value::Null);
+    Ok(HttpResponse::Created()
+        .insert_header((
+            "location",
+            format!("/admin/v1/tenants/{}/channels/{name}", path.as_str()),
+        ))
+        .json(channel))
+}
+
+/// `GET /admin/v1/tenants/{id}/channels/{name}`.
+pub async fn get_channel(
+    req: HttpRequest,
+    admin: web::Data<AdminToken>,
+    directory: web::Data<Directory>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    operator(&req, &admin)?;
+    let (id, name) = path.into_inner();
+    let tenant = directory
+        .get(&id)
+        .await
+        .ok_or_else(|| Problem::not_found("no such tenant"))?;
+    let channel =
+        channel_json(&tenant, &name).ok_or_else(|| Problem::not_found("no such channel"))?;
+    Ok(HttpResponse::Ok().json(channel))
+}
+
+/// `PATCH /admin/v1/tenants/{id}/channels/{name}` with a JSON merge
+/// patch: the channel's sessions are replaced by ones with the new
+/// settings; other channels are not touched.
+pub async fn update_channel(
+    req: HttpRequest,
+    admin: web::Data<AdminToken>,
+    directory: web::Data<Directory>,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    operator(&req, &admin)?;
+    let (id, name) = path.into_inner();
+    let patch = json_body(payload).await?;
+    let tenant = directory.update_channel(&id, &name, patch).await?;
+    let channel = channel_json(&tenant, &name).unwrap_or(Value::Null);
+    Ok(HttpResponse::Ok().json(channel))
+}
+
+/// `DELETE /admin/v1/tenants/{id}/channels/{name}`: its sessions unbind
+/// and what they held goes back to the tenant's queue. 204.
+pub async fn delete_channel(
+    req: HttpRequest,
+    admin: web::Data<AdminToken>,
+    directory: web::Data<Directory>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    operator(&req, &admin)?;
+    let (id, name) = path.into_inner();
+    directory.delete_channel(&id, &name).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -189,6 +189,7 @@ fn clone_result(result: &Result<MessageId, StoreError>) -> Result<MessageId, Sto
         Err(StoreError::QuotaExceeded { limit }) => {
             Err(StoreError::QuotaExceeded { limit: *limit })
         }
+        Err(StoreError::TenantClosed(tenant)) => Err(StoreError::TenantClosed(tenant.clone())),
         Err(other) => Err(StoreError::Corrupt(other.to_string())),
     }
 }

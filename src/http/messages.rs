@@ -116,6 +116,7 @@ pub(crate) fn insert_problem(tenant: &str, error: &StoreError) -> Problem {
             ))
         }
         StoreError::QuotaExceeded { limit } => Problem::queue_full(*limit),
+        StoreError::TenantClosed(_) => Problem::unauthorized("the tenant was deleted"),
         other => {
             log::error!("[{tenant}] storing a message failed: {other}");
             Problem::store_unavailable("the message could not be stored; it was not accepted")

@@ -49,6 +49,42 @@ pub async fn read_body_up_to(
 /// `Registry`, [`auth::Keys`] and [`ops::AdminToken`].
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        web::resource("/admin/v1/tenants")
+            .route(web::get().to(admin::list_tenants))
+            .route(web::post().to(admin::create_tenant))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/tenants/{id}")
+            .route(web::get().to(admin::get_tenant))
+            .route(web::patch().to(admin::update_tenant))
+            .route(web::delete().to(admin::delete_tenant))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/tenants/{id}/suspend")
+            .route(web::post().to(admin::suspend_tenant))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/tenants/{id}/reactivate")
+            .route(web::post().to(admin::reactivate_tenant))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/tenants/{id}/channels")
+            .route(web::get().to(admin::list_channels))
+            .route(web::post().to(admin::create_channel))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/tenants/{id}/channels/{name}")
+            .route(web::get().to(admin::get_channel))
+            .route(web::patch().to(admin::update_channel))
+            .route(web::delete().to(admin::delete_channel))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
         web::resource("/admin/v1/tenants/{id}/credit")
             .route(web::post().to(admin::top_up))
             .default_service(web::to(not_allowed)),

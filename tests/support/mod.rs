@@ -237,6 +237,25 @@ impl Http {
         Self::finish(request.send(body))
     }
 
+    /// Any method, with an optional bearer key and an optional JSON body.
+    pub fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> Reply {
+        let uri = format!("{}{path}", self.base);
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(&uri)
+            .header("Content-Type", "application/json");
+        if let Some(key) = key {
+            request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        match body {
+            Some(body) => Self::finish(
+                self.agent
+                    .run(request.body(body.to_string()).expect("a valid request")),
+            ),
+            None => Self::finish(self.agent.run(request.body(()).expect("a valid request"))),
+        }
+    }
+
     pub fn get(&self, path: &str, key: Option<&str>) -> Reply {
         let mut request = self.agent.get(format!("{}{path}", self.base));
         if let Some(key) = key {
