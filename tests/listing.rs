@@ -184,3 +184,27 @@ fn a_concatenated_inbound_message_arrives_as_one_even_out_of_order() {
         s.mo_sent == 3 && s.queued_deliveries == 0
     });
 }
+
+#[test]
+fn an_inbound_message_split_with_sar_tlvs_arrives_as_one() {
+    let (_dir, db) = temp_db();
+    let sim = simulator(&[ACME], Faults::default());
+    let engine = TestEngine::start(&config_text(&db, sim.local_addr().port(), &[ACME], ""));
+    let http = engine.http();
+    wait_for_binds(&sim, 1);
+    let text: String = (0..300)
+        .map(|i| char::from(b'A' + (i % 26) as u8))
+        .collect();
+    sim.send_mo_sar_parts("acme", "4915100000009", "12345", &text, 0xBEEF, &[2, 1]);
+    eventually(Duration::from_secs(10), "one inbound message", || {
+        http.get("/v1/inbound", Some(ACME.api_key)).body["inbound"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    });
+    let mo = http.get("/v1/inbound", Some(ACME.api_key)).body["inbound"][0].clone();
+    assert_eq!(mo["text"], text.as_str());
+    eventually(Duration::from_secs(10), "both parts acknowledged", || {
+        let s = sim.stats();
+        s.mo_sent == 2 && s.queued_deliveries == 0
+    });
+}

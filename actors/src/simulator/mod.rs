@@ -372,6 +372,43 @@ impl SimulatorHandle {
         reference: u8,
         order: &[u8],
     ) {
+        self.send_concatenated(
+            system_id,
+            source,
+            destination,
+            text,
+            reference.into(),
+            order,
+            false,
+        )
+    }
+
+    /// Like [`SimulatorHandle::send_mo_parts`], but each part is marked by
+    /// the SAR TLVs (`sar_msg_ref_num`, `sar_total_segments`,
+    /// `sar_segment_seqnum`) instead of a UDH, with a 16-bit reference.
+    pub fn send_mo_sar_parts(
+        &self,
+        system_id: &str,
+        source: &str,
+        destination: &str,
+        text: &str,
+        reference: u16,
+        order: &[u8],
+    ) {
+        self.send_concatenated(system_id, source, destination, text, reference, order, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_concatenated(
+        &self,
+        system_id: &str,
+        source: &str,
+        destination: &str,
+        text: &str,
+        reference: u16,
+        order: &[u8],
+        sar: bool,
+    ) {
         let encoded = encoding::encode(text);
         let parts = encoding::split(&encoded);
         let total = parts.len() as u8;
@@ -386,15 +423,24 @@ impl SimulatorHandle {
             };
             match pdus::mobile_originated(source, destination, "") {
                 Ok(mut pdu) => {
-                    let udh = encoding::concat_udh(reference, total, sequence);
-                    match rusmpp::types::OctetString::from_vec([&udh[..], payload].concat()) {
+                    let bytes = if sar {
+                        use rusmpp::tlvs::MessageDeliveryRequestTlvValue as Tlv;
+                        pdu.push_tlv(Tlv::SarMsgRefNum(reference));
+                        pdu.push_tlv(Tlv::SarTotalSegments(total));
+                        pdu.push_tlv(Tlv::SarSegmentSeqnum(sequence));
+                        payload.to_vec()
+                    } else {
+                        let udh = encoding::concat_udh(reference as u8, total, sequence);
+                        pdu.esm_class = rusmpp::values::EsmClass::from(0x40);
+                        [&udh[..], payload].concat()
+                    };
+                    match rusmpp::types::OctetString::from_vec(bytes) {
                         Ok(sm) => pdu.set_short_message(sm),
                         Err(e) => {
                             log::warn!("simulator: MO part too long: {e}");
                             continue;
                         }
                     }
-                    pdu.esm_class = rusmpp::values::EsmClass::from(0x40);
                     pdu.data_coding =
                         rusmpp::values::DataCoding::from(encoded.coding.data_coding());
                     self.inner.shared.dispatch(Deliver {

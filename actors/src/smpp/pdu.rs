@@ -354,28 +354,21 @@ pub fn split_udh(bytes: &[u8]) -> (Option<Concatenated>, &[u8]) {
 /// Classifies and reads a deliver_sm. esm_class bits 2..5 = 0b0001 (0x04)
 /// mark an SMSC delivery receipt; 0x08/0x10/0x20 are other acknowledgement
 /// kinds that we also treat as receipts when they carry an id.
+///
+/// The text is `short_message`, or the `message_payload` TLV when
+/// `short_message` is empty (SMPP 3.4 §5.3.2.32: the two are never used
+/// together). A part of a concatenated MO message is recognised by its
+/// UDH (esm_class UDHI) or, without one, by the three SAR TLVs
+/// (`sar_msg_ref_num`, `sar_total_segments`, `sar_segment_seqnum`, §5.3.2.22–24).
 pub fn read_deliver_sm(pdu: &DeliverSm) -> Delivery {
     let esm = u8::from(pdu.esm_class);
     let message_type = esm & 0x3C;
     let data_coding = u8::from(pdu.data_coding);
-    let bytes = pdu.short_message().as_ref();
-    let (part, body) = if esm & 0x40 != 0 {
-        split_udh(bytes)
-    } else {
-        (None, bytes)
-    };
-    let text = encoding::decode(data_coding, body);
-    if message_type == 0 {
-        return Delivery::MobileOriginated {
-            source: pdu.source_addr.to_string(),
-            destination: pdu.destination_addr.to_string(),
-            text,
-            part,
-        };
-    }
     let mut tlv_id = None;
     let mut tlv_state = None;
     let mut network_error = None;
+    let mut payload = None;
+    let (mut sar_ref, mut sar_total, mut sar_seq) = (None, None, None);
     for tlv in pdu.tlvs() {
         match (tlv.tag(), tlv.value()) {
             (TlvTag::ReceiptedMessageId, Some(TlvValue::ReceiptedMessageId(id))) => {
@@ -387,8 +380,45 @@ pub fn read_deliver_sm(pdu: &DeliverSm) -> Delivery {
             (TlvTag::NetworkErrorCode, Some(TlvValue::NetworkErrorCode(code))) => {
                 network_error = Some(u32::from(code.error_code));
             }
+            (TlvTag::MessagePayload, Some(TlvValue::MessagePayload(p))) => {
+                payload = Some(p.value.as_ref());
+            }
+            (TlvTag::SarMsgRefNum, Some(TlvValue::SarMsgRefNum(v))) => sar_ref = Some(*v),
+            (TlvTag::SarTotalSegments, Some(TlvValue::SarTotalSegments(v))) => sar_total = Some(*v),
+            (TlvTag::SarSegmentSeqnum, Some(TlvValue::SarSegmentSeqnum(v))) => sar_seq = Some(*v),
             _ => {}
         }
+    }
+    let short = pdu.short_message().as_ref();
+    let bytes = match payload {
+        Some(payload) if short.is_empty() => payload,
+        _ => short,
+    };
+    let (part, body) = if esm & 0x40 != 0 {
+        split_udh(bytes)
+    } else {
+        (None, bytes)
+    };
+    let text = encoding::decode(data_coding, body);
+    if message_type == 0 {
+        let sar = match (sar_ref, sar_total, sar_seq) {
+            (Some(reference), Some(total), Some(sequence))
+                if total >= 1 && sequence >= 1 && sequence <= total =>
+            {
+                Some(Concatenated {
+                    reference,
+                    total,
+                    sequence,
+                })
+            }
+            _ => None,
+        };
+        return Delivery::MobileOriginated {
+            source: pdu.source_addr.to_string(),
+            destination: pdu.destination_addr.to_string(),
+            text,
+            part: part.or(sar),
+        };
     }
     let parsed = receipt::parse_receipt_text(&text);
     let id = tlv_id
@@ -623,6 +653,67 @@ mod tests {
                         sequence: 1
                     })
                 );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn sar_part(reference: u16, total: u8, sequence: u8, text: &str) -> DeliverSm {
+        let mut pdu = deliver(0x00, text);
+        pdu.push_tlv(MessageDeliveryRequestTlvValue::SarMsgRefNum(reference));
+        pdu.push_tlv(MessageDeliveryRequestTlvValue::SarTotalSegments(total));
+        pdu.push_tlv(MessageDeliveryRequestTlvValue::SarSegmentSeqnum(sequence));
+        pdu
+    }
+
+    #[test]
+    fn an_mo_part_marked_by_sar_tlvs_is_recognised() {
+        match read_deliver_sm(&sar_part(0x1234, 3, 2, "middle")) {
+            Delivery::MobileOriginated { text, part, .. } => {
+                assert_eq!(text, "middle");
+                assert_eq!(
+                    part,
+                    Some(Concatenated {
+                        reference: 0x1234,
+                        total: 3,
+                        sequence: 2
+                    })
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn inconsistent_sar_tlvs_make_a_plain_message() {
+        for (total, sequence) in [(0, 0), (2, 3), (2, 0)] {
+            match read_deliver_sm(&sar_part(1, total, sequence, "x")) {
+                Delivery::MobileOriginated { part, .. } => assert_eq!(part, None),
+                other => panic!("{other:?}"),
+            }
+        }
+        let mut only_two = deliver(0x00, "x");
+        only_two.push_tlv(MessageDeliveryRequestTlvValue::SarMsgRefNum(1));
+        only_two.push_tlv(MessageDeliveryRequestTlvValue::SarTotalSegments(2));
+        match read_deliver_sm(&only_two) {
+            Delivery::MobileOriginated { part, .. } => assert_eq!(part, None),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_mo_text_in_message_payload_is_read_when_short_message_is_empty() {
+        let mut pdu = deliver(0x00, "");
+        let long = "a text longer than one short message could hold ".repeat(8);
+        pdu.push_tlv(MessageDeliveryRequestTlvValue::MessagePayload(
+            rusmpp::values::MessagePayload::new(rusmpp::types::AnyOctetString::new(
+                long.as_bytes().to_vec(),
+            )),
+        ));
+        match read_deliver_sm(&pdu) {
+            Delivery::MobileOriginated { text, part, .. } => {
+                assert_eq!(text, long);
+                assert_eq!(part, None);
             }
             other => panic!("{other:?}"),
         }
