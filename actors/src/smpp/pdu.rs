@@ -706,7 +706,7 @@ mod tests {
         let mut pdu = deliver(0x00, "");
         let long = "a text longer than one short message could hold ".repeat(8);
         pdu.push_tlv(MessageDeliveryRequestTlvValue::MessagePayload(
-            rusmpp::values::MessagePayload::new(rusmpp::types::AnyOctetString::new(
+            rusmpp::values::MessagePayload::new(rusmpp::types::AnyOctetString::from_vec(
                 long.as_bytes().to_vec(),
             )),
         ));
