@@ -153,6 +153,10 @@ pub struct EngineConfig {
     /// are delivered as separate inbound messages.
     #[serde(default)]
     pub mo_parts_timeout_s: Option<u64>,
+    /// When tenants are paced by their `weight`: `auto` (default, while
+    /// the engine is saturated), `always`, or `off`.
+    #[serde(default)]
+    pub fair_share: crate::fair::Mode,
 }
 
 /// `[[tenants]]`, and the body of the operator API's tenant calls (which
@@ -175,6 +179,10 @@ pub struct TenantConfig {
     /// or final — at once (default: unlimited); more gets 429.
     #[serde(default)]
     pub max_in_flight: Option<u64>,
+    /// Its share of the engine against the other tenants while the engine
+    /// is saturated (default 1; see [`crate::fair`]).
+    #[serde(default = "one_f64")]
+    pub weight: f64,
     /// Price of one SMS part, in currency units (e.g. 0.05). Setting it
     /// turns on credit control: each message reserves parts × price on
     /// accept and is refused with 402 when the balance does not cover it.
@@ -340,6 +348,9 @@ fn parse_status_code(key: &str) -> Option<u32> {
 
 fn one() -> usize {
     1
+}
+fn one_f64() -> f64 {
+    1.0
 }
 fn ten() -> usize {
     10
@@ -570,6 +581,9 @@ impl TenantConfig {
         }
         if self.max_in_flight == Some(0) {
             return Err(invalid(key("max_in_flight"), "must be at least 1"));
+        }
+        if !self.weight.is_finite() || !(0.01..=1000.0).contains(&self.weight) {
+            return Err(invalid(key("weight"), "must be a number from 0.01 to 1000"));
         }
         for (field, value) in [
             ("price_per_part", self.price_per_part),

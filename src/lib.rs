@@ -7,6 +7,7 @@
 //! Layout of this crate (the binary's own layer):
 //! - [`config`] — the TOML file, validated into typed specs.
 //! - [`tenants`] — the tenants served, changed live by the operator API.
+//! - [`fair`] — weighted fair shares between tenants under saturation.
 //! - [`http`] — the actix-web API.
 //! - [`Engine`] — wires store, actors and HTTP together; `start` takes its
 //!   listener from the caller so tests bind port 0.
@@ -16,6 +17,7 @@
 //! the bundled simulator). See `docs/architecture.md`.
 
 pub mod config;
+pub mod fair;
 pub mod http;
 pub mod tenants;
 pub mod webhooks;
@@ -129,10 +131,11 @@ impl Engine {
         let registry = Registry::new(store.clone(), threads);
         let tenants = tenants::reconcile(config, &store)?;
         let live_keys = store.api_keys(smppd_actors::smpp::time::unix_ms())?;
+        let paces = fair::Paces::default();
         let keys = web::Data::new(http::auth::Keys::new(
             tenants
                 .iter()
-                .map(|t| http::auth::TenantInfo::new(&t.config, t.suspended)),
+                .map(|t| http::auth::TenantInfo::new(&t.config, t.suspended, &paces)),
             live_keys,
         ));
         let policies = webhooks::Policies::new(
@@ -152,6 +155,7 @@ impl Engine {
             registry.clone(),
             keys.clone(),
             policies,
+            paces.clone(),
             config.http.admin_token.clone(),
         ));
         let admin = web::Data::new(http::ops::AdminToken(config.http.admin_token.clone()));
@@ -181,10 +185,16 @@ impl Engine {
         actix_rt::spawn(server);
         let mo_timeout = Duration::from_secs(config.engine.mo_parts_timeout_s.unwrap_or(600));
         let (housekeeping_store, housekeeping_registry) = (store.clone(), registry.clone());
+        let fair_share = config.engine.fair_share;
         let housekeeping = actix_rt::spawn(async move {
             tokio::join!(
                 purge_idempotency_keys(housekeeping_store.clone()),
-                flush_stale_mo_parts(housekeeping_store, housekeeping_registry, mo_timeout),
+                flush_stale_mo_parts(
+                    housekeeping_store.clone(),
+                    housekeeping_registry,
+                    mo_timeout
+                ),
+                fair::governor(fair_share, paces, housekeeping_store),
             );
         });
         log::info!("HTTP API listening on http://{addr}");

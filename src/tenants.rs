@@ -32,6 +32,7 @@ use smppd_actors::Registry;
 use smppd_sqlite::{DeletedTenant, Done, Store, StoreError, TenantRow};
 
 use crate::config::{self, ChannelConfig, Config, ConfigError, TenantConfig};
+use crate::fair::Paces;
 use crate::http::auth::{key_hash, new_key, Keys, TenantInfo};
 use crate::webhooks::Policies;
 
@@ -90,6 +91,7 @@ pub struct Directory {
     registry: Registry,
     keys: web::Data<Keys>,
     policies: Policies,
+    paces: Paces,
     admin_token: Option<String>,
 }
 
@@ -317,6 +319,7 @@ impl Directory {
         registry: Registry,
         keys: web::Data<Keys>,
         policies: Policies,
+        paces: Paces,
         admin_token: Option<String>,
     ) -> Self {
         let tenants = tenants
@@ -329,6 +332,7 @@ impl Directory {
             registry,
             keys,
             policies,
+            paces,
             admin_token,
         }
     }
@@ -403,7 +407,8 @@ impl Directory {
         let now = time::unix_ms();
         write(|done| self.store.rotate_api_key(&tenant.id, hash, now, done)).await?;
         self.prepare_store(&tenant).await?;
-        self.keys.set_tenant(TenantInfo::new(&tenant, false));
+        self.keys
+            .set_tenant(TenantInfo::new(&tenant, false, &self.paces));
         self.keys.add_key(&tenant.id, hash);
         self.policies.set(&tenant.id, tenant.webhook_policy());
         self.registry.start_tenant(tenant.spec());
@@ -473,7 +478,8 @@ impl Directory {
         let suspended = current.suspended;
         self.persist(&tenant, suspended).await?;
         self.prepare_store(&tenant).await?;
-        self.keys.set_tenant(TenantInfo::new(&tenant, suspended));
+        self.keys
+            .set_tenant(TenantInfo::new(&tenant, suspended, &self.paces));
         self.policies.set(&tenant.id, tenant.webhook_policy());
         log::info!("[{id}] tenant settings changed");
         let managed = Managed {
@@ -509,7 +515,7 @@ impl Directory {
         self.persist(&current.config, suspended).await?;
         current.suspended = suspended;
         self.keys
-            .set_tenant(TenantInfo::new(&current.config, suspended));
+            .set_tenant(TenantInfo::new(&current.config, suspended, &self.paces));
         if suspended {
             self.registry.stop_tenant(id, UNBIND_TIMEOUT).await;
             log::warn!("[{id}] tenant suspended: sessions closed, API calls refused");
@@ -530,6 +536,7 @@ impl Directory {
         }
         self.keys.remove_tenant(id);
         self.policies.set(id, None);
+        self.paces.remove(id);
         self.registry.stop_tenant(id, UNBIND_TIMEOUT).await;
         let removed = write(|done| self.store.delete_tenant(id, done)).await?;
         tenants.remove(id);

@@ -44,3 +44,74 @@ fn a_small_tenant_is_served_while_a_big_backlog_drains() {
         "beta finished while acme's backlog was still draining ({done} of 1,500 done)"
     );
 }
+
+/// A third tenant for the weights test.
+const GAMMA: TenantSetup = TenantSetup {
+    id: "gamma",
+    api_key: "gamma-secret-key",
+    system_id: "gamma",
+    password: "gamma-pw",
+};
+
+#[test]
+fn tenants_sending_at_once_get_shares_in_proportion_to_their_weights() {
+    let (_dir, db) = temp_db();
+    let tenants = [(ACME, 1.0), (BETA, 2.0), (GAMMA, 4.0)];
+    let sim = simulator(&[ACME, BETA, GAMMA], Faults::default());
+    let port = sim.local_addr().port();
+    // `always`: pace by weight whenever tenants send together, so the test
+    // does not depend on how busy the machine running it is.
+    let mut text = format!(
+        "[engine]\nfair_share = \"always\"\n[database]\npath = {:?}\nsynchronous = \"normal\"\n",
+        db.display().to_string()
+    );
+    for (t, weight) in &tenants {
+        text.push_str(&tenant_text(port, t, &format!("weight = {weight}"), ""));
+    }
+    let engine = TestEngine::start(&text);
+    wait_for_binds(&sim, 3);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<_> = tenants
+        .iter()
+        .flat_map(|(t, _)| std::iter::repeat_n(t.api_key, 6))
+        .map(|key| {
+            let (addr, stop) = (engine.addr, stop.clone());
+            std::thread::spawn(move || {
+                let http = Http::new(addr);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    http.send(key, "4915100000001", "weighted");
+                }
+            })
+        })
+        .collect();
+    let http = engine.http();
+    let accepted = |key: &str| {
+        http.get("/v1/stats", Some(key)).body["accepted"]
+            .as_u64()
+            .unwrap()
+    };
+    // Let the governor settle, then measure over a few seconds.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before: Vec<u64> = tenants.iter().map(|(t, _)| accepted(t.api_key)).collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let after: Vec<u64> = tenants.iter().map(|(t, _)| accepted(t.api_key)).collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in senders {
+        s.join().unwrap();
+    }
+    let counts: Vec<u64> = before.iter().zip(&after).map(|(b, a)| a - b).collect();
+    let total: u64 = counts.iter().sum();
+    assert!(total > 100, "the tenants were sending ({counts:?})");
+    let weight_sum: f64 = tenants.iter().map(|(_, w)| w).sum();
+    for ((t, weight), count) in tenants.iter().zip(&counts) {
+        let share = *count as f64 / total as f64;
+        let wanted = weight / weight_sum;
+        assert!(
+            (share / wanted - 1.0).abs() <= 0.2,
+            "{} got {:.1} % of the messages, its weight asks for {:.1} % (counts {counts:?})",
+            t.id,
+            share * 100.0,
+            wanted * 100.0
+        );
+    }
+}

@@ -20,6 +20,7 @@ use smppd_actors::smpp::time;
 
 use super::problem::Problem;
 use crate::config::{micros, TenantConfig};
+use crate::fair::{Pace, Paces};
 use smppd_sqlite::ApiKeyRow;
 
 /// A token bucket for a tenant's accept rate. Behind a mutex, so the limit
@@ -89,11 +90,13 @@ pub struct TenantInfo {
     pub signs_webhooks: bool,
     /// Suspended by the operator: every call is refused with 403.
     pub suspended: bool,
+    /// Its fair-share pacing (shared across its settings' versions).
+    pub pace: Arc<Pace>,
 }
 
 impl TenantInfo {
     /// The HTTP view of a tenant's settings.
-    pub fn new(tenant: &TenantConfig, suspended: bool) -> Self {
+    pub fn new(tenant: &TenantConfig, suspended: bool, paces: &Paces) -> Self {
         TenantInfo {
             id: Arc::from(tenant.id.as_str()),
             accept_rate: tenant.max_accept_rate.map(AcceptRate::new),
@@ -101,6 +104,7 @@ impl TenantInfo {
             price_per_part: tenant.price_per_part.map(micros),
             signs_webhooks: tenant.webhook_secret.is_some(),
             suspended,
+            pace: paces.get(&tenant.id, tenant.weight),
         }
     }
 }

@@ -125,6 +125,7 @@ pub async fn send_batch(
         }
     }
 
+    tenant.0.pace.admit(messages.len() as u64).await;
     let tenant_id = tenant.id().clone();
     let idempotency = key.map(|key| {
         let (render_items, render_tenant) = (items.clone(), tenant_id.clone());

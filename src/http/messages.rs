@@ -391,6 +391,7 @@ pub async fn send(
             ));
         }
     }
+    tenant.0.pace.admit(1).await;
     let client_ref = request.client_ref().map(str::to_string);
     let (message, queued) = request.into_new_message(&tenant.0);
     let stats = registry.stats(tenant.id());

@@ -1,0 +1,332 @@
+//! Weighted fair shares between tenants when the engine is saturated.
+//!
+//! Tenants share this process's CPU and its store writer. While there is
+//! capacity to spare nobody waits: every accepted message goes straight to
+//! the store. When the engine is *saturated* — the machine's CPUs are
+//! busy, or the store's writer has a backlog — the [`Governor`] paces the
+//! tenants that are sending, so that each gets its configured `weight`'s
+//! share of what the engine manages: every tick it measures the total
+//! accept rate and gives each sending tenant a rate of
+//! `total × weight / Σ weights of the sending tenants` (plus a little
+//! headroom, so a share that another tenant leaves unused is taken up
+//! within a few ticks). A paced request is not refused: it waits, without
+//! holding a thread, until its tenant's rate lets it in ([`Pace::admit`]).
+//! Pacing the tenant above its share frees the CPU the others need, so a
+//! closed-loop client of each tenant sees throughput in proportion to the
+//! weights.
+//!
+//! Not an actor: [`Pace`] is a per-tenant token bucket behind a mutex,
+//! shared by the HTTP workers; the governor is a task on the main
+//! system's runtime.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use smppd_sqlite::Store;
+
+/// How often the governor measures and sets rates.
+pub const TICK: Duration = Duration::from_millis(250);
+/// A paced tenant may go this much over its exact share, so that capacity
+/// another tenant leaves unused is taken up within a few ticks.
+const HEADROOM: f64 = 1.1;
+/// No tenant is paced below this many messages per second.
+const MIN_RATE: f64 = 5.0;
+/// The CPUs count as saturated above this busy fraction…
+const BUSY_ENTER: f64 = 0.90;
+/// …and stop counting as saturated below this one (hysteresis).
+const BUSY_LEAVE: f64 = 0.75;
+/// Store writes waiting above this count also mean saturation.
+const STORE_BACKLOG: u64 = 5_000;
+/// Longest single wait of a paced request.
+const MAX_WAIT: Duration = Duration::from_secs(2);
+
+/// `engine.fair_share`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Pace by weight only while the engine is saturated (the default).
+    #[default]
+    Auto,
+    /// Pace by weight whenever two or more tenants send at once, spare
+    /// capacity or not (strict shares).
+    Always,
+    /// Never pace.
+    Off,
+}
+
+/// One tenant's pacing state.
+#[derive(Debug)]
+pub struct Pace {
+    /// Its weight, as `f64` bits.
+    weight: AtomicU64,
+    /// Messages admitted since start (the governor reads the deltas).
+    admitted: AtomicU64,
+    /// `(rate per second, tokens, last refill)` while paced.
+    limit: Mutex<Option<(f64, f64, Instant)>>,
+}
+
+impl Pace {
+    fn new(weight: f64) -> Self {
+        Self {
+            weight: AtomicU64::new(weight.to_bits()),
+            admitted: AtomicU64::new(0),
+            limit: Mutex::new(None),
+        }
+    }
+
+    /// The tenant's weight.
+    pub fn weight(&self) -> f64 {
+        f64::from_bits(self.weight.load(Ordering::Relaxed))
+    }
+
+    /// The rate it is paced at, if it is.
+    pub fn rate(&self) -> Option<f64> {
+        self.limit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|(rate, _, _)| rate)
+    }
+
+    /// How long `n` messages must wait before they may go to the store,
+    /// reserving their place (tokens may go negative, so concurrent
+    /// requests queue up behind each other in arrival order).
+    fn reserve(&self, n: u64, now: Instant) -> Duration {
+        self.admitted.fetch_add(n, Ordering::Relaxed);
+        let mut limit = self.limit.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((rate, tokens, last)) = limit.as_mut() else {
+            return Duration::ZERO;
+        };
+        let burst = (*rate * 0.1).max(1.0);
+        *tokens = (*tokens + now.saturating_duration_since(*last).as_secs_f64() * *rate).min(burst);
+        *last = now;
+        *tokens -= n as f64;
+        if *tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((-*tokens / *rate).min(MAX_WAIT.as_secs_f64()))
+        }
+    }
+
+    /// Waits, if the tenant is paced, until `n` messages may go on.
+    pub async fn admit(&self, n: u64) {
+        let wait = self.reserve(n, Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn set_rate(&self, rate: Option<f64>, now: Instant) {
+        let mut limit = self.limit.lock().unwrap_or_else(|e| e.into_inner());
+        *limit = match (rate, *limit) {
+            (None, _) => None,
+            (Some(rate), Some((_, tokens, last))) => Some((rate, tokens, last)),
+            (Some(rate), None) => Some((rate, 0.0, now)),
+        };
+    }
+}
+
+/// Every tenant's [`Pace`], by id. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Paces(Arc<RwLock<HashMap<String, Arc<Pace>>>>);
+
+impl Paces {
+    /// The tenant's pace, created if new, with its weight set to `weight`.
+    pub fn get(&self, tenant: &str, weight: f64) -> Arc<Pace> {
+        if let Some(pace) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(tenant) {
+            pace.weight.store(weight.to_bits(), Ordering::Relaxed);
+            return pace.clone();
+        }
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(tenant.to_string())
+            .or_insert_with(|| Arc::new(Pace::new(weight)))
+            .clone()
+    }
+
+    /// Forgets a deleted tenant.
+    pub fn remove(&self, tenant: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(tenant);
+    }
+
+    fn all(&self) -> Vec<(String, Arc<Pace>)> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// Each sending tenant's rate: its weight's share of `total` (messages per
+/// second), with headroom, never below [`MIN_RATE`].
+pub fn shares(total: f64, weights: &[f64]) -> Vec<f64> {
+    let sum: f64 = weights.iter().sum();
+    weights
+        .iter()
+        .map(|w| (total * w / sum * HEADROOM).max(MIN_RATE))
+        .collect()
+}
+
+/// Busy fraction of all CPUs between two readings of `/proc/stat`'s first
+/// line (`cpu user nice system idle iowait irq softirq steal …`).
+pub fn busy_between(before: &[u64], after: &[u64]) -> Option<f64> {
+    let total = |v: &[u64]| v.iter().take(8).sum::<u64>();
+    let idle = |v: &[u64]| v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    let dt = total(after).checked_sub(total(before))?;
+    let di = idle(after).checked_sub(idle(before))?;
+    (dt > 0).then(|| 1.0 - di as f64 / dt as f64)
+}
+
+fn read_cpu() -> Option<Vec<u64>> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?.strip_prefix("cpu ")?;
+    line.split_whitespace().map(|f| f.parse().ok()).collect()
+}
+
+/// Saturation with hysteresis.
+#[derive(Debug, Default)]
+pub struct Saturation {
+    on: bool,
+}
+
+impl Saturation {
+    /// Feeds one tick's readings; returns whether the engine is saturated.
+    pub fn update(&mut self, busy: Option<f64>, store_backlog: u64) -> bool {
+        let backlog = store_backlog > STORE_BACKLOG;
+        self.on = match busy {
+            Some(b) if self.on => b >= BUSY_LEAVE || backlog,
+            Some(b) => b >= BUSY_ENTER || backlog,
+            None => backlog,
+        };
+        self.on
+    }
+}
+
+/// Runs forever: every [`TICK`], measures and sets the tenants' rates.
+pub async fn governor(mode: Mode, paces: Paces, store: Store) {
+    if mode == Mode::Off {
+        return;
+    }
+    let mut tick = tokio::time::interval(TICK);
+    let mut cpu = read_cpu();
+    let mut last: HashMap<String, u64> = HashMap::new();
+    let mut at = Instant::now();
+    let mut saturation = Saturation::default();
+    let mut pacing = false;
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let dt = now.duration_since(at).as_secs_f64().max(0.001);
+        at = now;
+        let cpu_now = read_cpu();
+        let busy = match (&cpu, &cpu_now) {
+            (Some(a), Some(b)) => busy_between(a, b),
+            _ => None,
+        };
+        cpu = cpu_now;
+        let saturated = match mode {
+            Mode::Always => true,
+            _ => saturation.update(busy, store.pending_writes()),
+        };
+        let all = paces.all();
+        let mut sending = Vec::new();
+        let mut total = 0u64;
+        for (id, pace) in &all {
+            let admitted = pace.admitted.load(Ordering::Relaxed);
+            let delta = admitted.saturating_sub(last.insert(id.clone(), admitted).unwrap_or(0));
+            if delta > 0 {
+                sending.push(pace);
+                total += delta;
+            }
+        }
+        last.retain(|id, _| all.iter().any(|(k, _)| k == id));
+        if saturated && sending.len() >= 2 {
+            let weights: Vec<f64> = sending.iter().map(|p| p.weight()).collect();
+            let rates = shares(total as f64 / dt, &weights);
+            for (_, pace) in &all {
+                let rate = sending
+                    .iter()
+                    .position(|p| Arc::ptr_eq(p, pace))
+                    .map(|i| rates[i]);
+                pace.set_rate(rate, now);
+            }
+            if !pacing {
+                log::info!(
+                    "engine saturated ({} tenants sending, {:.0} msg/s): pacing tenants by weight",
+                    sending.len(),
+                    total as f64 / dt
+                );
+            }
+            pacing = true;
+        } else if pacing {
+            for (_, pace) in &all {
+                pace.set_rate(None, now);
+            }
+            log::info!("engine no longer saturated: tenants no longer paced");
+            pacing = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_follow_the_weights_with_headroom_and_a_floor() {
+        let rates = shares(7000.0, &[1.0, 2.0, 4.0]);
+        assert!((rates[0] - 1100.0).abs() < 1e-6, "{rates:?}");
+        assert!((rates[1] - 2200.0).abs() < 1e-6);
+        assert!((rates[2] - 4400.0).abs() < 1e-6);
+        assert_eq!(shares(10.0, &[1.0, 99.0])[0], MIN_RATE);
+    }
+
+    #[test]
+    fn a_paced_tenant_waits_in_arrival_order_at_its_rate() {
+        let pace = Pace::new(1.0);
+        let t0 = Instant::now();
+        assert_eq!(pace.reserve(5, t0), Duration::ZERO, "not paced: no wait");
+        pace.set_rate(Some(100.0), t0);
+        // 100/s: the 1st message waits 10 ms, the 10th 100 ms.
+        let waits: Vec<Duration> = (0..10).map(|_| pace.reserve(1, t0)).collect();
+        assert_eq!(waits[0], Duration::from_millis(10));
+        assert_eq!(waits[9], Duration::from_millis(100));
+        // A second later the debt is paid and the burst (10) refilled.
+        assert_eq!(pace.reserve(1, t0 + Duration::from_secs(2)), Duration::ZERO);
+        pace.set_rate(None, t0);
+        assert_eq!(pace.reserve(1000, t0), Duration::ZERO);
+        assert_eq!(pace.admitted.load(Ordering::Relaxed), 1016);
+    }
+
+    #[test]
+    fn saturation_starts_at_90_percent_busy_and_ends_below_75() {
+        let mut s = Saturation::default();
+        assert!(!s.update(Some(0.85), 0));
+        assert!(s.update(Some(0.95), 0));
+        assert!(s.update(Some(0.80), 0), "hysteresis");
+        assert!(!s.update(Some(0.70), 0));
+        assert!(
+            s.update(None, STORE_BACKLOG + 1),
+            "a store backlog is saturation"
+        );
+        assert!(!s.update(None, 0));
+    }
+
+    #[test]
+    fn the_busy_fraction_comes_from_two_proc_stat_readings() {
+        let before = [100, 0, 100, 800, 0, 0, 0, 0];
+        let after = [250, 0, 150, 850, 50, 0, 0, 0];
+        // 300 jiffies passed, 100 of them idle or iowait.
+        let busy = busy_between(&before, &after).unwrap();
+        assert!((busy - 2.0 / 3.0).abs() < 1e-9, "{busy}");
+        assert_eq!(busy_between(&after, &before), None, "a counter went back");
+    }
+}
