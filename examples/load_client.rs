@@ -570,9 +570,26 @@ fn main() {
                 .expect("spawn a sender thread")
         })
         .collect();
+    // Each tenant's 202s up to the moment the first tenant stopped sending:
+    // while every tenant is still sending, these are the shares the engine
+    // gives them under the same load (weights, `engine.fair_share`).
+    let mut contended: Option<(Vec<u64>, Duration)> = None;
     while !handles.iter().all(|h| h.is_finished()) {
         sent_bar.set_position(shared.sent.load(Ordering::Relaxed));
-        thread::sleep(Duration::from_millis(50));
+        if contended.is_none()
+            && shared
+                .senders_left
+                .iter()
+                .any(|s| s.load(Ordering::Acquire) == 0)
+        {
+            let counts = shared
+                .accepted
+                .iter()
+                .map(|a| a.load(Ordering::Relaxed))
+                .collect();
+            contended = Some((counts, start.elapsed()));
+        }
+        thread::sleep(Duration::from_millis(20));
     }
     let results: Vec<ThreadResult> = handles
         .into_iter()
@@ -680,6 +697,7 @@ fn main() {
         })
         .collect();
     let rate_sum: f64 = tenant_rates.iter().flatten().sum();
+    let contended_sum: u64 = contended.as_ref().map_or(0, |(c, _)| c.iter().sum());
     let tenant_rows: Vec<Value> = (0..tenants)
         .map(|i| {
             let done = poll.as_ref().and_then(|p| p.done_at[i]);
@@ -696,6 +714,11 @@ fn main() {
                 "time_to_last_dlr_s": done.map(|d| d.as_secs_f64()),
                 "end_to_end_per_s": tenant_rates[i],
                 "share": tenant_rates[i].filter(|_| rate_sum > 0.0).map(|r| r / rate_sum),
+                "contended_accepted": contended.as_ref().map(|(c, _)| c[i]),
+                "contended_share": contended
+                    .as_ref()
+                    .filter(|_| contended_sum > 0)
+                    .map(|(c, _)| c[i] as f64 / contended_sum as f64),
                 "retried": stats.and_then(|s| s.get("retried")).copied(),
                 "throttled": stats.and_then(|s| s.get("throttled")).copied(),
             })
@@ -713,6 +736,7 @@ fn main() {
         },
         "send": {
             "wall_s": send_wall.as_secs_f64(),
+            "contended_s": contended.as_ref().map(|(_, at)| at.as_secs_f64()),
             "sent": sent,
             "accepted": accepted,
             "accepted_per_s": accepted_per_s,
@@ -966,20 +990,28 @@ fn print_report(r: &Value) {
     );
     println!();
     println!(
-        "  {:>6} {:>9} {:>9} {:>9} {:>12} {:>12} {:>7}",
-        "tenant", "accepted", "send s", "p95 ms", "last DLR s", "e2e msg/s", "share"
+        "  {:>6} {:>9} {:>9} {:>9} {:>12} {:>12} {:>7} {:>15}",
+        "tenant",
+        "accepted",
+        "send s",
+        "p95 ms",
+        "last DLR s",
+        "e2e msg/s",
+        "share",
+        "while all send"
     );
     if let Some(rows) = r["tenants_detail"].as_array() {
         for t in rows {
             println!(
-                "  {:>6} {:>9} {:>9} {:>9} {:>12} {:>12} {:>6}%",
+                "  {:>6} {:>9} {:>9} {:>9} {:>12} {:>12} {:>6}% {:>14}%",
                 t["tenant"].as_u64().map_or(0, |i| i + 1),
                 t["accepted"].to_string(),
                 f(&t["send_s"], 2),
                 f(&t["accept_latency_ms"]["p95"], 2),
                 f(&t["time_to_last_dlr_s"], 2),
                 f(&t["end_to_end_per_s"], 0),
-                f(&json!(t["share"].as_f64().map(|s| s * 100.0)), 1)
+                f(&json!(t["share"].as_f64().map(|s| s * 100.0)), 1),
+                f(&json!(t["contended_share"].as_f64().map(|s| s * 100.0)), 1)
             );
         }
     }

@@ -28,10 +28,10 @@ use serde::Deserialize;
 use smppd_sqlite::Store;
 
 /// How often the governor measures and sets rates.
-pub const TICK: Duration = Duration::from_millis(250);
+pub const TICK: Duration = Duration::from_millis(100);
 /// A paced tenant may go this much over its exact share, so that capacity
 /// another tenant leaves unused is taken up within a few ticks.
-const HEADROOM: f64 = 1.1;
+const HEADROOM: f64 = 1.05;
 /// No tenant is paced below this many messages per second.
 const MIN_RATE: f64 = 5.0;
 /// The CPUs count as saturated above this busy fraction…

@@ -6,13 +6,15 @@
 #   examples/bench/run.sh --ceilings      # only the store and raw-SMPP ceilings
 #   examples/bench/run.sh --rss           # RSS with a large backlog (SMSC unreachable)
 #   examples/bench/run.sh --latency       # accept latency at concurrency 1, 10, 25, 50, 100
+#   examples/bench/run.sh --weights       # 3 tenants weighted 1, 2, 4: shares while all send
 #   examples/bench/run.sh --quick         # 1 run of each, fewer messages: a smoke test
 #
 # Options (after the mode): --runs N, --total N (messages per run, split over
 # the tenants), --tenants "1 5 10", --concurrency N, --sessions N,
 # --window N, --synchronous full|normal, --http-workers N, --engine-threads N
 # (default: smppd's, one per core), --dlr-delay-ms N, --rss-messages N,
-# --rss-max-send-s N, --rss-drain-max-s N, --quiet-wait-s N (before each
+# --rss-max-send-s N, --rss-drain-max-s N, --weights-list "1 2 4",
+# --fair-share auto|always|off (engine.fair_share), --quiet-wait-s N (before each
 # run, wait up to N s for the machine to be idle: other builds skew the
 # numbers; 0 = do not wait), --out DIR, --no-build.
 #
@@ -40,6 +42,9 @@ RSS_DRAIN_MAX_S=300
 QUIET_WAIT_S=120
 HTTP_WORKERS=
 ENGINE_THREADS=
+WEIGHTS="1 2 4"
+TENANT_WEIGHTS=
+FAIR_SHARE=auto
 HTTP_PORT=${HTTP_PORT:-18080}
 SMSC_PORT=${SMSC_PORT:-27750}
 OUT=$HERE/results
@@ -52,6 +57,9 @@ while [ $# -gt 0 ]; do
         --rss) MODE=rss ;;
         --quick) MODE=quick ;;
         --latency) MODE=latency ;;
+        --weights) MODE=weights ;;
+        --weights-list) WEIGHTS=$2; shift ;;
+        --fair-share) FAIR_SHARE=$2; shift ;;
         --runs) RUNS=$2; shift ;;
         --total) TOTAL=$2; shift ;;
         --tenants) TENANT_COUNTS=$2; shift ;;
@@ -68,7 +76,7 @@ while [ $# -gt 0 ]; do
         --engine-threads) ENGINE_THREADS=$2; shift ;;
         --out) OUT=$2; shift ;;
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n "2,22p" "$0"; exit 0 ;;
+        -h|--help) sed -n "2,25p" "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -139,9 +147,12 @@ write_config() { # DIR TENANTS SMSC_PORT [extra channel lines]
         -e "s|@SYNCHRONOUS@|$SYNCHRONOUS|" \
         -e "s|@HTTP_WORKERS@|${HTTP_WORKERS:+workers = $HTTP_WORKERS}|" \
         -e "s|@ENGINE_THREADS@|${ENGINE_THREADS:+threads = $ENGINE_THREADS}|" \
+        -e "s|@FAIR_SHARE@|$FAIR_SHARE|" \
         "$HERE/engine.toml.tmpl" >"$cfg"
+    local weights=($TENANT_WEIGHTS)
     for i in $(seq 1 "$tenants"); do
         sed -e "s|@TENANT@|t$i|g" -e "s|@API_KEY@|bench-key-t$i|" -e "s|@PASSWORD@|pw$i|" \
+            -e "s|@WEIGHT@|${weights[$((i - 1))]:-1}|" \
             -e "s|@SMSC_PORT@|$port|" -e "s|@SESSIONS@|$SESSIONS|" -e "s|@WINDOW@|$WINDOW|" \
             "$HERE/tenant.toml.tmpl" >>"$cfg"
         [ -n "$extra" ] && printf '%s\n' "$extra" >>"$cfg"
@@ -246,6 +257,18 @@ matrix() {
     done
 }
 
+# Weighted shares: one tenant per weight, the same messages and concurrency
+# each; the load client reports each tenant's share of the 202s while all
+# are still sending.
+weights() {
+    local n
+    n=$(wc -w <<<"$WEIGHTS")
+    for run in $(seq 1 "$RUNS"); do
+        TENANT_WEIGHTS=$WEIGHTS matrix_run "$n" "$run" "$TOTAL" "$CONCURRENCY" \
+            "weights-$FAIR_SHARE-r$run"
+    done
+}
+
 # Accept latency against concurrency: 1 tenant, one run per level.
 latency() {
     for c in 1 10 25 50 100; do
@@ -320,6 +343,7 @@ case "$MODE" in
     ceilings) ceilings ;;
     rss) rss ;;
     latency) latency ;;
+    weights) weights ;;
     quick) RUNS=1; TOTAL=4000; RSS_MESSAGES=20000; matrix; rss ;;
 esac
 if command -v python3 >/dev/null; then
