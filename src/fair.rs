@@ -283,9 +283,9 @@ mod tests {
     #[test]
     fn shares_follow_the_weights_with_headroom_and_a_floor() {
         let rates = shares(7000.0, &[1.0, 2.0, 4.0]);
-        assert!((rates[0] - 1100.0).abs() < 1e-6, "{rates:?}");
-        assert!((rates[1] - 2200.0).abs() < 1e-6);
-        assert!((rates[2] - 4400.0).abs() < 1e-6);
+        assert!((rates[0] - 1050.0).abs() < 1e-6, "{rates:?}");
+        assert!((rates[1] - 2100.0).abs() < 1e-6);
+        assert!((rates[2] - 4200.0).abs() < 1e-6);
         assert_eq!(shares(10.0, &[1.0, 99.0])[0], MIN_RATE);
     }
 
