@@ -155,6 +155,17 @@ impl Paces {
             .remove(tenant);
     }
 
+    /// Every tenant's id, weight and paced rate (`None`: not paced), by id.
+    pub fn snapshot(&self) -> Vec<(String, f64, Option<f64>)> {
+        let mut all: Vec<_> = self
+            .all()
+            .into_iter()
+            .map(|(id, pace)| (id, pace.weight(), pace.rate()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
     fn all(&self) -> Vec<(String, Arc<Pace>)> {
         self.0
             .read()

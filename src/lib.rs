@@ -159,6 +159,7 @@ impl Engine {
             config.http.admin_token.clone(),
         ));
         let admin = web::Data::new(http::ops::AdminToken(config.http.admin_token.clone()));
+        let app_paces = web::Data::new(paces.clone());
         let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
         let closing = web::Data::new(http::events::Closing(closing_rx));
         let (app_store, app_registry) = (
@@ -171,6 +172,7 @@ impl Engine {
                 .app_data(app_registry.clone())
                 .app_data(keys.clone())
                 .app_data(directory.clone())
+                .app_data(app_paces.clone())
                 .app_data(admin.clone())
                 .app_data(closing.clone())
                 .configure(http::routes)

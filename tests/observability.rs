@@ -40,6 +40,8 @@ fn metrics_count_messages_sessions_and_latencies_per_tenant() {
         "smppd_submit_response_seconds_count{tenant=\"acme\"} 1",
         "smppd_submit_to_receipt_seconds_count{tenant=\"acme\"} 1",
         "# TYPE smppd_accept_latency_seconds histogram",
+        "smppd_tenant_weight{tenant=\"acme\"} 1",
+        "smppd_tenant_paced_rate{tenant=\"acme\"} 0.0",
     ] {
         assert!(
             metrics.lines().any(|l| l == line),

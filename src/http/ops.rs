@@ -74,6 +74,7 @@ pub async fn metrics(
     admin: web::Data<AdminToken>,
     registry: web::Data<Registry>,
     store: web::Data<Store>,
+    paces: web::Data<crate::fair::Paces>,
 ) -> Result<HttpResponse, Problem> {
     if !admin.admits(&req) {
         return Err(Problem::unauthorized("/metrics needs the admin token"));
@@ -239,6 +240,30 @@ pub async fn metrics(
                 );
             }
         }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP smppd_tenant_weight The tenant's weight against the others while the engine is saturated.\n# TYPE smppd_tenant_weight gauge"
+    );
+    let paced = paces.snapshot();
+    for (tenant, weight, _) in &paced {
+        let _ = writeln!(
+            out,
+            "smppd_tenant_weight{{tenant=\"{}\"}} {weight}",
+            label(tenant)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP smppd_tenant_paced_rate Messages per second the tenant is paced to while the engine is saturated; 0 when not paced.\n# TYPE smppd_tenant_paced_rate gauge"
+    );
+    for (tenant, _, rate) in &paced {
+        let _ = writeln!(
+            out,
+            "smppd_tenant_paced_rate{{tenant=\"{}\"}} {:.1}",
+            label(tenant),
+            rate.unwrap_or(0.0)
+        );
     }
     let writer = store.stats();
     let _ = writeln!(
