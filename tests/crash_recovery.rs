@@ -76,6 +76,15 @@ fn a_queued_message_survives_sigkill_while_the_smsc_is_unreachable() {
 #[test]
 fn a_sigkill_during_a_priced_run_leaves_the_balance_exactly_equal_to_the_captured_charges() {
     use std::sync::{Arc, Mutex};
+    // CI sends 4,000; the issue's 100,000-message run is
+    // `SMPPD_CRASH_MESSAGES=100000 cargo test --release --test crash_recovery priced`.
+    let total: u64 = std::env::var("SMPPD_CRASH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4_000);
+    let per_sender = total / 4;
+    // Enough credit for every message and then some (0.01 each).
+    let credit = (total * 2) as f64 * 0.01;
     let (dir, db) = temp_db();
     let sim = simulator(&[ACME], Faults::default());
     let http_port = free_port();
@@ -84,7 +93,7 @@ fn a_sigkill_during_a_priced_run_leaves_the_balance_exactly_equal_to_the_capture
         &db,
         sim.local_addr().port(),
         &[ACME],
-        "price_per_part = 0.01\ncredit = 100.0",
+        &format!("price_per_part = 0.01\ncredit = {credit:.2}"),
         "sessions = 2",
     );
     write_config(&config, http_port, &body);
@@ -96,7 +105,7 @@ fn a_sigkill_during_a_priced_run_leaves_the_balance_exactly_equal_to_the_capture
             let accepted = accepted.clone();
             std::thread::spawn(move || {
                 let http = Http::new(format!("127.0.0.1:{http_port}").parse().unwrap());
-                for i in 0..1_000 {
+                for i in 0..per_sender {
                     let body =
                         format!(r#"{{"to":"4915100000001","from":"ACME","text":"{t}-{i}"}}"#);
                     match http.try_post("/v1/messages", ACME.api_key, &body) {
@@ -111,8 +120,10 @@ fn a_sigkill_during_a_priced_run_leaves_the_balance_exactly_equal_to_the_capture
             })
         })
         .collect();
-    eventually(Duration::from_secs(30), "load is flowing", || {
-        accepted.lock().unwrap().len() >= 300
+    // Killed mid-run: after 300 of 4,000, or 30 % of a bigger run.
+    let kill_after = (total * 3 / 10).clamp(300, total) as usize;
+    eventually(Duration::from_secs(600), "load is flowing", || {
+        accepted.lock().unwrap().len() >= kill_after
     });
     smppd.kill();
     for s in senders {
@@ -123,7 +134,7 @@ fn a_sigkill_during_a_priced_run_leaves_the_balance_exactly_equal_to_the_capture
     let ids = accepted.lock().unwrap().clone();
     smppd
         .http
-        .wait_for_status(ACME.api_key, &ids, &["delivered"], Duration::from_secs(60));
+        .wait_for_status(ACME.api_key, &ids, &["delivered"], Duration::from_secs(600));
     let balance = smppd.http.get("/v1/balance", Some(ACME.api_key)).body;
     smppd.kill();
 
@@ -145,7 +156,13 @@ fn a_sigkill_during_a_priced_run_leaves_the_balance_exactly_equal_to_the_capture
         10_000 * rows as i64,
         "0.01 = 10,000 micro-units per message"
     );
-    assert_eq!(b.available + b.spent, 100_000_000);
+    assert_eq!(b.available + b.spent, smppd::config::micros(credit));
+    eprintln!(
+        "{} accepted before the SIGKILL, {rows} rows in the store, all delivered; \
+         spent {} = {rows} x 0.01, reserved 0",
+        ids.len(),
+        b.spent
+    );
     // The API shows the same amount in currency units (compared in cents:
     // rows × 0.01 in binary floating point is not exact).
     assert_eq!(
