@@ -8,6 +8,7 @@ pub mod dead_letters;
 pub mod events;
 pub mod listing;
 pub mod messages;
+pub mod openapi;
 pub mod ops;
 pub mod problem;
 
@@ -129,9 +130,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(messages::connections))
             .default_service(web::to(not_allowed)),
     )
+    .configure(openapi::routes)
     .default_service(web::to(not_found));
 }
 
+/// Liveness
+///
+/// `200` whenever the process answers HTTP; nothing more.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    operation_id = "get_health",
+    responses((status = 200, description = "Up.", body = openapi::Health))
+)]
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
