@@ -12,7 +12,7 @@ pub mod openapi;
 pub mod ops;
 pub mod problem;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use problem::Problem;
 
@@ -148,8 +148,21 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-async fn not_allowed() -> Result<HttpResponse, Problem> {
-    Err(Problem::method_not_allowed())
+/// 405, with the route's methods in `Allow` (RFC 9110) when the OpenAPI
+/// document lists them.
+async fn not_allowed(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    let mut response = Problem::method_not_allowed().error_response();
+    if let Some(allow) = req
+        .match_pattern()
+        .and_then(|route| openapi::allowed_methods(&route))
+    {
+        response.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static(allow),
+        );
+    }
+    response
 }
 
 async fn not_found() -> Result<HttpResponse, Problem> {

@@ -16,6 +16,7 @@
 #![allow(dead_code)] // The schema types only describe JSON built elsewhere.
 #![warn(missing_docs)]
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use actix_web::http::header;
@@ -59,7 +60,8 @@ use super::{batch, dead_letters, events, listing, messages, ops};
         // Not documented yet: the operator endpoints are being rewritten.
         // Add their handlers here once they carry `#[utoipa::path]`
         // (security `admin_token`, tag "admin"), and drop the `/admin/`
-        // exclusion in `tests/openapi.rs`.
+        // exclusion in `tests/openapi.rs`. Until then their 405s have no
+        // `Allow` header (`allowed_methods` reads it from this document).
         // ---- end of the operator API ----
     ),
     components(schemas(Problem)),
@@ -121,6 +123,42 @@ pub fn document() -> &'static str {
             .expect("the OpenAPI document serializes")
     })
 }
+
+/// The `Allow` header of a 405 on the route `pattern` (as actix matched
+/// it, e.g. `/v1/messages/{id}`): the methods the document lists for it.
+/// `None` for a route the document does not describe.
+pub fn allowed_methods(pattern: &str) -> Option<&'static str> {
+    static ALLOW: OnceLock<HashMap<String, String>> = OnceLock::new();
+    let allow = ALLOW.get_or_init(|| {
+        let document: serde_json::Value =
+            serde_json::from_str(document()).expect("the document is JSON");
+        let mut allow: HashMap<String, String> = document["paths"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(path, item)| {
+                let methods: Vec<String> = ["get", "put", "post", "delete", "patch"]
+                    .into_iter()
+                    .filter(|m| item.get(*m).is_some())
+                    .map(str::to_uppercase)
+                    .collect();
+                (path.clone(), methods.join(", "))
+            })
+            .collect();
+        for (path, _) in META_ROUTES {
+            allow.insert(path.to_string(), "GET".to_string());
+        }
+        allow
+    });
+    allow.get(pattern).map(String::as_str)
+}
+
+/// The routes of this module (not in the document they serve).
+const META_ROUTES: [(&str, &str); 3] = [
+    ("/openapi.json", "the OpenAPI document"),
+    ("/docs", "redirects to /docs/"),
+    ("/docs/{file:.*}", "the Swagger UI"),
+];
 
 /// Registers `GET /openapi.json` and the UI under `/docs/`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -832,4 +870,21 @@ pub struct Ready {
     /// Why not ready (only with the admin token, when one is configured).
     #[schema(nullable = false)]
     pub reasons: Option<Vec<String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_405_allows_the_documented_methods_of_its_route() {
+        assert_eq!(allowed_methods("/v1/messages"), Some("GET, POST"));
+        assert_eq!(allowed_methods("/v1/messages/{id}"), Some("GET"));
+        assert_eq!(
+            allowed_methods("/v1/webhooks/dead-letters/{id}/replay"),
+            Some("POST")
+        );
+        assert_eq!(allowed_methods("/openapi.json"), Some("GET"));
+        assert_eq!(allowed_methods("/no/such/route"), None);
+    }
 }
