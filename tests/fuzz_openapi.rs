@@ -11,7 +11,10 @@
 //!   document's list and the status repeated (401 with
 //!   `WWW-Authenticate`, 405 with `Allow`, 429 with `Retry-After`);
 //! - on a documented route, the status is one the operation documents, and
-//!   a 2xx has the documented content type and matches its schema.
+//!   a 2xx has the documented content type and matches its schema, with
+//!   no undocumented field;
+//! - a request valid per the document is accepted, or refused only for
+//!   what the document cannot rule out (`accepted_when_valid`).
 //!
 //! Seeded and bounded: `FUZZ_SEED` (default below) makes a run repeatable,
 //! `FUZZ_CASES` sets the requests per operation. A failure prints the seed
@@ -1139,7 +1142,7 @@ impl Fuzzer<'_> {
                 } else {
                     request.header("X-Api-Key", key);
                 }
-            } else if admin && rng.percent(70) {
+            } else if admin && (kind == Kind::Valid || rng.percent(70)) {
                 request.header("Authorization", format!("Bearer {ADMIN_TOKEN}"));
             }
             return;
@@ -1264,7 +1267,13 @@ impl Fuzzer<'_> {
 
     /// Every way the answer breaks the rules, for a request of `kind` on
     /// `operation`.
-    fn check(&mut self, operation: &Operation, kind: Kind, response: &Response) -> Vec<String> {
+    fn check(
+        &mut self,
+        operation: &Operation,
+        kind: Kind,
+        request: &Request,
+        response: &Response,
+    ) -> Vec<String> {
         let mut problems = Vec::new();
         let status = response.status;
         if status >= 500 {
@@ -1272,6 +1281,9 @@ impl Fuzzer<'_> {
         }
         if (400..500).contains(&status) {
             self.check_problem(response, &mut problems);
+        }
+        if kind == Kind::Valid {
+            accepted_when_valid(operation, request, response, &mut problems);
         }
         match kind {
             Kind::WrongMethod => {
@@ -1399,6 +1411,63 @@ impl Fuzzer<'_> {
     }
 }
 
+/// The fields whose limits JSON Schema cannot state, so that a request
+/// the schema accepts may still be refused naming them: the 10-part limit
+/// of `text` (it depends on the alphabet), `encoding: "gsm"` with a text
+/// outside GSM 03.38, a `validity` time past or over a year ahead, and a
+/// `callback_url` without the tenant's `webhook_secret`.
+const SEMANTIC_FIELDS: [&str; 4] = ["text", "encoding", "validity", "callback_url"];
+
+/// Problems of a batch item, or of a message, that depend on the tenant's
+/// state, not on the request: its credit, queue and accept rate.
+const STATE_PROBLEMS: [&str; 3] = [
+    "urn:smppd:problem:insufficient-credit",
+    "urn:smppd:problem:queue-full",
+    "urn:smppd:problem:rate-limited",
+];
+
+/// A refusal of a schema-valid message is for a semantic field or the
+/// tenant's state.
+fn refusal_allowed(problem: &Value) -> bool {
+    let field = problem["field"].as_str().unwrap_or("");
+    let field = field.rsplit('.').next().unwrap_or(field);
+    STATE_PROBLEMS.contains(&problem["type"].as_str().unwrap_or(""))
+        || (problem["type"] == "urn:smppd:problem:invalid-field"
+            && SEMANTIC_FIELDS.contains(&field))
+}
+
+/// A request valid per the document is accepted: a 2xx, or a refusal
+/// the document cannot rule out (an id that does not exist, the tenant's
+/// credit, queue or rate, an idempotency key used before with another
+/// body, a semantic field).
+fn accepted_when_valid(
+    operation: &Operation,
+    request: &Request,
+    response: &Response,
+    problems: &mut Vec<String>,
+) {
+    let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+    let has_key = request.headers.iter().any(|(n, _)| n == "Idempotency-Key");
+    let allowed = match response.status {
+        200..=299 => true,
+        404 => !operation.parameters("path").is_empty(),
+        422 => has_key,
+        400 | 402 | 429 => refusal_allowed(&body),
+        _ => false,
+    };
+    if !allowed {
+        problems.push(format!(
+            "a valid request was refused with {}",
+            response.status
+        ));
+    }
+    for item in body["results"].as_array().into_iter().flatten() {
+        if !item["error"].is_null() && !refusal_allowed(&item["error"]) {
+            problems.push(format!("a valid batch item was refused: {}", item["error"]));
+        }
+    }
+}
+
 fn env_number(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
         Ok(v) => {
@@ -1481,7 +1550,7 @@ fn no_request_generated_from_the_openapi_document_gets_a_5xx_or_a_bad_answer() {
             let (request, kind) = fuzzer.case(operation);
             let outcome = send(fuzzer.addr, &request);
             let problems = match &outcome {
-                Ok(response) => fuzzer.check(operation, kind, response),
+                Ok(response) => fuzzer.check(operation, kind, &request, response),
                 Err(e) => vec![format!("no answer: {e}")],
             };
             if let Ok(response) = &outcome {
