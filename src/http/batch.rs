@@ -18,6 +18,7 @@ use super::auth::Tenant;
 use super::messages::{
     accepted_json, answer, idempotency_key, insert_problem, parse_item, request_hash, Answer,
 };
+use super::openapi::{BatchRequest, BatchResponse, IdempotencyKey};
 use super::problem::Problem;
 
 /// Most messages in one batch.
@@ -61,7 +62,31 @@ fn at(index: usize, mut problem: Problem) -> Problem {
     problem
 }
 
-/// `POST /v1/messages/batch` with `{"messages": [ ... ]}`.
+/// Send up to 1,000 messages
+///
+/// One commit for the batch, answered item by item in order: each item is
+/// validated on its own, and one refused by validation, the accept rate,
+/// the queue limit or the credit leaves the others in. With an
+/// `Idempotency-Key` the whole answer is stored and replayed for a retry.
+#[utoipa::path(
+    post,
+    path = "/v1/messages/batch",
+    tag = "messages",
+    operation_id = "send_batch",
+    params(IdempotencyKey),
+    request_body(content = BatchRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "One result per item, in order: accepted (committed) or refused.", body = BatchResponse,
+            headers(("Idempotent-Replayed" = String, description = "`true` on the stored answer to a retry"))),
+        (status = 400, description = "Malformed JSON (`malformed-body`), no `messages` array of 1 to 1,000 items (`invalid-field`), or a bad `Idempotency-Key` (`invalid-header`).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 413, description = "The body is over 2 MiB.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The `Idempotency-Key` was used before with another body.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store could not commit; nothing was accepted.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
 pub async fn send_batch(
     req: HttpRequest,
     tenant: Tenant,

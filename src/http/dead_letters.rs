@@ -10,9 +10,27 @@ use smppd_actors::smpp::time;
 use smppd_sqlite::{MessageId, Store};
 
 use super::auth::Tenant;
+use super::openapi::{DeadLetterPage, PageQuery, ReplayAccepted};
 use super::problem::Problem;
 
-/// `GET /v1/webhooks/dead-letters?cursor=&limit=`
+/// List the caller's dead letters
+///
+/// Webhook deliveries that ran out of attempts, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/dead-letters",
+    tag = "webhooks",
+    operation_id = "list_dead_letters",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of dead letters.", body = DeadLetterPage),
+        (status = 400, description = "An unknown or bad query parameter (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 503, description = "The dead letters could not be read.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
 pub async fn list(
     tenant: Tenant,
     query: web::Query<HashMap<String, String>>,
@@ -77,7 +95,24 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(json!({ "dead_letters": letters, "next_cursor": next })))
 }
 
-/// `POST /v1/webhooks/dead-letters/{id}/replay`
+/// Replay a dead letter
+///
+/// The delivery gets a fresh set of attempts. No request body.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/dead-letters/{id}/replay",
+    tag = "webhooks",
+    operation_id = "replay_dead_letter",
+    params(("id" = String, Path, description = "The dead letter's id (a decimal number).", pattern = "^[0-9]{1,18}$")),
+    responses(
+        (status = 202, description = "The delivery is pending again.", body = ReplayAccepted),
+        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "Not one of the caller's dead letters.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The replay could not be stored.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
 pub async fn replay(
     tenant: Tenant,
     path: web::Path<String>,

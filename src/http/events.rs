@@ -66,7 +66,28 @@ fn frame(event: &Event) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
 }
 
-/// `GET /v1/events`
+/// The caller's live events
+///
+/// Server-Sent Events, for as long as the client stays: `event: status`
+/// with `{"id","status","error","at"}` when one of the caller's messages
+/// changes status, `event: inbound` with an inbound message, `event:
+/// lagged` with `{"missed": n}` when the subscriber fell behind, and a
+/// `: keepalive` comment every 15 s. Nothing is kept for a client that
+/// reconnects.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "inbound",
+    operation_id = "stream_events",
+    responses(
+        (status = 200, description = "The event stream.", body = String, content_type = "text/event-stream",
+            example = "event: status\ndata: {\"at\":\"2026-11-22T07:45:25.120Z\",\"error\":null,\"id\":\"01a2020b5def0000\",\"status\":\"delivered\"}\n\n"),
+        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "The caller's tenant is not running.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
 pub async fn events(
     tenant: Tenant,
     registry: web::Data<Registry>,

@@ -13,6 +13,7 @@ use smppd_sqlite::{MessageFilter, MessageId, MessageStatus, Store};
 
 use super::auth::Tenant;
 use super::messages::message_json;
+use super::openapi::{InboundPage, ListMessagesQuery, MessagePage, PageQuery};
 use super::problem::Problem;
 
 /// Default and largest page.
@@ -69,7 +70,26 @@ async fn read<T: Send + 'static>(
         })
 }
 
-/// `GET /v1/messages?status=&since=&until=&cursor=&limit=`
+/// List the caller's messages
+///
+/// Newest first. `next_cursor` is set when the page is full: pass it back
+/// as `cursor` (with the same filters) for the next page. Messages that
+/// arrive meanwhile never shift a page.
+#[utoipa::path(
+    get,
+    path = "/v1/messages",
+    tag = "messages",
+    operation_id = "list_messages",
+    params(ListMessagesQuery),
+    responses(
+        (status = 200, description = "A page of messages.", body = MessagePage),
+        (status = 400, description = "An unknown or bad query parameter (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 503, description = "The list could not be read.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
 pub async fn list_messages(
     tenant: Tenant,
     query: web::Query<HashMap<String, String>>,
@@ -108,7 +128,25 @@ pub async fn list_messages(
     Ok(HttpResponse::Ok().json(json!({ "messages": messages, "next_cursor": next })))
 }
 
-/// `GET /v1/inbound?cursor=&limit=`: mobile-originated messages.
+/// List the caller's inbound messages
+///
+/// Mobile-originated messages, newest first; a message sent in parts is
+/// one entry, with the joined text, once its last part arrived.
+#[utoipa::path(
+    get,
+    path = "/v1/inbound",
+    tag = "inbound",
+    operation_id = "list_inbound",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of inbound messages.", body = InboundPage),
+        (status = 400, description = "An unknown or bad query parameter (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 503, description = "The list could not be read.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
 pub async fn list_inbound(
     tenant: Tenant,
     query: web::Query<HashMap<String, String>>,

@@ -19,6 +19,7 @@ use smppd_sqlite::{
 };
 
 use super::auth::{Tenant, TenantInfo};
+use super::openapi::{Accepted, Balance, Connections, IdempotencyKey, Message, SendMessage, Stats};
 use super::problem::Problem;
 
 /// The fields a message accepts.
@@ -371,7 +372,33 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
     })
 }
 
-/// `POST /v1/messages`
+/// Send a message
+///
+/// The `202` is sent only after the message's row (and its credit
+/// reservation) is committed: from then on the message survives a crash.
+/// A refused request stores nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/messages",
+    tag = "messages",
+    operation_id = "send_message",
+    params(IdempotencyKey),
+    request_body(content = SendMessage, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted: the row is committed.", body = Accepted,
+            headers(("Idempotent-Replayed" = String, description = "`true` on the stored answer to a retry"))),
+        (status = 400, description = "Malformed JSON (`malformed-body`), a missing, unknown or bad field (`invalid-field`), or a bad `Idempotency-Key` (`invalid-header`).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 402, description = "The tenant's credit does not cover the message (`insufficient-credit`).", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The `Idempotency-Key` was used before with another body.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over the tenant's accept rate (`rate-limited`) or in-flight limit (`queue-full`).", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The store could not commit; nothing was accepted.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
 pub async fn send(
     req: HttpRequest,
     tenant: Tenant,
@@ -467,8 +494,23 @@ pub(crate) fn money(micros: i64) -> Value {
     text.parse::<f64>().map_or(Value::Null, Value::from)
 }
 
-/// `GET /v1/balance`: the caller's credit (`credit_control: false` when
-/// its messages are not charged).
+/// The caller's credit
+///
+/// In currency units; `{"credit_control": false}` when the tenant's
+/// messages are not charged (no `price_per_part`).
+#[utoipa::path(
+    get,
+    path = "/v1/balance",
+    tag = "account",
+    operation_id = "get_balance",
+    responses(
+        (status = 200, description = "The balance.", body = Balance),
+        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 503, description = "The balance could not be read.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
 pub async fn balance(tenant: Tenant, store: web::Data<Store>) -> Result<HttpResponse, Problem> {
     let Some(price) = tenant.0.price_per_part else {
         return Ok(HttpResponse::Ok().json(json!({"credit_control": false})));
@@ -492,7 +534,26 @@ pub async fn balance(tenant: Tenant, store: web::Data<Store>) -> Result<HttpResp
     })))
 }
 
-/// `GET /v1/messages/{id}`
+/// One of the caller's messages
+///
+/// With `part_status` for a long message once its parts are recorded.
+/// Another tenant's id is `404`, like an id that does not exist.
+#[utoipa::path(
+    get,
+    path = "/v1/messages/{id}",
+    tag = "messages",
+    operation_id = "get_message",
+    params(("id" = String, Path, description = "The message id: 16 hex digits.",
+        pattern = "^(?:[1-7][0-9a-fA-F]{15}|0[0-9a-fA-F]*[1-9a-fA-F][0-9a-fA-F]*)$", min_length = 16, max_length = 16)),
+    responses(
+        (status = 200, description = "The message.", body = Message),
+        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such message of the caller's.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The message could not be read.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
 pub async fn get(
     tenant: Tenant,
     path: web::Path<String>,
@@ -538,7 +599,22 @@ pub async fn get(
     }
 }
 
-/// `GET /v1/stats`: the caller's counters since the process started.
+/// The caller's counters
+///
+/// Counted since the process started: events, not rows (`retried`
+/// counts attempts); the store holds the truth per message.
+#[utoipa::path(
+    get,
+    path = "/v1/stats",
+    tag = "account",
+    operation_id = "get_stats",
+    responses(
+        (status = 200, description = "The counters.", body = Stats),
+        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
 pub async fn stats(tenant: Tenant, registry: web::Data<Registry>) -> HttpResponse {
     let counters: Map<String, Value> = registry
         .stats(tenant.id())
@@ -550,7 +626,22 @@ pub async fn stats(tenant: Tenant, registry: web::Data<Registry>) -> HttpRespons
     HttpResponse::Ok().json(counters)
 }
 
-/// `GET /v1/connections`
+/// The caller's SMPP sessions
+///
+/// Every session slot of the caller's channels, with its state, counters
+/// and the submit rate in force.
+#[utoipa::path(
+    get,
+    path = "/v1/connections",
+    tag = "account",
+    operation_id = "list_connections",
+    responses(
+        (status = 200, description = "The session slots.", body = Connections),
+        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
 pub async fn connections(tenant: Tenant, registry: web::Data<Registry>) -> HttpResponse {
     let sessions = registry.connections(tenant.id()).await.unwrap_or_default();
     let sessions: Vec<Value> = sessions

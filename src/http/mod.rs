@@ -8,10 +8,11 @@ pub mod dead_letters;
 pub mod events;
 pub mod listing;
 pub mod messages;
+pub mod openapi;
 pub mod ops;
 pub mod problem;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use problem::Problem;
 
@@ -165,15 +166,39 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(messages::connections))
             .default_service(web::to(not_allowed)),
     )
+    .configure(openapi::routes)
     .default_service(web::to(not_found));
 }
 
+/// Liveness
+///
+/// `200` whenever the process answers HTTP; nothing more.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    operation_id = "get_health",
+    responses((status = 200, description = "Up.", body = openapi::Health))
+)]
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-async fn not_allowed() -> Result<HttpResponse, Problem> {
-    Err(Problem::method_not_allowed())
+/// 405, with the route's methods in `Allow` (RFC 9110) when the OpenAPI
+/// document lists them.
+async fn not_allowed(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    let mut response = Problem::method_not_allowed().error_response();
+    if let Some(allow) = req
+        .match_pattern()
+        .and_then(|route| openapi::allowed_methods(&route))
+    {
+        response.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static(allow),
+        );
+    }
+    response
 }
 
 async fn not_found() -> Result<HttpResponse, Problem> {

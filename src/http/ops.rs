@@ -15,6 +15,7 @@ use smppd_actors::stats::{Histogram, BUCKETS};
 use smppd_actors::Registry;
 use smppd_sqlite::Store;
 
+use super::openapi::Ready;
 use super::problem::Problem;
 
 /// The operator token, if configured.
@@ -68,7 +69,23 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
     let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
 }
 
-/// `GET /metrics`
+/// Prometheus metrics
+///
+/// Per tenant: accepted, submitted, throttled, retried and final counters,
+/// queue depth, latency histograms; per session: bound, window, rate and
+/// counters. Open when no `http.admin_token` is configured.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "get_metrics",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4.", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        (status = 401, description = "An admin token is configured and the request does not carry it.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+    ),
+    security(("admin_token" = []), ())
+)]
 pub async fn metrics(
     req: HttpRequest,
     admin: web::Data<AdminToken>,
@@ -280,8 +297,22 @@ fn get(counter: &std::sync::atomic::AtomicU64) -> u64 {
     counter.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// `GET /ready`: 200 when the store commits and every channel has a bound
-/// session, else 503 with the reasons (shown to the operator only).
+/// Readiness
+///
+/// `200` when the store commits and every channel has a bound session,
+/// else `503`. The reasons are shown when no admin token is configured or
+/// the request carries it.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    operation_id = "get_ready",
+    responses(
+        (status = 200, description = "Ready.", body = Ready),
+        (status = 503, description = "Not ready (yet).", body = Ready),
+    ),
+    security((), ("admin_token" = []))
+)]
 pub async fn ready(
     req: HttpRequest,
     admin: web::Data<AdminToken>,

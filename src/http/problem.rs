@@ -6,21 +6,63 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-/// An HTTP error response.
-#[derive(Debug, Clone, Serialize)]
+/// Every `type` a problem can have: the stable URNs clients switch on
+/// (listed as the `type` enum of the OpenAPI `Problem` schema).
+pub const TYPES: [&str; 12] = [
+    "urn:smppd:problem:malformed-body",
+    "urn:smppd:problem:invalid-field",
+    "urn:smppd:problem:invalid-header",
+    "urn:smppd:problem:unauthorized",
+    "urn:smppd:problem:insufficient-credit",
+    "urn:smppd:problem:not-found",
+    "urn:smppd:problem:method-not-allowed",
+    "urn:smppd:problem:body-too-large",
+    "urn:smppd:problem:idempotency-key-reused",
+    "urn:smppd:problem:rate-limited",
+    "urn:smppd:problem:queue-full",
+    "urn:smppd:problem:store-unavailable",
+];
+
+/// The schema of `type`: a string from [`TYPES`].
+fn type_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(TYPES))
+        .description(Some(
+            "Stable identifier of the kind of error, for clients to switch on.",
+        ))
+        .build()
+}
+
+/// An HTTP error response: an RFC 9457 problem document, sent as
+/// `application/problem+json`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:smppd:problem:invalid-field",
+    "title": "Invalid field",
+    "status": 400,
+    "detail": "'to' is required",
+    "field": "to"
+}))]
 pub struct Problem {
     /// Stable identifier, e.g. `urn:smppd:problem:invalid-field`.
     #[serde(rename = "type")]
+    #[schema(schema_with = type_schema)]
     pub kind: &'static str,
     /// Short summary of the kind.
+    #[schema(value_type = String)]
     pub title: &'static str,
     /// HTTP status, repeated in the body.
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
     /// What went wrong with this request.
     pub detail: String,
-    /// The JSON field at fault.
+    /// The JSON field, query parameter or header at fault (for an item of
+    /// a batch, prefixed with its position: `messages[3].to`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub field: Option<String>,
     /// Seconds for the `Retry-After` header (429).
     #[serde(skip)]
@@ -218,5 +260,30 @@ impl ResponseError for Problem {
             response.insert_header(("Retry-After", seconds.to_string()));
         }
         response.body(serde_json::to_string(self).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_type_is_listed_and_every_listed_type_is_made() {
+        let made = [
+            Problem::malformed_body(""),
+            Problem::invalid_field("f", ""),
+            Problem::invalid_header("h", ""),
+            Problem::unauthorized(""),
+            Problem::insufficient_credit(""),
+            Problem::not_found(""),
+            Problem::method_not_allowed(),
+            Problem::too_large(1),
+            Problem::idempotency_key_reused(),
+            Problem::rate_limited(1),
+            Problem::queue_full(1),
+            Problem::store_unavailable(""),
+        ];
+        let kinds: Vec<&str> = made.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, TYPES);
     }
 }
