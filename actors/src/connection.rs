@@ -612,7 +612,11 @@ impl Actor for Connection {
                 Err(_) => Err(format!("connect to {addr} timed out after {timeout:?}")),
             }
         };
-        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
+        // Spawned, not waited on: an `Unbind` (the tenant is suspended,
+        // deleted or shutting down, or its channel changed) is handled
+        // while the connect is still pending, and stops the actor at once
+        // instead of after up to `connect_timeout`.
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
             Ok(stream) => act.connected(stream, ctx),
             Err(reason) => {
                 log::warn!("{} {reason}", act.log_prefix());
