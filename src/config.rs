@@ -646,8 +646,22 @@ impl ChannelConfig {
     /// error.
     pub fn check(&self, at: &str) -> Result<(), ConfigError> {
         let key = |field: &str| format!("{at}{field}");
-        if self.name.is_empty() {
-            return Err(invalid(key("name"), "must not be empty"));
+        if self.name.is_empty() || self.name.chars().count() > 64 {
+            return Err(invalid(key("name"), "must be 1 to 64 characters"));
+        }
+        if self.name.chars().any(char::is_control) {
+            return Err(invalid(key("name"), "must not hold control characters"));
+        }
+        if self
+            .host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+            || self.host.chars().count() > 253
+        {
+            return Err(invalid(
+                key("host"),
+                "must be a host name or address: at most 253 characters, no spaces or control characters",
+            ));
         }
         if self.host.is_empty() {
             return Err(invalid(key("host"), "must not be empty"));
