@@ -537,7 +537,28 @@ impl Schemas {
                     _ => rng.between(min, max),
                 })
             }
-            "number" => json!(rng.between(0, 100_000) as f64 / 100.0),
+            "number" => {
+                let exclusive = schema.get("exclusiveMinimum").and_then(Value::as_f64);
+                let min = schema
+                    .get("minimum")
+                    .and_then(Value::as_f64)
+                    .or(exclusive.map(|m| m + 0.01))
+                    .unwrap_or(0.0);
+                let max = schema
+                    .get("maximum")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(min + 1000.0)
+                    .min(min + 1e9);
+                let value = match rng.below(4) {
+                    0 => min,
+                    1 => max,
+                    _ => {
+                        let cents = rng.between(0, ((max - min) * 100.0) as i64);
+                        ((min + cents as f64 / 100.0) * 100.0).round() / 100.0
+                    }
+                };
+                json!(value.clamp(min, max))
+            }
             "array" => {
                 let min = schema.get("minItems").and_then(Value::as_u64).unwrap_or(0) as usize;
                 let max = schema
@@ -858,7 +879,17 @@ struct Fuzzer<'a> {
     addr: SocketAddr,
     /// Ids seen in answers, to ask for again.
     message_ids: Vec<String>,
+    /// Tenants the fuzzer created over the operator API, newest last: used
+    /// as `{id}` of the operator paths, and deleted beyond
+    /// [`LIVE_TENANTS`] so that their sessions (to made-up hosts) do not
+    /// pile up.
+    tenant_ids: Vec<String>,
+    /// `(tenant, channel)` of the channels those tenants have.
+    channels: Vec<(String, String)>,
 }
+
+/// Most fuzzer-made tenants kept at once.
+const LIVE_TENANTS: usize = 6;
 
 impl Fuzzer<'_> {
     fn path_value(&mut self, parameter: &Value, kind: Kind) -> String {
@@ -886,6 +917,13 @@ impl Fuzzer<'_> {
         }
         if is_message && !self.message_ids.is_empty() && rng.percent(50) {
             return rng.pick(&self.message_ids).clone();
+        }
+        if parameter["name"] == "id"
+            && !is_message
+            && !self.tenant_ids.is_empty()
+            && rng.percent(50)
+        {
+            return rng.pick(&self.tenant_ids).clone();
         }
         match schemas.valid(&parameter["schema"], rng, 0) {
             Value::String(s) => s,
@@ -1185,9 +1223,20 @@ impl Fuzzer<'_> {
     fn case(&mut self, operation: &Operation) -> (Request, Kind) {
         let kind = kind(&mut self.rng);
         let mut path = operation.path.to_string();
+        // A channel of a tenant the fuzzer made, for `{id}` and `{name}`
+        // together (half the time, when there is one).
+        let known_channel = (path.contains("{name}")
+            && kind != Kind::Params
+            && !self.channels.is_empty()
+            && self.rng.percent(50))
+        .then(|| self.rng.pick(&self.channels).clone());
         for parameter in operation.parameters("path") {
             let name = parameter["name"].as_str().unwrap();
-            let mut value = self.path_value(parameter, kind);
+            let mut value = match (&known_channel, name) {
+                (Some((tenant, _)), "id") => tenant.clone(),
+                (Some((_, channel)), "name") => channel.clone(),
+                _ => self.path_value(parameter, kind),
+            };
             if value.is_empty() {
                 value = "x".into();
             }
@@ -1276,7 +1325,11 @@ impl Fuzzer<'_> {
     ) -> Vec<String> {
         let mut problems = Vec::new();
         let status = response.status;
-        if status >= 500 {
+        // `/ready` answers 503 `{"ready": false}` while a channel has no
+        // bound session (the fuzzer's own tenants point at made-up hosts):
+        // its answer, not a server error.
+        let not_ready = operation.path == "/ready" && status == 503;
+        if status >= 500 && !not_ready {
             problems.push(format!("a server error: {status}"));
         }
         if (400..500).contains(&status) {
@@ -1300,8 +1353,10 @@ impl Fuzzer<'_> {
                 return problems;
             }
             Kind::UnknownPath => {
-                // 405 when the longer path is another route's.
-                if status != 404 && status != 405 {
+                // 405 when the longer path is another route's; 401 when it
+                // is an operator route with an `{id}` (`/admin/v1/tenants/..`)
+                // and the request has no admin token.
+                if status != 404 && status != 405 && status != 401 {
                     problems.push(format!("an unknown path answered {status}"));
                 }
                 return problems;
@@ -1340,6 +1395,9 @@ impl Fuzzer<'_> {
             }
             if let Ok(body) = serde_json::from_slice::<Value>(&response.body) {
                 self.remember_ids(&body);
+                if status == 201 && operation.path == "/admin/v1/tenants" {
+                    self.remember_tenant(&body);
+                }
             }
         }
         problems
@@ -1384,6 +1442,27 @@ impl Fuzzer<'_> {
         }
     }
 
+    fn remember_tenant(&mut self, body: &Value) {
+        let Some(id) = body["tenant"]["id"].as_str() else {
+            return;
+        };
+        self.tenant_ids.push(id.to_string());
+        for channel in body["tenant"]["channels"].as_array().into_iter().flatten() {
+            if let Some(name) = channel["name"].as_str() {
+                self.channels.push((id.to_string(), name.to_string()));
+            }
+        }
+        if self.tenant_ids.len() > LIVE_TENANTS {
+            let oldest = self.tenant_ids.remove(0);
+            self.channels.retain(|(tenant, _)| *tenant != oldest);
+            let mut request = Request::new("DELETE", format!("/admin/v1/tenants/{oldest}"));
+            request.header("Authorization", format!("Bearer {ADMIN_TOKEN}"));
+            // Its answer is checked like any other delete's: by the
+            // operation's own cases.
+            let _ = send(self.addr, &request);
+        }
+    }
+
     fn remember_ids(&mut self, body: &Value) {
         let mut ids: Vec<&Value> = vec![&body["id"]];
         ids.extend(
@@ -1416,14 +1495,28 @@ impl Fuzzer<'_> {
 /// of `text` (it depends on the alphabet), `encoding: "gsm"` with a text
 /// outside GSM 03.38, a `validity` time past or over a year ahead, and a
 /// `callback_url` without the tenant's `webhook_secret`.
-const SEMANTIC_FIELDS: [&str; 4] = ["text", "encoding", "validity", "callback_url"];
+const SEMANTIC_FIELDS: [&str; 8] = [
+    "text",
+    "encoding",
+    "validity",
+    "callback_url",
+    // The operator API: `webhook_url` needs `webhook_secret`, `credit`
+    // needs `price_per_part`, a channel `name` is unique and cannot
+    // change, and `error_classes` keys are command_status values.
+    "webhook_secret",
+    "credit",
+    "name",
+    "error_classes",
+];
 
 /// Problems of a batch item, or of a message, that depend on the tenant's
 /// state, not on the request: its credit, queue and accept rate.
-const STATE_PROBLEMS: [&str; 3] = [
+const STATE_PROBLEMS: [&str; 4] = [
     "urn:smppd:problem:insufficient-credit",
     "urn:smppd:problem:queue-full",
     "urn:smppd:problem:rate-limited",
+    // An id, a channel name or an API key already taken.
+    "urn:smppd:problem:conflict",
 ];
 
 /// A refusal of a schema-valid message is for a semantic field or the
@@ -1452,7 +1545,8 @@ fn accepted_when_valid(
         200..=299 => true,
         404 => !operation.parameters("path").is_empty(),
         422 => has_key,
-        400 | 402 | 429 => refusal_allowed(&body),
+        400 | 402 | 409 | 429 => refusal_allowed(&body),
+        503 => operation.path == "/ready",
         _ => false,
     };
     if !allowed {
@@ -1540,6 +1634,8 @@ fn no_request_generated_from_the_openapi_document_gets_a_5xx_or_a_bad_answer() {
         rng: Rng(seed),
         addr,
         message_ids: Vec::new(),
+        tenant_ids: Vec::new(),
+        channels: Vec::new(),
     };
     let started = Instant::now();
     let mut failures = Vec::new();

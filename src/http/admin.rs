@@ -14,6 +14,12 @@ use smppd_sqlite::Store;
 
 use super::auth::{key_hash, new_key, Keys};
 use super::messages::money;
+#[allow(unused_imports)] // Named only in the `#[utoipa::path]` annotations.
+use super::openapi::operator::{
+    AdminConnections, ChannelList, ChannelPatch, ChannelView, CreatedTenant, CreditBalance,
+    CreditTopUp, DeletedTenant, NewChannel, NewTenant, RotateKey, RotatedKey, TenantList,
+    TenantPatch, TenantView,
+};
 use super::ops::AdminToken;
 use super::problem::Problem;
 use crate::config::micros;
@@ -34,6 +40,24 @@ fn operator(req: &HttpRequest, admin: &AdminToken) -> Result<(), Problem> {
 
 /// `POST /admin/v1/tenants/{id}/credit` with `{"amount": 12.5}`: adds to
 /// (or, negative, takes from) the tenant's available credit.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{id}/credit",
+    tag = "admin",
+    operation_id = "top_up_credit",
+    params(("id" = String, Path, description = "Tenant id.")),
+    request_body(content = CreditTopUp, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The new balance, committed.", body = CreditBalance),
+        (status = 400, description = "Malformed JSON or not an object (`malformed-body`), or a missing, unknown or bad field (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn top_up(
     req: HttpRequest,
     admin: web::Data<AdminToken>,
@@ -82,6 +106,24 @@ const MAX_GRACE_SECONDS: u64 = 30 * 24 * 3600;
 /// tenant's other keys keep working for the grace period (0, the default,
 /// revokes them at once). Survives restarts; the config file's key is not
 /// brought back by one.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{id}/keys/rotate",
+    tag = "admin",
+    operation_id = "rotate_api_key",
+    params(("id" = String, Path, description = "Tenant id.")),
+    request_body(content = Option<RotateKey>, content_type = "application/json", description = "Optional; an empty body means no grace period."),
+    responses(
+        (status = 201, description = "The new key, shown this once.", body = RotatedKey),
+        (status = 400, description = "Malformed JSON or not an object (`malformed-body`), or a missing, unknown or bad field (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn rotate_key(
     req: HttpRequest,
     admin: web::Data<AdminToken>,
@@ -142,6 +184,19 @@ pub async fn rotate_key(
 }
 
 /// `GET /admin/v1/connections`: every session of every tenant.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/connections",
+    tag = "admin",
+    operation_id = "list_all_connections",
+    responses(
+        (status = 200, description = "Every session slot of every running tenant.", body = AdminConnections),
+        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "The operator API is off, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn connections(
     req: HttpRequest,
     admin: web::Data<AdminToken>,
@@ -165,6 +220,7 @@ pub async fn connections(
                 "submitted": s.submitted,
                 "throttled": s.throttled,
                 "expired": s.expired,
+                "window_wait_timeouts": s.window_wait_timeouts,
             }));
         }
     }
@@ -201,6 +257,19 @@ async fn json_body(payload: web::Payload) -> Result<Value, Problem> {
 
 /// `GET /admin/v1/tenants`: every tenant with its settings (secrets left
 /// out) and `status` (`active` or `suspended`).
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants",
+    tag = "admin",
+    operation_id = "list_tenants",
+    responses(
+        (status = 200, description = "Every tenant, by id.", body = TenantList),
+        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "The operator API is off, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn list_tenants(
     req: HttpRequest,
     admin: web::Data<AdminToken>,
@@ -214,6 +283,25 @@ pub async fn list_tenants(
 /// `POST /admin/v1/tenants` with a `[[tenants]]`-shaped body: creates the
 /// tenant and starts its sessions. 201 with the tenant and, unless the
 /// body chose one, its generated `api_key` (shown this once).
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants",
+    tag = "admin",
+    operation_id = "create_tenant",
+    request_body(content = NewTenant, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created and started; its key is in the answer unless the body chose one.", body = CreatedTenant,
+            headers(("Location" = String, description = "`/admin/v1/tenants/{id}`"))),
+        (status = 400, description = "Malformed JSON or not an object (`malformed-body`), or a missing, unknown or bad field (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "The operator API is off, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The id exists, or the chosen `api_key` is in use (`conflict`).", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn create_tenant(
     req: HttpRequest,
     admin: web::Data<AdminToken>,
@@ -236,6 +324,20 @@ pub async fn create_tenant(
 }
 
 /// `GET /admin/v1/tenants/{id}`.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{id}",
+    tag = "admin",
+    operation_id = "get_tenant",
+    params(("id" = String, Path, description = "Tenant id.")),
+    responses(
+        (status = 200, description = "The tenant.", body = TenantView),
+        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn get_tenant(
     req: HttpRequest,
     admin: web::Data<AdminToken>,
@@ -252,6 +354,24 @@ pub async fn get_tenant(
 
 /// `PATCH /admin/v1/tenants/{id}` with a JSON merge patch of its settings
 /// (`null` restores a default): applied from the next request on.
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/tenants/{id}",
+    tag = "admin",
+    operation_id = "update_tenant",
+    params(("id" = String, Path, description = "Tenant id.")),
+    request_body(content = TenantPatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The tenant with its new settings, in force from the next request.", body = TenantView),
+        (status = 400, description = "Malformed JSON or not an object (`malformed-body`), or a missing, unknown or bad field (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn update_tenant(
     req: HttpRequest,
     admin: web::Data<AdminToken>,
@@ -268,6 +388,21 @@ pub async fn update_tenant(
 /// `DELETE /admin/v1/tenants/{id}`: keys stop working at once, sessions
 /// unbind, and everything the tenant owns is removed; answers with what
 /// was removed.
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/tenants/{id}",
+    tag = "admin",
+    operation_id = "delete_tenant",
+    params(("id" = String, Path, description = "Tenant id.")),
+    responses(
+        (status = 200, description = "Deleted: its keys, sessions and data are gone.", body = DeletedTenant),
+        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn delete_tenant(
     req: HttpRequest,
     admin: web::Data<AdminToken>,
@@ -288,6 +423,21 @@ pub async fn delete_tenant(
 
 /// `POST /admin/v1/tenants/{id}/suspend`: API calls refused with 403 from
 /// the next request on, sessions unbound; queued messages wait.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{id}/suspend",
+    tag = "admin",
+    operation_id = "suspend_tenant",
+    params(("id" = String, Path, description = "Tenant id.")),
+    responses(
+        (status = 200, description = "Suspended (or already was): sessions closed, its calls get `403`.", body = TenantView),
+        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn suspend_tenant(
     req: HttpRequest,
     admin: web::Data<AdminToken>,
@@ -301,6 +451,21 @@ pub async fn suspend_tenant(
 
 /// `POST /admin/v1/tenants/{id}/reactivate`: sessions bind again and the
 /// queued messages go out.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{id}/reactivate",
+    tag = "admin",
+    operation_id = "reactivate_tenant",
+    params(("id" = String, Path, description = "Tenant id.")),
+    responses(
+        (status = 200, description = "Active (or already was): sessions bind, the queue goes out.", body = TenantView),
+        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn reactivate_tenant(
     req: HttpRequest,
     admin: web::Data<AdminToken>,
@@ -321,6 +486,20 @@ fn channel_json(tenant: &Managed, name: &str) -> Option<Value> {
 }
 
 /// `GET /admin/v1/tenants/{id}/channels`.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{id}/channels",
+    tag = "admin",
+    operation_id = "list_channels",
+    params(("id" = String, Path, description = "Tenant id.")),
+    responses(
+        (status = 200, description = "The tenant's channels.", body = ChannelList),
+        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn list_channels(
     req: HttpRequest,
     admin: web::Data<AdminToken>,
@@ -338,6 +517,26 @@ pub async fn list_channels(
 
 /// `POST /admin/v1/tenants/{id}/channels` with a `[[tenants.channels]]`
 /// body: its sessions connect at once.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{id}/channels",
+    tag = "admin",
+    operation_id = "create_channel",
+    params(("id" = String, Path, description = "Tenant id.")),
+    request_body(content = NewChannel, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Added; its sessions connect.", body = ChannelView,
+            headers(("Location" = String, description = "`/admin/v1/tenants/{id}/channels/{name}`"))),
+        (status = 400, description = "Malformed JSON or not an object (`malformed-body`), or a missing, unknown or bad field (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The tenant has a channel of that name (`conflict`).", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn create_channel(
     req: HttpRequest,
     admin: web::Data<AdminToken>,
@@ -360,6 +559,20 @@ pub async fn create_channel(
 }
 
 /// `GET /admin/v1/tenants/{id}/channels/{name}`.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{id}/channels/{name}",
+    tag = "admin",
+    operation_id = "get_channel",
+    params(("id" = String, Path, description = "Tenant id."), ("name" = String, Path, description = "Channel name.")),
+    responses(
+        (status = 200, description = "The channel.", body = ChannelView),
+        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such tenant or channel, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn get_channel(
     req: HttpRequest,
     admin: web::Data<AdminToken>,
@@ -380,6 +593,24 @@ pub async fn get_channel(
 /// `PATCH /admin/v1/tenants/{id}/channels/{name}` with a JSON merge
 /// patch: the channel's sessions are replaced by ones with the new
 /// settings; other channels are not touched.
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/tenants/{id}/channels/{name}",
+    tag = "admin",
+    operation_id = "update_channel",
+    params(("id" = String, Path, description = "Tenant id."), ("name" = String, Path, description = "Channel name.")),
+    request_body(content = ChannelPatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The channel with its new settings; its sessions are replaced.", body = ChannelView),
+        (status = 400, description = "Malformed JSON or not an object (`malformed-body`), or a missing, unknown or bad field (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such tenant or channel, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn update_channel(
     req: HttpRequest,
     admin: web::Data<AdminToken>,
@@ -397,6 +628,21 @@ pub async fn update_channel(
 
 /// `DELETE /admin/v1/tenants/{id}/channels/{name}`: its sessions unbind
 /// and what they held goes back to the tenant's queue. 204.
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/tenants/{id}/channels/{name}",
+    tag = "admin",
+    operation_id = "delete_channel",
+    params(("id" = String, Path, description = "Tenant id."), ("name" = String, Path, description = "Channel name.")),
+    responses(
+        (status = 204, description = "Removed; its sessions unbind."),
+        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No such tenant or channel, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn delete_channel(
     req: HttpRequest,
     admin: web::Data<AdminToken>,

@@ -81,6 +81,7 @@ fn at(index: usize, mut problem: Problem) -> Problem {
         (status = 400, description = "Malformed JSON (`malformed-body`), no `messages` array of 1 to 1,000 items (`invalid-field`), or a bad `Idempotency-Key` (`invalid-header`).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over 2 MiB.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The `Idempotency-Key` was used before with another body.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The store could not commit; nothing was accepted.", body = Problem, content_type = "application/problem+json"),

@@ -27,6 +27,7 @@ use super::problem::Problem;
         (status = 400, description = "An unknown or bad query parameter (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The dead letters could not be read.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))
@@ -108,6 +109,7 @@ pub async fn list(
         (status = 202, description = "The delivery is pending again.", body = ReplayAccepted),
         (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not one of the caller's dead letters.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The replay could not be stored.", body = Problem, content_type = "application/problem+json"),
     ),

@@ -86,6 +86,7 @@ async fn read<T: Send + 'static>(
         (status = 400, description = "An unknown or bad query parameter (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The list could not be read.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))
@@ -143,6 +144,7 @@ pub async fn list_messages(
         (status = 400, description = "An unknown or bad query parameter (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The list could not be read.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))

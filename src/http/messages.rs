@@ -390,6 +390,7 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
         (status = 400, description = "Malformed JSON (`malformed-body`), a missing, unknown or bad field (`invalid-field`), or a bad `Idempotency-Key` (`invalid-header`).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "The tenant's credit does not cover the message (`insufficient-credit`).", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over 64 KiB.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The `Idempotency-Key` was used before with another body.", body = Problem, content_type = "application/problem+json"),
@@ -507,6 +508,7 @@ pub(crate) fn money(micros: i64) -> Value {
         (status = 200, description = "The balance.", body = Balance),
         (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The balance could not be read.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))
@@ -549,6 +551,7 @@ pub async fn balance(tenant: Tenant, store: web::Data<Store>) -> Result<HttpResp
         (status = 200, description = "The message.", body = Message),
         (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such message of the caller's.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The message could not be read.", body = Problem, content_type = "application/problem+json"),
     ),
@@ -612,6 +615,7 @@ pub async fn get(
         (status = 200, description = "The counters.", body = Stats),
         (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
@@ -639,6 +643,7 @@ pub async fn stats(tenant: Tenant, registry: web::Data<Registry>) -> HttpRespons
         (status = 200, description = "The session slots.", body = Connections),
         (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]

@@ -27,7 +27,9 @@ use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use super::problem::Problem;
-use super::{batch, dead_letters, events, listing, messages, ops};
+use super::{admin, batch, dead_letters, events, listing, messages, ops};
+
+pub mod operator;
 
 /// The document: every documented handler, its schemas, and the security
 /// schemes.
@@ -56,13 +58,21 @@ use super::{batch, dead_letters, events, listing, messages, ops};
         super::health,
         ops::ready,
         ops::metrics,
-        // ---- Operator API (`/admin/v1/...`, src/http/admin.rs) ----
-        // Not documented yet: the operator endpoints are being rewritten.
-        // Add their handlers here once they carry `#[utoipa::path]`
-        // (security `admin_token`, tag "admin"), and drop the `/admin/`
-        // exclusion in `tests/openapi.rs`. Until then their 405s have no
-        // `Allow` header (`allowed_methods` reads it from this document).
-        // ---- end of the operator API ----
+        admin::list_tenants,
+        admin::create_tenant,
+        admin::get_tenant,
+        admin::update_tenant,
+        admin::delete_tenant,
+        admin::suspend_tenant,
+        admin::reactivate_tenant,
+        admin::list_channels,
+        admin::create_channel,
+        admin::get_channel,
+        admin::update_channel,
+        admin::delete_channel,
+        admin::top_up,
+        admin::rotate_key,
+        admin::connections,
     ),
     components(schemas(Problem)),
     modifiers(&SecuritySchemes),
@@ -72,6 +82,7 @@ use super::{batch, dead_letters, events, listing, messages, ops};
         (name = "webhooks", description = "Webhook deliveries that ran out of attempts"),
         (name = "account", description = "The caller's balance, counters and SMPP sessions"),
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "admin", description = "The operator API: tenants, channels, credit, keys and every session (the admin token)"),
     )
 )]
 pub struct ApiDoc;

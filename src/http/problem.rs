@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 /// Every `type` a problem can have: the stable URNs clients switch on
 /// (listed as the `type` enum of the OpenAPI `Problem` schema).
-pub const TYPES: [&str; 12] = [
+pub const TYPES: [&str; 14] = [
     "urn:smppd:problem:malformed-body",
     "urn:smppd:problem:invalid-field",
     "urn:smppd:problem:invalid-header",
@@ -23,6 +23,8 @@ pub const TYPES: [&str; 12] = [
     "urn:smppd:problem:rate-limited",
     "urn:smppd:problem:queue-full",
     "urn:smppd:problem:store-unavailable",
+    "urn:smppd:problem:tenant-suspended",
+    "urn:smppd:problem:conflict",
 ];
 
 /// The schema of `type`: a string from [`TYPES`].
@@ -282,6 +284,8 @@ mod tests {
             Problem::rate_limited(1),
             Problem::queue_full(1),
             Problem::store_unavailable(""),
+            Problem::tenant_suspended(),
+            Problem::conflict(""),
         ];
         let kinds: Vec<&str> = made.iter().map(|p| p.kind).collect();
         assert_eq!(kinds, TYPES);
