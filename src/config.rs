@@ -317,6 +317,15 @@ pub fn is_http_url(url: &str) -> bool {
         && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
+/// `value` in `min..=max`, or an error naming `key`.
+fn in_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(key, format!("must be between {min} and {max}")))
+    }
+}
+
 /// A tenant id: 1 to 64 letters, digits, '-', '_' and '.'.
 pub fn check_tenant_id(id: &str, key: &str) -> Result<(), ConfigError> {
     if id.is_empty()
@@ -575,12 +584,15 @@ impl TenantConfig {
     pub fn check(&self, at: &str) -> Result<(), ConfigError> {
         let key = |field: &str| format!("{at}{field}");
         if let Some(rate) = self.max_accept_rate {
-            if !rate.is_finite() || rate <= 0.0 {
-                return Err(invalid(key("max_accept_rate"), "must be a positive number"));
+            if !rate.is_finite() || rate <= 0.0 || rate > 1e9 {
+                return Err(invalid(
+                    key("max_accept_rate"),
+                    "must be a positive number, at most 10^9",
+                ));
             }
         }
-        if self.max_in_flight == Some(0) {
-            return Err(invalid(key("max_in_flight"), "must be at least 1"));
+        if let Some(limit) = self.max_in_flight {
+            in_range(&key("max_in_flight"), limit, 1, 1_000_000_000)?;
         }
         if !self.weight.is_finite() || !(0.01..=1000.0).contains(&self.weight) {
             return Err(invalid(key("weight"), "must be a number from 0.01 to 1000"));
@@ -607,15 +619,28 @@ impl TenantConfig {
                 ));
             }
         }
-        if self.webhook_secret.as_ref().is_some_and(|s| s.len() < 16) {
+        if self
+            .webhook_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < 16 || s.chars().count() > 1024)
+        {
             return Err(invalid(
                 key("webhook_secret"),
-                "must be at least 16 characters",
+                "must be 16 to 1024 characters",
             ));
         }
-        if self.webhook_max_attempts == 0 {
-            return Err(invalid(key("webhook_max_attempts"), "must be at least 1"));
-        }
+        in_range(
+            &key("webhook_max_attempts"),
+            self.webhook_max_attempts.into(),
+            1,
+            1000,
+        )?;
+        in_range(
+            &key("webhook_retry_initial_ms"),
+            self.webhook_retry_initial_ms,
+            0,
+            86_400_000,
+        )?;
         if self.credit.is_some() && self.price_per_part.is_none() {
             return Err(invalid(
                 key("credit"),
@@ -697,8 +722,11 @@ impl ChannelConfig {
             );
         }
         if let Some(rate) = self.submits_per_second {
-            if !rate.is_finite() || rate < 1.0 {
-                return Err(invalid(key("submits_per_second"), "must be at least 1"));
+            if !rate.is_finite() || !(1.0..=1e6).contains(&rate) {
+                return Err(invalid(
+                    key("submits_per_second"),
+                    "must be a number from 1 to 10^6",
+                ));
             }
         }
         for code in self.error_classes.keys() {
@@ -715,32 +743,38 @@ impl ChannelConfig {
                 }
             }
         }
-        if self.window_wait_timeout_ms == 0 {
-            return Err(invalid(key("window_wait_timeout_ms"), "must be at least 1"));
-        }
         if !(1..=10_000).contains(&self.window) {
             return Err(invalid(key("window"), "must be between 1 and 10000"));
         }
-        if self.enquire_link_interval_s == 0 {
-            return Err(invalid(
-                key("enquire_link_interval_s"),
-                "must be at least 1",
-            ));
-        }
-        if self.response_timeout_s == 0 {
-            return Err(invalid(key("response_timeout_s"), "must be at least 1"));
-        }
-        if self.connect_timeout_s == 0 {
-            return Err(invalid(key("connect_timeout_s"), "must be at least 1"));
-        }
-        if self.max_attempts == 0 {
-            return Err(invalid(key("max_attempts"), "must be at least 1"));
-        }
-        if self.reconnect_initial_ms == 0 || self.reconnect_max_s == 0 {
-            return Err(invalid(
-                key("reconnect_initial_ms"),
-                "reconnect delays must be positive",
-            ));
+        // Upper bounds keep every delay a sane `Duration` (an hour or a
+        // day), far from where adding it to an `Instant` would overflow.
+        for (field, value, min, max) in [
+            (
+                "window_wait_timeout_ms",
+                self.window_wait_timeout_ms,
+                1,
+                3_600_000,
+            ),
+            (
+                "enquire_link_interval_s",
+                self.enquire_link_interval_s,
+                1,
+                86_400,
+            ),
+            ("response_timeout_s", self.response_timeout_s, 1, 3_600),
+            ("connect_timeout_s", self.connect_timeout_s, 1, 3_600),
+            ("max_attempts", self.max_attempts.into(), 1, 1_000),
+            (
+                "reconnect_initial_ms",
+                self.reconnect_initial_ms,
+                1,
+                3_600_000,
+            ),
+            ("reconnect_max_s", self.reconnect_max_s, 1, 86_400),
+            ("retry_initial_ms", self.retry_initial_ms, 0, 3_600_000),
+            ("retry_max_s", self.retry_max_s, 0, 86_400),
+        ] {
+            in_range(&key(field), value, min, max)?;
         }
         Ok(())
     }

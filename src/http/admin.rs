@@ -71,9 +71,10 @@ pub async fn top_up(
     if !keys.has_tenant(&tenant) {
         return Err(Problem::not_found("no such tenant"));
     }
-    let body = super::read_body(payload).await?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| Problem::malformed_body(format!("the body is not valid JSON: {e}")))?;
+    let value = json_body(payload).await?;
+    if !value.is_object() {
+        return Err(Problem::malformed_body("the body must be a JSON object"));
+    }
     let amount = value
         .get("amount")
         .and_then(Value::as_f64)
@@ -143,6 +144,11 @@ pub async fn rotate_key(
     } else {
         let value: Value = serde_json::from_slice(&body)
             .map_err(|e| Problem::malformed_body(format!("the body is not valid JSON: {e}")))?;
+        if !value.is_object() && !value.is_null() {
+            return Err(Problem::malformed_body(
+                "the body must be a JSON object (or empty, or null)",
+            ));
+        }
         match value.get("grace_seconds") {
             None | Some(Value::Null) => 0,
             Some(v) => {

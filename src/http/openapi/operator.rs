@@ -103,8 +103,8 @@ pub struct NewTenant {
     /// Messages per second accepted over HTTP (more: `429`); null: unlimited.
     #[schema(exclusive_minimum = 0, maximum = 1_000_000_000.0)]
     pub max_accept_rate: Option<f64>,
-    /// Messages queued at once (more: `429`); null: unlimited.
-    #[schema(minimum = 1)]
+    /// Messages queued at once, 1 to 10^9 (more: `429`); null: unlimited.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub max_in_flight: Option<u64>,
     /// Its share against the other tenants while the engine is saturated (default 1).
     #[schema(nullable = false, minimum = 0.01, maximum = 1000.0)]
@@ -115,8 +115,8 @@ pub struct NewTenant {
     /// Where final statuses and inbound messages are POSTed (needs `webhook_secret`).
     #[schema(schema_with = webhook_url_schema)]
     pub webhook_url: Option<String>,
-    /// HMAC-SHA256 key of the webhook signature, at least 16 characters; never shown again.
-    #[schema(min_length = 16, max_length = 4096)]
+    /// HMAC-SHA256 key of the webhook signature, 16 to 1024 characters; never shown again.
+    #[schema(min_length = 16, max_length = 1024)]
     pub webhook_secret: Option<String>,
     /// Attempts before a webhook delivery becomes a dead letter (default 8).
     #[schema(nullable = false, minimum = 1, maximum = 1000)]
@@ -143,8 +143,8 @@ pub struct TenantPatch {
     /// Messages per second accepted over HTTP (more: `429`); null: unlimited.
     #[schema(exclusive_minimum = 0, maximum = 1_000_000_000.0)]
     pub max_accept_rate: Option<f64>,
-    /// Messages queued at once (more: `429`); null: unlimited.
-    #[schema(minimum = 1)]
+    /// Messages queued at once, 1 to 10^9 (more: `429`); null: unlimited.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub max_in_flight: Option<u64>,
     /// Its share against the other tenants while the engine is saturated (default 1).
     #[schema(minimum = 0.01, maximum = 1000.0)]
@@ -155,8 +155,8 @@ pub struct TenantPatch {
     /// Where final statuses and inbound messages are POSTed (needs `webhook_secret`).
     #[schema(schema_with = webhook_url_schema)]
     pub webhook_url: Option<String>,
-    /// HMAC-SHA256 key of the webhook signature, at least 16 characters; never shown again.
-    #[schema(min_length = 16, max_length = 4096)]
+    /// HMAC-SHA256 key of the webhook signature, 16 to 1024 characters; never shown again.
+    #[schema(min_length = 16, max_length = 1024)]
     pub webhook_secret: Option<String>,
     /// Attempts before a webhook delivery becomes a dead letter (default 8).
     #[schema(minimum = 1, maximum = 1000)]
