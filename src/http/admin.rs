@@ -16,9 +16,9 @@ use super::auth::{key_hash, new_key, Keys};
 use super::messages::money;
 #[allow(unused_imports)] // Named only in the `#[utoipa::path]` annotations.
 use super::openapi::operator::{
-    AdminConnections, ChannelList, ChannelPatch, ChannelView, CreatedTenant, CreditBalance,
-    CreditTopUp, DeletedTenant, NewChannel, NewTenant, RotateKey, RotatedKey, TenantList,
-    TenantPatch, TenantView,
+    AdminConnections, BodyErrors, ChangeErrors, ChannelList, ChannelPatch, ChannelView,
+    CreatedTenant, CreditBalance, CreditTopUp, DeletedTenant, NewChannel, NewTenant,
+    OperatorErrors, RotateKey, RotatedKey, TenantList, TenantPatch, TenantView,
 };
 use super::ops::AdminToken;
 use super::problem::Problem;
@@ -49,12 +49,7 @@ fn operator(req: &HttpRequest, admin: &AdminToken) -> Result<(), Problem> {
     request_body(content = CreditTopUp, content_type = "application/json"),
     responses(
         (status = 200, description = "The new balance, committed.", body = CreditBalance),
-        (status = 400, description = "Malformed JSON or not an object (`malformed-body`), or a missing, unknown or bad field (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB.", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+        OperatorErrors, BodyErrors, ChangeErrors,
     ),
     security(("admin_token" = []))
 )]
@@ -116,12 +111,7 @@ const MAX_GRACE_SECONDS: u64 = 30 * 24 * 3600;
     request_body(content = Option<RotateKey>, content_type = "application/json", description = "Optional; an empty body means no grace period."),
     responses(
         (status = 201, description = "The new key, shown this once.", body = RotatedKey),
-        (status = 400, description = "Malformed JSON or not an object (`malformed-body`), or a missing, unknown or bad field (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB.", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+        OperatorErrors, BodyErrors, ChangeErrors,
     ),
     security(("admin_token" = []))
 )]
@@ -197,9 +187,7 @@ pub async fn rotate_key(
     operation_id = "list_all_connections",
     responses(
         (status = 200, description = "Every session slot of every running tenant.", body = AdminConnections),
-        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "The operator API is off, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+        OperatorErrors,
     ),
     security(("admin_token" = []))
 )]
@@ -270,9 +258,7 @@ async fn json_body(payload: web::Payload) -> Result<Value, Problem> {
     operation_id = "list_tenants",
     responses(
         (status = 200, description = "Every tenant, by id.", body = TenantList),
-        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "The operator API is off, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+        OperatorErrors,
     ),
     security(("admin_token" = []))
 )]
@@ -298,13 +284,8 @@ pub async fn list_tenants(
     responses(
         (status = 201, description = "Created and started; its key is in the answer unless the body chose one.", body = CreatedTenant,
             headers(("Location" = String, description = "`/admin/v1/tenants/{id}`"))),
-        (status = 400, description = "Malformed JSON or not an object (`malformed-body`), or a missing, unknown or bad field (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "The operator API is off, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The id exists, or the chosen `api_key` is in use (`conflict`).", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB.", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+        OperatorErrors, BodyErrors, ChangeErrors,
     ),
     security(("admin_token" = []))
 )]
@@ -338,9 +319,7 @@ pub async fn create_tenant(
     params(("id" = String, Path, description = "Tenant id.")),
     responses(
         (status = 200, description = "The tenant.", body = TenantView),
-        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+        OperatorErrors,
     ),
     security(("admin_token" = []))
 )]
@@ -369,12 +348,7 @@ pub async fn get_tenant(
     request_body(content = TenantPatch, content_type = "application/json"),
     responses(
         (status = 200, description = "The tenant with its new settings, in force from the next request.", body = TenantView),
-        (status = 400, description = "Malformed JSON or not an object (`malformed-body`), or a missing, unknown or bad field (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB.", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+        OperatorErrors, BodyErrors, ChangeErrors,
     ),
     security(("admin_token" = []))
 )]
@@ -402,10 +376,7 @@ pub async fn update_tenant(
     params(("id" = String, Path, description = "Tenant id.")),
     responses(
         (status = 200, description = "Deleted: its keys, sessions and data are gone.", body = DeletedTenant),
-        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+        OperatorErrors, ChangeErrors,
     ),
     security(("admin_token" = []))
 )]
@@ -437,10 +408,7 @@ pub async fn delete_tenant(
     params(("id" = String, Path, description = "Tenant id.")),
     responses(
         (status = 200, description = "Suspended (or already was): sessions closed, its calls get `403`.", body = TenantView),
-        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+        OperatorErrors, ChangeErrors,
     ),
     security(("admin_token" = []))
 )]
@@ -465,10 +433,7 @@ pub async fn suspend_tenant(
     params(("id" = String, Path, description = "Tenant id.")),
     responses(
         (status = 200, description = "Active (or already was): sessions bind, the queue goes out.", body = TenantView),
-        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+        OperatorErrors, ChangeErrors,
     ),
     security(("admin_token" = []))
 )]
@@ -500,9 +465,7 @@ fn channel_json(tenant: &Managed, name: &str) -> Option<Value> {
     params(("id" = String, Path, description = "Tenant id.")),
     responses(
         (status = 200, description = "The tenant's channels.", body = ChannelList),
-        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+        OperatorErrors,
     ),
     security(("admin_token" = []))
 )]
@@ -533,13 +496,8 @@ pub async fn list_channels(
     responses(
         (status = 201, description = "Added; its sessions connect.", body = ChannelView,
             headers(("Location" = String, description = "`/admin/v1/tenants/{id}/channels/{name}`"))),
-        (status = 400, description = "Malformed JSON or not an object (`malformed-body`), or a missing, unknown or bad field (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "No such tenant, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The tenant has a channel of that name (`conflict`).", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB.", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+        OperatorErrors, BodyErrors, ChangeErrors,
     ),
     security(("admin_token" = []))
 )]
@@ -573,9 +531,7 @@ pub async fn create_channel(
     params(("id" = String, Path, description = "Tenant id."), ("name" = String, Path, description = "Channel name.")),
     responses(
         (status = 200, description = "The channel.", body = ChannelView),
-        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "No such tenant or channel, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
+        OperatorErrors,
     ),
     security(("admin_token" = []))
 )]
@@ -608,12 +564,7 @@ pub async fn get_channel(
     request_body(content = ChannelPatch, content_type = "application/json"),
     responses(
         (status = 200, description = "The channel with its new settings; its sessions are replaced.", body = ChannelView),
-        (status = 400, description = "Malformed JSON or not an object (`malformed-body`), or a missing, unknown or bad field (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "No such tenant or channel, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 64 KiB.", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+        OperatorErrors, BodyErrors, ChangeErrors,
     ),
     security(("admin_token" = []))
 )]
@@ -642,10 +593,7 @@ pub async fn update_channel(
     params(("id" = String, Path, description = "Tenant id."), ("name" = String, Path, description = "Channel name.")),
     responses(
         (status = 204, description = "Removed; its sessions unbind."),
-        (status = 401, description = "No admin token, a wrong one, or a tenant key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "No such tenant or channel, or the operator API is off (no `http.admin_token`).", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The store could not commit the change; nothing changed.", body = Problem, content_type = "application/problem+json"),
+        OperatorErrors, ChangeErrors,
     ),
     security(("admin_token" = []))
 )]

@@ -10,9 +10,46 @@ use std::collections::HashMap;
 
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, SchemaType, Type};
 use utoipa::openapi::RefOr;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
 use super::{BindName, SessionState};
+use crate::http::problem::Problem;
+
+/// The errors every operator call may answer.
+#[derive(IntoResponses)]
+pub enum OperatorErrors {
+    /// No admin token, a wrong one, or a tenant key.
+    #[response(
+        status = 401,
+        content_type = "application/problem+json",
+        headers(("WWW-Authenticate" = String, description = "`Bearer`"))
+    )]
+    Unauthorized(Problem),
+    /// No such tenant (or channel), or the operator API is off (no
+    /// `http.admin_token`).
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+}
+
+/// The errors of an operator call that changes something.
+#[derive(IntoResponses)]
+pub enum ChangeErrors {
+    /// The store could not commit the change; nothing changed.
+    #[response(status = 503, content_type = "application/problem+json")]
+    StoreUnavailable(Problem),
+}
+
+/// The errors of an operator call with a JSON body.
+#[derive(IntoResponses)]
+pub enum BodyErrors {
+    /// Malformed JSON or not an object (`malformed-body`), or a missing,
+    /// unknown or bad field (`invalid-field`, naming it).
+    #[response(status = 400, content_type = "application/problem+json")]
+    Invalid(Problem),
+    /// The body is over 64 KiB.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+}
 
 /// `registered_delivery`: `true`, `false` or the raw octet.
 fn registered_delivery_schema() -> RefOr<utoipa::openapi::Schema> {
