@@ -231,7 +231,10 @@ impl Keys {
         map.insert(new, (info.clone(), None));
     }
 
-    fn tenant(&self, key: &str) -> Option<Arc<TenantInfo>> {
+    /// The tenant a presented key belongs to, if the key works now: the
+    /// key's SHA-256 digest looked up in the in-memory map (the cache the
+    /// operator API updates on rotation, suspension and deletion).
+    pub fn lookup(&self, key: &str) -> Option<Arc<TenantInfo>> {
         let hash = key_hash(key);
         let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
         let (info, expires) = map.get(&hash)?;
@@ -282,7 +285,7 @@ impl FromRequest for Tenant {
             None | Some("") => Err(Problem::unauthorized(
                 "missing API key: send 'Authorization: Bearer <key>'",
             )),
-            Some(key) => match keys.tenant(key) {
+            Some(key) => match keys.lookup(key) {
                 None => Err(Problem::unauthorized("unknown API key")),
                 Some(info) if info.suspended => Err(Problem::tenant_suspended()),
                 Some(info) => Ok(Tenant(info)),
