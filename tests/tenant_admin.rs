@@ -172,6 +172,31 @@ fn tenants_and_channels_change_while_another_tenant_is_under_load_without_touchi
     };
 
     let key = create_gamma(&http, port);
+    eventually(Duration::from_secs(10), "gamma binds", || {
+        bound(&sim, "gamma") == 1
+    });
+    let gamma_sim = |http: &Http| -> Vec<(String, u64, String)> {
+        let reply = http.get("/v1/connections", Some(&key));
+        reply.body["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["channel"] == "sim")
+            .map(|c| {
+                (
+                    c["state"].as_str().unwrap().to_string(),
+                    c["session"].as_u64().unwrap(),
+                    c["since"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    eventually(
+        Duration::from_secs(10),
+        "gamma's sim session reports bound",
+        || gamma_sim(&http).first().is_some_and(|s| s.0 == "bound"),
+    );
+    let gamma_sim_before = gamma_sim(&http);
     let reply = admin(
         &http,
         "POST",
@@ -202,6 +227,11 @@ fn tenants_and_channels_change_while_another_tenant_is_under_load_without_touchi
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     let id = http.send(&key, "4915100000009", "gamma works");
     http.wait_for_status(&key, &[id], &["delivered"], Duration::from_secs(10));
+    assert_eq!(
+        gamma_sim(&http),
+        gamma_sim_before,
+        "adding and resizing another channel left gamma's first channel bound as it was"
+    );
     assert_eq!(
         admin(&http, "POST", "/admin/v1/tenants/gamma/suspend", None).status,
         200
