@@ -333,8 +333,10 @@ impl Store {
         sequence: u8,
         done: Done<Option<(i64, String)>>,
     ) {
+        let closed = Arc::clone(&self.inner.closed);
         self.submit(writer::job(
             move |conn, now| {
+                Self::closed_check(&closed, &part.tenant)?;
                 conn.prepare_cached(
                     "INSERT OR REPLACE INTO inbound_parts (tenant, channel, source, destination, \
                      reference, total, sequence, body, received_at) \
@@ -602,8 +604,12 @@ impl Store {
 
     /// Stores a mobile-originated message; answers with its row id.
     pub fn insert_inbound(&self, message: NewInbound, done: Done<i64>) {
+        let closed = Arc::clone(&self.inner.closed);
         self.submit(writer::job(
-            move |conn, now| insert_inbound_row(conn, &message, now),
+            move |conn, now| {
+                Self::closed_check(&closed, &message.tenant)?;
+                insert_inbound_row(conn, &message, now)
+            },
             done,
         ));
     }
@@ -656,8 +662,12 @@ impl Store {
     /// status, and a receipt saying `Queued` is recorded as `Submitted`: a
     /// receipt proves the SMSC has the message, so it must not be resent.
     pub fn apply_receipt(&self, receipt: Receipt, done: Done<ReceiptMatch>) {
+        let closed = Arc::clone(&self.inner.closed);
         self.submit(writer::job(
-            move |conn, now| apply_receipt(conn, now, &receipt),
+            move |conn, now| {
+                Self::closed_check(&closed, &receipt.tenant)?;
+                apply_receipt(conn, now, &receipt)
+            },
             done,
         ));
     }

@@ -10,9 +10,11 @@
 //! credit, idempotency and API keys) and leaves a tombstone row, so the
 //! same id can be created again from nothing. Writes that race a deletion
 //! are refused *inside the writer*: [`Store::delete_tenant`] marks the
-//! tenant closed before it enqueues the delete, and an insert for a closed
-//! tenant fails with [`StoreError::TenantClosed`] when the writer runs it,
-//! whether it was queued before the delete or after.
+//! tenant closed before it enqueues the delete, and a message insert, an
+//! inbound message or a receipt for a closed tenant fails with
+//! [`StoreError::TenantClosed`] when the writer runs it, whether it was
+//! queued before the delete or after (a session still unbinding cannot
+//! leave rows behind).
 
 use rusqlite::params;
 
@@ -231,12 +233,37 @@ mod tests {
     }
 
     #[test]
-    fn an_insert_for_a_deleted_tenant_is_refused_until_it_is_created_again() {
+    fn writes_for_a_deleted_tenant_are_refused_until_it_is_created_again() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("t.db"), StoreOptions::default()).unwrap();
         wait(|d| store.put_tenant(row("a", "{}"), d)).unwrap();
         wait(|d| store.delete_tenant("a", d)).unwrap();
         let refused = wait(|d| store.insert_message(message("a"), d)).unwrap_err();
+        assert!(
+            matches!(refused, StoreError::TenantClosed(_)),
+            "{refused:?}"
+        );
+        // A session still unbinding cannot leave a receipt or an MO behind.
+        let receipt = crate::types::Receipt {
+            tenant: "a".into(),
+            channel: "c".into(),
+            smsc_message_id: "1".into(),
+            status: crate::types::MessageStatus::Delivered,
+            error: None,
+        };
+        let refused = wait(|d| store.apply_receipt(receipt, d)).unwrap_err();
+        assert!(
+            matches!(refused, StoreError::TenantClosed(_)),
+            "{refused:?}"
+        );
+        let mo = crate::types::NewInbound {
+            tenant: "a".into(),
+            channel: "c".into(),
+            source: "1".into(),
+            destination: "2".into(),
+            text: "late".into(),
+        };
+        let refused = wait(|d| store.insert_inbound(mo, d)).unwrap_err();
         assert!(
             matches!(refused, StoreError::TenantClosed(_)),
             "{refused:?}"
