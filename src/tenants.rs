@@ -27,7 +27,6 @@ use std::time::Duration;
 use actix_web::web;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use smppd_actors::smpp::time;
 use smppd_actors::Registry;
 use smppd_sqlite::{DeletedTenant, Done, Store, StoreError, TenantRow};
 
@@ -381,12 +380,11 @@ impl Directory {
                 tenant.id
             )));
         }
-        if let Some(key) = &chosen {
-            if self.keys.knows(&key_hash(key)) || self.admin_token.as_deref() == Some(key) {
-                return Err(AdminError::Conflict(
-                    "that api_key is in use already; choose another".into(),
-                ));
-            }
+        // Keys of other tenants (live or revoked) are refused by the store.
+        if chosen.is_some() && chosen.as_deref() == self.admin_token.as_deref() {
+            return Err(AdminError::Conflict(
+                "that api_key is in use or was used before; choose another".into(),
+            ));
         }
         let (key, generated) = match chosen {
             Some(key) => (key, None),
@@ -402,10 +400,15 @@ impl Directory {
             deleted: false,
             seed_digest: None,
         };
-        write(|done| self.store.put_tenant(row, done)).await?;
         let hash = key_hash(&key);
-        let now = time::unix_ms();
-        write(|done| self.store.rotate_api_key(&tenant.id, hash, now, done)).await?;
+        write(|done| self.store.create_tenant(row, hash, done))
+            .await
+            .map_err(|e| match e {
+                StoreError::KeyInUse => AdminError::Conflict(
+                    "that api_key is in use or was used before; choose another".into(),
+                ),
+                other => AdminError::Store(other),
+            })?;
         self.prepare_store(&tenant).await?;
         self.keys
             .set_tenant(TenantInfo::new(&tenant, false, &self.paces));

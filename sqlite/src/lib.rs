@@ -83,6 +83,9 @@ pub enum StoreError {
     /// number, wrong column type). Reported instead of panicking.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// An API key with this digest was issued before: nothing was stored.
+    #[error("that API key is in use or was used before")]
+    KeyInUse,
     /// The tenant was deleted (or is being deleted): nothing was stored.
     #[error("tenant {0:?} was deleted")]
     TenantClosed(String),

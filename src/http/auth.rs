@@ -166,15 +166,6 @@ impl Keys {
             .contains_key(tenant)
     }
 
-    /// Whether a key with this digest works now (for any tenant).
-    pub fn knows(&self, hash: &KeyHash) -> bool {
-        self.by_hash
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(hash)
-            .is_some_and(|(_, expires)| expires.is_none_or(|at| at > time::unix_ms()))
-    }
-
     /// Adds or replaces a tenant's settings (a new quota, a suspension):
     /// requests authenticated from now on see them.
     pub fn set_tenant(&self, info: TenantInfo) {

@@ -102,23 +102,30 @@ impl Store {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&row.id);
         self.submit(writer::job(
+            move |conn, now| upsert_tenant(conn, &row, now),
+            done,
+        ));
+    }
+
+    /// Creates a tenant (or brings a tombstone back) with its first API
+    /// key, in one transaction: `StoreError::KeyInUse` and nothing written
+    /// if a key with this digest was ever issued (live or revoked).
+    pub fn create_tenant(&self, row: TenantRow, key_hash: [u8; 32], done: Done<()>) {
+        self.inner
+            .closed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&row.id);
+        self.submit(writer::job(
             move |conn, now| {
-                conn.prepare_cached(
-                    "INSERT INTO tenants (id, settings, suspended, deleted, seed_digest, \
-                     created_at, updated_at) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5) \
-                     ON CONFLICT(id) DO UPDATE SET settings = excluded.settings, \
-                     suspended = excluded.suspended, deleted = 0, \
-                     seed_digest = COALESCE(excluded.seed_digest, seed_digest), \
-                     created_at = CASE WHEN deleted = 1 THEN excluded.created_at \
-                     ELSE created_at END, updated_at = excluded.updated_at",
-                )?
-                .execute(params![
-                    row.id,
-                    row.settings,
-                    row.suspended,
-                    row.seed_digest.as_ref().map(|d| &d[..]),
-                    now
-                ])?;
+                let taken = conn
+                    .prepare_cached("SELECT 1 FROM api_keys WHERE hash = ?1")?
+                    .exists(params![&key_hash[..]])?;
+                if taken {
+                    return Err(StoreError::KeyInUse);
+                }
+                upsert_tenant(conn, &row, now)?;
+                super::add_api_key(conn, &row.id, &key_hash, now, now)?;
                 Ok(())
             },
             done,
@@ -184,6 +191,27 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Inserts or replaces a tenant's row (see [`Store::put_tenant`]).
+fn upsert_tenant(conn: &rusqlite::Connection, row: &TenantRow, now: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO tenants (id, settings, suspended, deleted, seed_digest, \
+         created_at, updated_at) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5) \
+         ON CONFLICT(id) DO UPDATE SET settings = excluded.settings, \
+         suspended = excluded.suspended, deleted = 0, \
+         seed_digest = COALESCE(excluded.seed_digest, seed_digest), \
+         created_at = CASE WHEN deleted = 1 THEN excluded.created_at \
+         ELSE created_at END, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        row.id,
+        row.settings,
+        row.suspended,
+        row.seed_digest.as_ref().map(|d| &d[..]),
+        now
+    ])?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -291,5 +319,46 @@ mod tests {
         assert_eq!(rows[0].seed_digest, Some([7; 32]));
         assert!(rows[0].suspended);
         assert_eq!(rows[0].settings, r#"{"y":2}"#);
+    }
+}
+
+#[cfg(test)]
+mod create_tests {
+    use super::*;
+    use crate::StoreOptions;
+
+    fn wait<T: Send + 'static>(f: impl FnOnce(Done<T>)) -> Result<T, StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        f(Box::new(move |r| drop(tx.send(r))));
+        rx.recv().unwrap()
+    }
+
+    fn row(id: &str) -> TenantRow {
+        TenantRow {
+            id: id.into(),
+            settings: "{}".into(),
+            suspended: false,
+            deleted: false,
+            seed_digest: None,
+        }
+    }
+
+    #[test]
+    fn a_tenant_is_not_created_with_a_key_ever_issued_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("t.db"), StoreOptions::default()).unwrap();
+        wait(|d| store.create_tenant(row("a"), [1; 32], d)).unwrap();
+        // Revoked by a rotation, the old key still counts as issued.
+        wait(|d| store.rotate_api_key("a", [2; 32], 0, d)).unwrap();
+        let refused = wait(|d| store.create_tenant(row("b"), [1; 32], d)).unwrap_err();
+        assert!(matches!(refused, StoreError::KeyInUse), "{refused:?}");
+        let ids: Vec<String> = store
+            .tenant_rows()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["a"], "nothing of b was written");
+        wait(|d| store.create_tenant(row("b"), [3; 32], d)).unwrap();
     }
 }
