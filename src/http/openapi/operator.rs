@@ -128,7 +128,7 @@ pub struct NewTenant {
     #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub id: String,
     /// Its API key, when it must be a given one (16 to 256 printable ASCII
-    /// characters without spaces, not in use: else `409`). Left out, a key
+    /// characters without spaces, never issued before: else `409`). Left out, a key
     /// is generated and returned once.
     #[schema(
         nullable = false,
