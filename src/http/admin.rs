@@ -26,15 +26,26 @@ use crate::config::micros;
 use crate::config::ConfigError;
 use crate::tenants::{self, AdminError, Directory, Managed};
 
-fn operator(req: &HttpRequest, admin: &AdminToken) -> Result<(), Problem> {
-    match &admin.0 {
-        None => Err(Problem::not_found(
-            "the operator API is off: set http.admin_token",
-        )),
-        Some(_) if admin.admits(req) => Ok(()),
-        Some(_) => Err(Problem::unauthorized(
-            "the operator API needs the admin token",
-        )),
+/// A request that carries the admin token: extracted first by every
+/// operator handler, so nothing (not even the body) is read without it.
+/// Without an `http.admin_token` the operator API is off (404).
+pub struct Operator;
+
+impl actix_web::FromRequest for Operator {
+    type Error = Problem;
+    type Future = std::future::Ready<Result<Operator, Problem>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let admin = req.app_data::<web::Data<AdminToken>>();
+        std::future::ready(match admin.map(|a| (a.0.is_some(), a.admits(req))) {
+            None | Some((false, _)) => Err(Problem::not_found(
+                "the operator API is off: set http.admin_token",
+            )),
+            Some((true, true)) => Ok(Operator),
+            Some((true, false)) => Err(Problem::unauthorized(
+                "the operator API needs the admin token",
+            )),
+        })
     }
 }
 
@@ -54,14 +65,12 @@ fn operator(req: &HttpRequest, admin: &AdminToken) -> Result<(), Problem> {
     security(("admin_token" = []))
 )]
 pub async fn top_up(
-    req: HttpRequest,
-    admin: web::Data<AdminToken>,
+    _operator: Operator,
     path: web::Path<String>,
     payload: web::Payload,
     store: web::Data<Store>,
     keys: web::Data<Keys>,
 ) -> Result<HttpResponse, Problem> {
-    operator(&req, &admin)?;
     let tenant = path.into_inner();
     if !keys.has_tenant(&tenant) {
         return Err(Problem::not_found("no such tenant"));
@@ -116,14 +125,12 @@ const MAX_GRACE_SECONDS: u64 = 30 * 24 * 3600;
     security(("admin_token" = []))
 )]
 pub async fn rotate_key(
-    req: HttpRequest,
-    admin: web::Data<AdminToken>,
+    _operator: Operator,
     path: web::Path<String>,
     payload: web::Payload,
     store: web::Data<Store>,
     keys: web::Data<Keys>,
 ) -> Result<HttpResponse, Problem> {
-    operator(&req, &admin)?;
     let tenant = path.into_inner();
     if !keys.has_tenant(&tenant) {
         return Err(Problem::not_found("no such tenant"));
@@ -192,11 +199,9 @@ pub async fn rotate_key(
     security(("admin_token" = []))
 )]
 pub async fn connections(
-    req: HttpRequest,
-    admin: web::Data<AdminToken>,
+    _operator: Operator,
     registry: web::Data<Registry>,
 ) -> Result<HttpResponse, Problem> {
-    operator(&req, &admin)?;
     let mut all = Vec::new();
     for (tenant, _) in registry.all_stats() {
         for s in registry.connections(&tenant).await.unwrap_or_default() {
@@ -263,11 +268,9 @@ async fn json_body(payload: web::Payload) -> Result<Value, Problem> {
     security(("admin_token" = []))
 )]
 pub async fn list_tenants(
-    req: HttpRequest,
-    admin: web::Data<AdminToken>,
+    _operator: Operator,
     directory: web::Data<Directory>,
 ) -> Result<HttpResponse, Problem> {
-    operator(&req, &admin)?;
     let all: Vec<Value> = directory.list().await.iter().map(tenants::view).collect();
     Ok(HttpResponse::Ok().json(json!({ "tenants": all })))
 }
@@ -290,12 +293,10 @@ pub async fn list_tenants(
     security(("admin_token" = []))
 )]
 pub async fn create_tenant(
-    req: HttpRequest,
-    admin: web::Data<AdminToken>,
+    _operator: Operator,
     directory: web::Data<Directory>,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    operator(&req, &admin)?;
     let body = json_body(payload).await?;
     let (tenant, key) = directory.create(body).await?;
     let mut answer = json!({ "tenant": tenants::view(&tenant) });
@@ -324,12 +325,10 @@ pub async fn create_tenant(
     security(("admin_token" = []))
 )]
 pub async fn get_tenant(
-    req: HttpRequest,
-    admin: web::Data<AdminToken>,
+    _operator: Operator,
     directory: web::Data<Directory>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    operator(&req, &admin)?;
     let tenant = directory
         .get(&path)
         .await
@@ -353,13 +352,11 @@ pub async fn get_tenant(
     security(("admin_token" = []))
 )]
 pub async fn update_tenant(
-    req: HttpRequest,
-    admin: web::Data<AdminToken>,
+    _operator: Operator,
     directory: web::Data<Directory>,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    operator(&req, &admin)?;
     let patch = json_body(payload).await?;
     let tenant = directory.update(&path, patch).await?;
     Ok(HttpResponse::Ok().json(tenants::view(&tenant)))
@@ -381,12 +378,10 @@ pub async fn update_tenant(
     security(("admin_token" = []))
 )]
 pub async fn delete_tenant(
-    req: HttpRequest,
-    admin: web::Data<AdminToken>,
+    _operator: Operator,
     directory: web::Data<Directory>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    operator(&req, &admin)?;
     let removed = directory.delete(&path).await?;
     Ok(HttpResponse::Ok().json(json!({
         "id": path.as_str(),
@@ -413,12 +408,10 @@ pub async fn delete_tenant(
     security(("admin_token" = []))
 )]
 pub async fn suspend_tenant(
-    req: HttpRequest,
-    admin: web::Data<AdminToken>,
+    _operator: Operator,
     directory: web::Data<Directory>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    operator(&req, &admin)?;
     let tenant = directory.set_suspended(&path, true).await?;
     Ok(HttpResponse::Ok().json(tenants::view(&tenant)))
 }
@@ -438,12 +431,10 @@ pub async fn suspend_tenant(
     security(("admin_token" = []))
 )]
 pub async fn reactivate_tenant(
-    req: HttpRequest,
-    admin: web::Data<AdminToken>,
+    _operator: Operator,
     directory: web::Data<Directory>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    operator(&req, &admin)?;
     let tenant = directory.set_suspended(&path, false).await?;
     Ok(HttpResponse::Ok().json(tenants::view(&tenant)))
 }
@@ -470,12 +461,10 @@ fn channel_json(tenant: &Managed, name: &str) -> Option<Value> {
     security(("admin_token" = []))
 )]
 pub async fn list_channels(
-    req: HttpRequest,
-    admin: web::Data<AdminToken>,
+    _operator: Operator,
     directory: web::Data<Directory>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    operator(&req, &admin)?;
     let tenant = directory
         .get(&path)
         .await
@@ -502,13 +491,11 @@ pub async fn list_channels(
     security(("admin_token" = []))
 )]
 pub async fn create_channel(
-    req: HttpRequest,
-    admin: web::Data<AdminToken>,
+    _operator: Operator,
     directory: web::Data<Directory>,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    operator(&req, &admin)?;
     let body = json_body(payload).await?;
     let name = body.get("name").and_then(Value::as_str).map(str::to_owned);
     let tenant = directory.add_channel(&path, body).await?;
@@ -536,12 +523,10 @@ pub async fn create_channel(
     security(("admin_token" = []))
 )]
 pub async fn get_channel(
-    req: HttpRequest,
-    admin: web::Data<AdminToken>,
+    _operator: Operator,
     directory: web::Data<Directory>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
-    operator(&req, &admin)?;
     let (id, name) = path.into_inner();
     let tenant = directory
         .get(&id)
@@ -569,13 +554,11 @@ pub async fn get_channel(
     security(("admin_token" = []))
 )]
 pub async fn update_channel(
-    req: HttpRequest,
-    admin: web::Data<AdminToken>,
+    _operator: Operator,
     directory: web::Data<Directory>,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    operator(&req, &admin)?;
     let (id, name) = path.into_inner();
     let patch = json_body(payload).await?;
     let tenant = directory.update_channel(&id, &name, patch).await?;
@@ -598,12 +581,10 @@ pub async fn update_channel(
     security(("admin_token" = []))
 )]
 pub async fn delete_channel(
-    req: HttpRequest,
-    admin: web::Data<AdminToken>,
+    _operator: Operator,
     directory: web::Data<Directory>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
-    operator(&req, &admin)?;
     let (id, name) = path.into_inner();
     directory.delete_channel(&id, &name).await?;
     Ok(HttpResponse::NoContent().finish())
