@@ -622,3 +622,64 @@ fn secrets_are_never_shown_and_bad_operator_requests_get_problem_documents() {
         "a key chosen by the operator works"
     );
 }
+
+#[test]
+fn changing_a_channel_under_load_loses_no_message() {
+    let (_dir, db) = temp_db();
+    let sim = simulator(&[ACME], Faults::default());
+    let port = sim.local_addr().port();
+    let text = format!(
+        "[http]\nadmin_token = \"{ADMIN}\"\n{}",
+        config_text(&db, port, &[ACME], "sessions = 2\nwindow = 20")
+    );
+    let engine = TestEngine::start(&text);
+    let http = engine.http();
+    wait_for_binds(&sim, 2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders: Vec<_> = (0..4)
+        .map(|t| {
+            let (addr, stop) = (engine.addr, stop.clone());
+            std::thread::spawn(move || {
+                let http = Http::new(addr);
+                let mut ids = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    ids.push(http.send(ACME.api_key, "4915100000001", &format!("t{t}")));
+                }
+                ids
+            })
+        })
+        .collect();
+    // Replace the channel's sessions three times while messages are in
+    // flight on them: their messages go back to the queue and out again.
+    for (i, window) in [5, 50, 20].into_iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(300));
+        let reply = admin(
+            &http,
+            "PATCH",
+            "/admin/v1/tenants/acme/channels/sim",
+            Some(json!({"window": window, "sessions": 1 + i % 2})),
+        );
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let ids: Vec<String> = senders
+        .into_iter()
+        .flat_map(|s| s.join().unwrap())
+        .collect();
+    assert!(ids.len() > 50, "the load ran ({} messages)", ids.len());
+    http.wait_for_status(ACME.api_key, &ids, &["delivered"], Duration::from_secs(30));
+    let stats = http.get("/v1/stats", Some(ACME.api_key)).body;
+    assert_eq!(stats["failed"], 0, "{stats}");
+    // Retired sessions unbind gracefully: what was in flight is answered
+    // first and what waited goes back unsent, so nothing is sent twice.
+    assert_eq!(sim.submit_count(), ids.len(), "each message submitted once");
+    let sessions = http.get("/v1/connections", Some(ACME.api_key)).body;
+    let windows: Vec<u64> = sessions["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["window_size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(windows, [20], "one session with the last window");
+}
