@@ -46,76 +46,15 @@ pub async fn read_body_up_to(
     Ok(body)
 }
 
-/// Registers every route. The caller adds the app data: `Store`,
+/// Registers every route, the hot ones first: actix tries resources in
+/// order and matches a `{param}` route with a regex, so `POST
+/// /v1/messages` should not be tried against the operator routes first.
+/// (Order matters otherwise only where patterns overlap:
+/// `/v1/messages/batch` comes before `/v1/messages/{id}`.) The caller adds
+/// the app data: `Store`,
 /// `Registry`, [`auth::Keys`] and [`ops::AdminToken`].
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/admin/v1/tenants")
-            .route(web::get().to(admin::list_tenants))
-            .route(web::post().to(admin::create_tenant))
-            .default_service(web::to(not_allowed)),
-    )
-    .service(
-        web::resource("/admin/v1/tenants/{id}")
-            .route(web::get().to(admin::get_tenant))
-            .route(web::patch().to(admin::update_tenant))
-            .route(web::delete().to(admin::delete_tenant))
-            .default_service(web::to(not_allowed)),
-    )
-    .service(
-        web::resource("/admin/v1/tenants/{id}/suspend")
-            .route(web::post().to(admin::suspend_tenant))
-            .default_service(web::to(not_allowed)),
-    )
-    .service(
-        web::resource("/admin/v1/tenants/{id}/reactivate")
-            .route(web::post().to(admin::reactivate_tenant))
-            .default_service(web::to(not_allowed)),
-    )
-    .service(
-        web::resource("/admin/v1/tenants/{id}/channels")
-            .route(web::get().to(admin::list_channels))
-            .route(web::post().to(admin::create_channel))
-            .default_service(web::to(not_allowed)),
-    )
-    .service(
-        web::resource("/admin/v1/tenants/{id}/channels/{name}")
-            .route(web::get().to(admin::get_channel))
-            .route(web::patch().to(admin::update_channel))
-            .route(web::delete().to(admin::delete_channel))
-            .default_service(web::to(not_allowed)),
-    )
-    .service(
-        web::resource("/admin/v1/tenants/{id}/credit")
-            .route(web::post().to(admin::top_up))
-            .default_service(web::to(not_allowed)),
-    )
-    .service(
-        web::resource("/admin/v1/tenants/{id}/keys/rotate")
-            .route(web::post().to(admin::rotate_key))
-            .default_service(web::to(not_allowed)),
-    )
-    .service(
-        web::resource("/admin/v1/connections")
-            .route(web::get().to(admin::connections))
-            .default_service(web::to(not_allowed)),
-    )
-    .service(
-        web::resource("/metrics")
-            .route(web::get().to(ops::metrics))
-            .default_service(web::to(not_allowed)),
-    )
-    .service(
-        web::resource("/ready")
-            .route(web::get().to(ops::ready))
-            .default_service(web::to(not_allowed)),
-    )
-    .service(
-        web::resource("/health")
-            .route(web::get().to(health))
-            .default_service(web::to(not_allowed)),
-    )
-    .service(
         web::resource("/v1/messages")
             .route(web::post().to(messages::send))
             .route(web::get().to(listing::list_messages))
@@ -164,6 +103,72 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/connections")
             .route(web::get().to(messages::connections))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(ops::metrics))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/ready")
+            .route(web::get().to(ops::ready))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/health")
+            .route(web::get().to(health))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/tenants")
+            .route(web::get().to(admin::list_tenants))
+            .route(web::post().to(admin::create_tenant))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/tenants/{id}")
+            .route(web::get().to(admin::get_tenant))
+            .route(web::patch().to(admin::update_tenant))
+            .route(web::delete().to(admin::delete_tenant))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/tenants/{id}/suspend")
+            .route(web::post().to(admin::suspend_tenant))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/tenants/{id}/reactivate")
+            .route(web::post().to(admin::reactivate_tenant))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/tenants/{id}/channels")
+            .route(web::get().to(admin::list_channels))
+            .route(web::post().to(admin::create_channel))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/tenants/{id}/channels/{name}")
+            .route(web::get().to(admin::get_channel))
+            .route(web::patch().to(admin::update_channel))
+            .route(web::delete().to(admin::delete_channel))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/tenants/{id}/credit")
+            .route(web::post().to(admin::top_up))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/tenants/{id}/keys/rotate")
+            .route(web::post().to(admin::rotate_key))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/connections")
+            .route(web::get().to(admin::connections))
             .default_service(web::to(not_allowed)),
     )
     .configure(openapi::routes)
