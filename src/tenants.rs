@@ -191,13 +191,7 @@ pub fn reconcile(config: &Config, store: &Store) -> Result<Vec<Managed>, StoreEr
                 row.suspended && !row.deleted
             }
         };
-        let row = TenantRow {
-            id: tenant.id.clone(),
-            settings: settings_json(tenant),
-            suspended,
-            deleted: false,
-            seed_digest: Some(digest),
-        };
+        let row = tenant_row(tenant, suspended, Some(digest));
         write_blocking(|done| store.put_tenant(row, done))?;
         let hash = key_hash(&tenant.api_key);
         let revoked = write_blocking(|done| store.seed_api_key(&tenant.id, hash, done))?;
@@ -218,15 +212,44 @@ pub fn reconcile(config: &Config, store: &Store) -> Result<Vec<Managed>, StoreEr
             suspended: row.suspended,
         });
     }
-    for tenant in &live {
-        let (id, url) = (&tenant.config.id, tenant.config.webhook_url.as_deref());
-        write_blocking(|done| store.set_tenant_webhook(id, url, done))?;
-        if tenant.config.price_per_part.is_some() {
-            let credit = config::micros(tenant.config.credit.unwrap_or(0.0));
-            write_blocking(|done| store.ensure_account(id, credit, done))?;
-        }
+    // Every tenant's settings at once: one group commit, not one per tenant.
+    let written: Vec<_> = live
+        .iter()
+        .map(|tenant| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            store_settings(store, &tenant.config, Box::new(move |r| drop(tx.send(r))));
+            rx
+        })
+        .collect();
+    for rx in written {
+        rx.recv().map_err(|_| StoreError::WriterGone)??;
     }
     Ok(live)
+}
+
+/// Writes the store-side parts of a tenant's settings (see
+/// [`Store::set_tenant_settings`]).
+fn store_settings(store: &Store, tenant: &TenantConfig, done: Done<()>) {
+    let opening_credit = tenant
+        .price_per_part
+        .map(|_| config::micros(tenant.credit.unwrap_or(0.0)));
+    store.set_tenant_settings(
+        &tenant.id,
+        tenant.webhook_url.as_deref(),
+        opening_credit,
+        done,
+    );
+}
+
+/// A tenant's row as stored: its settings as canonical JSON, no key.
+fn tenant_row(tenant: &TenantConfig, suspended: bool, seed_digest: Option<[u8; 32]>) -> TenantRow {
+    TenantRow {
+        id: tenant.id.clone(),
+        settings: settings_json(tenant),
+        suspended,
+        deleted: false,
+        seed_digest,
+    }
 }
 
 /// The JSON an operator sees: the settings with every default filled in,
@@ -393,13 +416,7 @@ impl Directory {
                 (key.clone(), Some(key))
             }
         };
-        let row = TenantRow {
-            id: tenant.id.clone(),
-            settings: settings_json(&tenant),
-            suspended: false,
-            deleted: false,
-            seed_digest: None,
-        };
+        let row = tenant_row(&tenant, false, None);
         let hash = key_hash(&key);
         write(|done| self.store.create_tenant(row, hash, done))
             .await
@@ -409,7 +426,7 @@ impl Directory {
                 ),
                 other => AdminError::Store(other),
             })?;
-        self.prepare_store(&tenant).await?;
+        write(|done| store_settings(&self.store, &tenant, done)).await?;
         self.keys
             .set_tenant(TenantInfo::new(&tenant, false, &self.paces));
         self.keys.add_key(&tenant.id, hash);
@@ -426,23 +443,6 @@ impl Directory {
         };
         tenants.insert(managed.config.id.clone(), managed.clone());
         Ok((managed, generated))
-    }
-
-    /// The store-side parts of a tenant's settings: its webhook URL (read
-    /// by the outbox triggers) and, with credit control, its account
-    /// (created with `credit` if it has none; a balance is never changed).
-    async fn prepare_store(&self, tenant: &TenantConfig) -> Result<(), StoreError> {
-        let url = tenant.webhook_url.clone();
-        write(|done| {
-            self.store
-                .set_tenant_webhook(&tenant.id, url.as_deref(), done)
-        })
-        .await?;
-        if tenant.price_per_part.is_some() {
-            let credit = config::micros(tenant.credit.unwrap_or(0.0));
-            write(|done| self.store.ensure_account(&tenant.id, credit, done)).await?;
-        }
-        Ok(())
     }
 
     /// Changes a tenant's settings with a merge patch (`null` puts a
@@ -480,7 +480,7 @@ impl Directory {
         tenant.check("")?;
         let suspended = current.suspended;
         self.persist(&tenant, suspended).await?;
-        self.prepare_store(&tenant).await?;
+        write(|done| store_settings(&self.store, &tenant, done)).await?;
         self.keys
             .set_tenant(TenantInfo::new(&tenant, suspended, &self.paces));
         self.policies.set(&tenant.id, tenant.webhook_policy());
@@ -494,13 +494,7 @@ impl Directory {
     }
 
     async fn persist(&self, tenant: &TenantConfig, suspended: bool) -> Result<(), StoreError> {
-        let row = TenantRow {
-            id: tenant.id.clone(),
-            settings: settings_json(tenant),
-            suspended,
-            deleted: false,
-            seed_digest: None,
-        };
+        let row = tenant_row(tenant, suspended, None);
         write(|done| self.store.put_tenant(row, done)).await
     }
 

@@ -198,13 +198,7 @@ impl Store {
     pub fn ensure_account(&self, tenant: &str, available: i64, done: Done<()>) {
         let tenant = tenant.to_owned();
         self.submit(writer::job(
-            move |conn, _| {
-                conn.prepare_cached(
-                    "INSERT OR IGNORE INTO accounts (tenant, available) VALUES (?1, ?2)",
-                )?
-                .execute(params![tenant, available])?;
-                Ok(())
-            },
+            move |conn, _| ensure_account_row(conn, &tenant, available),
             done,
         ));
     }
@@ -513,19 +507,7 @@ impl Store {
     pub fn set_tenant_webhook(&self, tenant: &str, url: Option<&str>, done: Done<()>) {
         let (tenant, url) = (tenant.to_owned(), url.map(str::to_owned));
         self.submit(writer::job(
-            move |conn, _| {
-                match url {
-                    Some(url) => conn
-                        .prepare_cached(
-                            "INSERT OR REPLACE INTO tenant_webhooks (tenant, url) VALUES (?1, ?2)",
-                        )?
-                        .execute(params![tenant, url])?,
-                    None => conn
-                        .prepare_cached("DELETE FROM tenant_webhooks WHERE tenant = ?1")?
-                        .execute(params![tenant])?,
-                };
-                Ok(())
-            },
+            move |conn, _| set_webhook_row(conn, &tenant, url.as_deref()),
             done,
         ));
     }
@@ -1644,6 +1626,26 @@ fn insert_inbound_row(
         received_at_ms
     ])?;
     Ok(conn.last_insert_rowid())
+}
+
+/// Creates the tenant's credit account with `available` unless it has one.
+fn ensure_account_row(conn: &Connection, tenant: &str, available: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT OR IGNORE INTO accounts (tenant, available) VALUES (?1, ?2)")?
+        .execute(params![tenant, available])?;
+    Ok(())
+}
+
+/// Sets (or with `None` removes) the tenant's webhook URL.
+fn set_webhook_row(conn: &Connection, tenant: &str, url: Option<&str>) -> Result<(), StoreError> {
+    match url {
+        Some(url) => conn
+            .prepare_cached("INSERT OR REPLACE INTO tenant_webhooks (tenant, url) VALUES (?1, ?2)")?
+            .execute(params![tenant, url])?,
+        None => conn
+            .prepare_cached("DELETE FROM tenant_webhooks WHERE tenant = ?1")?
+            .execute(params![tenant])?,
+    };
+    Ok(())
 }
 
 /// A live API key: its SHA-256 digest, its tenant and when it expires.

@@ -132,6 +132,30 @@ impl Store {
         ));
     }
 
+    /// The store-side parts of a tenant's settings, in one write: its
+    /// webhook URL (read by the outbox triggers; `None` removes it) and,
+    /// with `opening_credit` (credit control on), its account, created with
+    /// that balance if it has none (an existing balance is never changed).
+    pub fn set_tenant_settings(
+        &self,
+        tenant: &str,
+        webhook_url: Option<&str>,
+        opening_credit: Option<i64>,
+        done: Done<()>,
+    ) {
+        let (tenant, url) = (tenant.to_owned(), webhook_url.map(str::to_owned));
+        self.submit(writer::job(
+            move |conn, _| {
+                super::set_webhook_row(conn, &tenant, url.as_deref())?;
+                match opening_credit {
+                    Some(credit) => super::ensure_account_row(conn, &tenant, credit),
+                    None => Ok(()),
+                }
+            },
+            done,
+        ));
+    }
+
     /// Removes everything the tenant owns and leaves a tombstone (see the
     /// module documentation). From this call on, inserts for the tenant
     /// fail with [`StoreError::TenantClosed`].
