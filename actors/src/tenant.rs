@@ -274,6 +274,18 @@ impl Slot {
         }
     }
 
+    /// Asks its connection to unbind gracefully (in-flight submits are
+    /// answered first); a slot without one is simply closed.
+    fn unbind(&mut self) {
+        match self.addr.clone() {
+            Some(addr) => {
+                self.set_state(SlotState::Unbinding);
+                addr.do_send(Unbind);
+            }
+            None => self.set_state(SlotState::Closed),
+        }
+    }
+
     fn set_state(&mut self, state: SlotState) {
         if self.state != state {
             self.state = state;
@@ -305,12 +317,18 @@ impl TenantSupervisor {
         arbiters: &[ArbiterHandle],
         stats: Arc<TenantStats>,
     ) -> Self {
+        // Every session's window, receivers' included.
+        let total_window: usize = spec
+            .channels
+            .iter()
+            .map(|c| c.window * (c.sessions + c.receiver_sessions))
+            .sum();
         let mut supervisor = Self {
             tenant: Arc::from(spec.id.as_str()),
             store,
             arbiters: arbiters.to_vec(),
             slots: Vec::new(),
-            lanes: Lanes::new(1000),
+            lanes: Lanes::new((total_window * 4).max(1000)),
             retries: Vec::new(),
             shutting_down: false,
             shutdown_waiters: Vec::new(),
@@ -319,8 +337,6 @@ impl TenantSupervisor {
         for channel in &spec.channels {
             supervisor.add_slots(channel);
         }
-        let total_window: usize = supervisor.slots.iter().map(|s| s.window).sum();
-        supervisor.lanes = Lanes::new((total_window * 4).max(1000));
         supervisor
     }
 
@@ -800,13 +816,7 @@ impl Handler<Shutdown> for TenantSupervisor {
     fn handle(&mut self, _: Shutdown, _ctx: &mut Self::Context) -> Self::Result {
         self.shutting_down = true;
         for slot in &mut self.slots {
-            match slot.addr.clone() {
-                Some(addr) => {
-                    slot.set_state(SlotState::Unbinding);
-                    addr.do_send(Unbind);
-                }
-                None => slot.set_state(SlotState::Closed),
-            }
+            slot.unbind();
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.shutdown_waiters.push(tx);
@@ -850,13 +860,7 @@ impl Handler<Reconfigure> for TenantSupervisor {
                 slot.session
             );
             slot.retired = true;
-            match slot.addr.clone() {
-                Some(addr) => {
-                    slot.set_state(SlotState::Unbinding);
-                    addr.do_send(Unbind);
-                }
-                None => slot.set_state(SlotState::Closed),
-            }
+            slot.unbind();
         }
         for channel in spec.channels.iter().filter(|c| !kept.contains(&c.name)) {
             log::info!("[{}/{}] channel opened", self.tenant, channel.name);
