@@ -548,11 +548,6 @@ impl Config {
             ..StoreOptions::default()
         }
     }
-
-    /// The actors' view of the tenants.
-    pub fn tenant_specs(&self) -> Vec<TenantSpec> {
-        self.tenants.iter().map(TenantConfig::spec).collect()
-    }
 }
 
 impl TenantConfig {
@@ -847,9 +842,9 @@ enquire_link_interval_s = 30
     #[test]
     fn the_documented_example_parses_into_specs() {
         let config = Config::parse(EXAMPLE).unwrap();
-        let specs = config.tenant_specs();
-        assert_eq!(specs.len(), 1);
-        let channel = &specs[0].channels[0];
+        assert_eq!(config.tenants.len(), 1);
+        let spec = config.tenants[0].spec();
+        let channel = &spec.channels[0];
         assert_eq!(channel.sessions, 2);
         assert_eq!(channel.bind.mode, BindMode::Transceiver);
         assert_eq!(channel.registered_delivery, 1);
@@ -907,8 +902,8 @@ enquire_link_interval_s = 30
         let text = format!(
             "{EXAMPLE}[tenants.channels.error_classes]\n\"0x401\" = \"permanent\"\n\"88\" = \"temporary\"\n"
         );
-        let specs = Config::parse(&text).unwrap().tenant_specs();
-        let channel = &specs[0].channels[0];
+        let spec = Config::parse(&text).unwrap().tenants[0].spec();
+        let channel = &spec.channels[0];
         assert_eq!(channel.classify(0x401), ErrorClass::Permanent);
         assert_eq!(
             channel.classify(0x58),
