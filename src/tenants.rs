@@ -95,7 +95,7 @@ pub struct Directory {
 }
 
 /// Waits for a store write on the calling (async) task.
-async fn write<T: Send + 'static>(start: impl FnOnce(Done<T>)) -> Result<T, StoreError> {
+pub(crate) async fn write<T: Send + 'static>(start: impl FnOnce(Done<T>)) -> Result<T, StoreError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     start(Box::new(move |r| drop(tx.send(r))));
     rx.await.map_err(|_| StoreError::WriterGone)?

@@ -24,7 +24,7 @@ use super::ops::AdminToken;
 use super::problem::Problem;
 use crate::config::micros;
 use crate::config::ConfigError;
-use crate::tenants::{self, AdminError, Directory, Managed};
+use crate::tenants::{self, write, AdminError, Directory, Managed};
 
 /// A request that carries the admin token: extracted first by every
 /// operator handler, so nothing (not even the body) is read without it.
@@ -84,11 +84,8 @@ pub async fn top_up(
         .and_then(Value::as_f64)
         .filter(|a| a.is_finite() && a.abs() <= 1e12 && *a != 0.0)
         .ok_or_else(|| Problem::invalid_field("amount", "'amount' must be a non-zero number"))?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    store.top_up(&tenant, micros(amount), Box::new(move |r| drop(tx.send(r))));
-    let balance = rx
+    let balance = write(|done| store.top_up(&tenant, micros(amount), done))
         .await
-        .map_err(|_| Problem::store_unavailable("the store stopped"))?
         .map_err(|e| {
             log::error!("[{tenant}] top-up failed: {e}");
             Problem::store_unavailable("the top-up could not be stored")
@@ -139,8 +136,7 @@ pub async fn rotate_key(
     let grace = if body.iter().all(u8::is_ascii_whitespace) {
         0
     } else {
-        let value: Value = serde_json::from_slice(&body)
-            .map_err(|e| Problem::malformed_body(format!("the body is not valid JSON: {e}")))?;
+        let value = parse_json(&body)?;
         if !value.is_object() && !value.is_null() {
             return Err(Problem::malformed_body(
                 "the body must be a JSON object (or empty, or null)",
@@ -164,15 +160,8 @@ pub async fn rotate_key(
     let hash = key_hash(&key);
     let now = time::unix_ms();
     let old_expire_at = now + grace as i64 * 1000;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    store.rotate_api_key(
-        &tenant,
-        hash,
-        old_expire_at,
-        Box::new(move |r| drop(tx.send(r))),
-    );
-    rx.await
-        .map_err(|_| Problem::store_unavailable("the store stopped"))?
+    write(|done| store.rotate_api_key(&tenant, hash, old_expire_at, done))
+        .await
         .map_err(|e| {
             log::error!("[{tenant}] key rotation failed: {e}");
             Problem::store_unavailable("the new key could not be stored")
@@ -249,8 +238,11 @@ impl From<AdminError> for Problem {
 
 /// The body as JSON (any value; the directory says what it must be).
 async fn json_body(payload: web::Payload) -> Result<Value, Problem> {
-    let body = super::read_body(payload).await?;
-    serde_json::from_slice(&body)
+    parse_json(&super::read_body(payload).await?)
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, Problem> {
+    serde_json::from_slice(body)
         .map_err(|e| Problem::malformed_body(format!("the body is not valid JSON: {e}")))
 }
 
