@@ -100,7 +100,7 @@ impl Pace {
             return Duration::ZERO;
         };
         let burst = (*rate * 0.1).max(1.0);
-        *tokens = (*tokens + now.saturating_duration_since(*last).as_secs_f64() * *rate).min(burst);
+        *tokens = crate::http::auth::refill(*tokens, *last, now, *rate, burst);
         *last = now;
         *tokens -= n as f64;
         if *tokens >= 0.0 {

@@ -48,8 +48,7 @@ impl AcceptRate {
     pub fn take_up_to(&self, n: u64, now: Instant) -> (u64, Option<Duration>) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (tokens, last) = *state;
-        let tokens = (tokens + now.saturating_duration_since(last).as_secs_f64() * self.rate)
-            .min(self.burst);
+        let tokens = refill(tokens, last, now, self.rate, self.burst);
         let granted = (tokens.floor() as u64).min(n);
         let left = tokens - granted as f64;
         *state = (left, now);
@@ -62,8 +61,7 @@ impl AcceptRate {
     pub fn try_take(&self, now: Instant) -> Result<(), Duration> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (tokens, last) = *state;
-        let tokens = (tokens + now.saturating_duration_since(last).as_secs_f64() * self.rate)
-            .min(self.burst);
+        let tokens = refill(tokens, last, now, self.rate, self.burst);
         if tokens >= 1.0 {
             *state = (tokens - 1.0, now);
             Ok(())
@@ -72,6 +70,12 @@ impl AcceptRate {
             Err(Duration::from_secs_f64((1.0 - tokens) / self.rate))
         }
     }
+}
+
+/// A token bucket's tokens at `now`: what it had at `last` plus `rate`
+/// per second since, at most `burst`.
+pub(crate) fn refill(tokens: f64, last: Instant, now: Instant, rate: f64, burst: f64) -> f64 {
+    (tokens + now.saturating_duration_since(last).as_secs_f64() * rate).min(burst)
 }
 
 /// One tenant as the HTTP layer sees it.
