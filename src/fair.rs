@@ -20,7 +20,7 @@
 //! system's runtime.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -64,6 +64,9 @@ pub struct Pace {
     weight: AtomicU64,
     /// Messages admitted since start (the governor reads the deltas).
     admitted: AtomicU64,
+    /// Whether `limit` is set: lets an unpaced request (the usual case)
+    /// pass without taking the lock.
+    paced: AtomicBool,
     /// `(rate per second, tokens, last refill)` while paced.
     limit: Mutex<Option<(f64, f64, Instant)>>,
 }
@@ -73,6 +76,7 @@ impl Pace {
         Self {
             weight: AtomicU64::new(weight.to_bits()),
             admitted: AtomicU64::new(0),
+            paced: AtomicBool::new(false),
             limit: Mutex::new(None),
         }
     }
@@ -95,6 +99,9 @@ impl Pace {
     /// requests queue up behind each other in arrival order).
     fn reserve(&self, n: u64, now: Instant) -> Duration {
         self.admitted.fetch_add(n, Ordering::Relaxed);
+        if !self.paced.load(Ordering::Relaxed) {
+            return Duration::ZERO;
+        }
         let mut limit = self.limit.lock().unwrap_or_else(|e| e.into_inner());
         let Some((rate, tokens, last)) = limit.as_mut() else {
             return Duration::ZERO;
@@ -125,6 +132,7 @@ impl Pace {
             (Some(rate), Some((_, tokens, last))) => Some((rate, tokens, last)),
             (Some(rate), None) => Some((rate, 0.0, now)),
         };
+        self.paced.store(limit.is_some(), Ordering::Relaxed);
     }
 }
 
