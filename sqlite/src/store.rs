@@ -452,10 +452,7 @@ impl Store {
         let tenant = tenant.to_owned();
         self.submit(writer::job(
             move |conn, now| {
-                let known = conn
-                    .prepare_cached("SELECT 1 FROM api_keys WHERE hash = ?1")?
-                    .exists(params![&hash[..]])?;
-                if known {
+                if key_issued(conn, &hash)? {
                     return Ok(0);
                 }
                 add_api_key(conn, &tenant, &hash, now, now)
@@ -1646,6 +1643,13 @@ fn set_webhook_row(conn: &Connection, tenant: &str, url: Option<&str>) -> Result
             .execute(params![tenant])?,
     };
     Ok(())
+}
+
+/// Whether a key with this digest was ever issued (live or revoked).
+fn key_issued(conn: &Connection, hash: &[u8; 32]) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM api_keys WHERE hash = ?1")?
+        .exists(params![&hash[..]])?)
 }
 
 /// A live API key: its SHA-256 digest, its tenant and when it expires.

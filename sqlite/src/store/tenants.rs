@@ -96,11 +96,7 @@ impl Store {
     /// life). `seed_digest: None` keeps the digest the row had. The
     /// tenant is open for writes again from this call on.
     pub fn put_tenant(&self, row: TenantRow, done: Done<()>) {
-        self.inner
-            .closed
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&row.id);
+        self.reopen(&row.id);
         self.submit(writer::job(
             move |conn, now| upsert_tenant(conn, &row, now),
             done,
@@ -111,17 +107,10 @@ impl Store {
     /// key, in one transaction: `StoreError::KeyInUse` and nothing written
     /// if a key with this digest was ever issued (live or revoked).
     pub fn create_tenant(&self, row: TenantRow, key_hash: [u8; 32], done: Done<()>) {
-        self.inner
-            .closed
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&row.id);
+        self.reopen(&row.id);
         self.submit(writer::job(
             move |conn, now| {
-                let taken = conn
-                    .prepare_cached("SELECT 1 FROM api_keys WHERE hash = ?1")?
-                    .exists(params![&key_hash[..]])?;
-                if taken {
+                if super::key_issued(conn, &key_hash)? {
                     return Err(StoreError::KeyInUse);
                 }
                 upsert_tenant(conn, &row, now)?;
@@ -201,6 +190,15 @@ impl Store {
             },
             done,
         ));
+    }
+
+    /// Writes for `tenant` are accepted again (it is being created).
+    fn reopen(&self, tenant: &str) {
+        self.inner
+            .closed
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(tenant);
     }
 
     /// Whether writes for `tenant` are refused (it is being, or was,
