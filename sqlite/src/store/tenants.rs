@@ -342,37 +342,15 @@ mod tests {
         assert!(rows[0].suspended);
         assert_eq!(rows[0].settings, r#"{"y":2}"#);
     }
-}
-
-#[cfg(test)]
-mod create_tests {
-    use super::*;
-    use crate::StoreOptions;
-
-    fn wait<T: Send + 'static>(f: impl FnOnce(Done<T>)) -> Result<T, StoreError> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        f(Box::new(move |r| drop(tx.send(r))));
-        rx.recv().unwrap()
-    }
-
-    fn row(id: &str) -> TenantRow {
-        TenantRow {
-            id: id.into(),
-            settings: "{}".into(),
-            suspended: false,
-            deleted: false,
-            seed_digest: None,
-        }
-    }
 
     #[test]
     fn a_tenant_is_not_created_with_a_key_ever_issued_before() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("t.db"), StoreOptions::default()).unwrap();
-        wait(|d| store.create_tenant(row("a"), [1; 32], d)).unwrap();
+        wait(|d| store.create_tenant(row("a", "{}"), [1; 32], d)).unwrap();
         // Revoked by a rotation, the old key still counts as issued.
         wait(|d| store.rotate_api_key("a", [2; 32], 0, d)).unwrap();
-        let refused = wait(|d| store.create_tenant(row("b"), [1; 32], d)).unwrap_err();
+        let refused = wait(|d| store.create_tenant(row("b", "{}"), [1; 32], d)).unwrap_err();
         assert!(matches!(refused, StoreError::KeyInUse), "{refused:?}");
         let ids: Vec<String> = store
             .tenant_rows()
@@ -381,6 +359,6 @@ mod create_tests {
             .map(|r| r.id)
             .collect();
         assert_eq!(ids, ["a"], "nothing of b was written");
-        wait(|d| store.create_tenant(row("b"), [3; 32], d)).unwrap();
+        wait(|d| store.create_tenant(row("b", "{}"), [3; 32], d)).unwrap();
     }
 }
