@@ -37,31 +37,7 @@ pub async fn list(
     query: web::Query<HashMap<String, String>>,
     store: web::Data<Store>,
 ) -> Result<HttpResponse, Problem> {
-    let params = query.into_inner();
-    if let Some(unknown) = params
-        .keys()
-        .find(|k| !["cursor", "limit"].contains(&k.as_str()))
-    {
-        return Err(Problem::invalid_field(
-            unknown,
-            format!("unknown query parameter '{unknown}'"),
-        ));
-    }
-    let before = params
-        .get("cursor")
-        .map(|c| {
-            c.parse::<i64>()
-                .map_err(|_| Problem::invalid_field("cursor", "not a cursor from a previous page"))
-        })
-        .transpose()?;
-    let limit = match params.get("limit") {
-        None => 100,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| Problem::invalid_field("limit", "'limit' must be from 1 to 1000"))?,
-    };
+    let (before, limit) = super::listing::page_params(&query.into_inner())?;
     let (reader, id) = (store.get_ref().clone(), tenant.id().clone());
     let page = web::block(move || reader.dead_webhooks(&id, before, limit))
         .await

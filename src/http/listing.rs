@@ -46,6 +46,23 @@ fn limit(params: &HashMap<String, String>) -> Result<usize, Problem> {
     }
 }
 
+/// `cursor` (a decimal row id from the previous page) and `limit`, the
+/// only parameters of a list paged by row id (`/v1/inbound`, dead
+/// letters).
+pub(crate) fn page_params(
+    params: &HashMap<String, String>,
+) -> Result<(Option<i64>, usize), Problem> {
+    check_params(params, &["cursor", "limit"])?;
+    let before = params
+        .get("cursor")
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| Problem::invalid_field("cursor", "not a cursor from a previous page"))
+        })
+        .transpose()?;
+    Ok((before, limit(params)?))
+}
+
 fn timestamp(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Problem> {
     params
         .get(name)
@@ -154,16 +171,7 @@ pub async fn list_inbound(
     query: web::Query<HashMap<String, String>>,
     store: web::Data<Store>,
 ) -> Result<HttpResponse, Problem> {
-    let params = query.into_inner();
-    check_params(&params, &["cursor", "limit"])?;
-    let before = params
-        .get("cursor")
-        .map(|c| {
-            c.parse::<i64>()
-                .map_err(|_| Problem::invalid_field("cursor", "not a cursor from a previous page"))
-        })
-        .transpose()?;
-    let limit = limit(&params)?;
+    let (before, limit) = page_params(&query.into_inner())?;
     let (store, id) = (store.get_ref().clone(), tenant.id().clone());
     let page = read(&tenant, move || store.list_inbound(&id, before, limit)).await?;
     let next = (page.len() == limit)
