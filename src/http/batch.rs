@@ -18,7 +18,7 @@ use super::auth::Tenant;
 use super::messages::{
     accepted_json, answer, idempotency_key, insert_problem, parse_item, request_hash, Answer,
 };
-use super::openapi::{BatchRequest, BatchResponse, IdempotencyKey};
+use super::openapi::{BatchRequest, BatchResponse, IdempotencyKey, TenantErrors};
 use super::problem::Problem;
 
 /// Most messages in one batch.
@@ -79,9 +79,7 @@ fn at(index: usize, mut problem: Problem) -> Problem {
         (status = 200, description = "One result per item, in order: accepted (committed) or refused.", body = BatchResponse,
             headers(("Idempotent-Replayed" = String, description = "`true` on the stored answer to a retry"))),
         (status = 400, description = "Malformed JSON (`malformed-body`), no `messages` array of 1 to 1,000 items (`invalid-field`), or a bad `Idempotency-Key` (`invalid-header`).", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
+        TenantErrors,
         (status = 413, description = "The body is over 2 MiB.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The `Idempotency-Key` was used before with another body.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The store could not commit; nothing was accepted.", body = Problem, content_type = "application/problem+json"),

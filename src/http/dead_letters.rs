@@ -10,7 +10,7 @@ use smppd_actors::smpp::time;
 use smppd_sqlite::{MessageId, Store};
 
 use super::auth::Tenant;
-use super::openapi::{DeadLetterPage, PageQuery, ReplayAccepted};
+use super::openapi::{DeadLetterPage, PageQuery, ReplayAccepted, TenantErrors};
 use super::problem::Problem;
 
 /// List the caller's dead letters
@@ -25,9 +25,7 @@ use super::problem::Problem;
     responses(
         (status = 200, description = "A page of dead letters.", body = DeadLetterPage),
         (status = 400, description = "An unknown or bad query parameter (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
+        TenantErrors,
         (status = 503, description = "The dead letters could not be read.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))
@@ -83,9 +81,7 @@ pub async fn list(
     params(("id" = String, Path, description = "The dead letter's id (a decimal number).", pattern = "^[0-9]{1,18}$")),
     responses(
         (status = 202, description = "The delivery is pending again.", body = ReplayAccepted),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
+        TenantErrors,
         (status = 404, description = "Not one of the caller's dead letters.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The replay could not be stored.", body = Problem, content_type = "application/problem+json"),
     ),

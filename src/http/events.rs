@@ -19,6 +19,7 @@ use smppd_actors::Registry;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::auth::Tenant;
+use super::openapi::TenantErrors;
 use super::problem::Problem;
 
 const KEEPALIVE: Duration = Duration::from_secs(15);
@@ -82,9 +83,7 @@ fn frame(event: &Event) -> Bytes {
     responses(
         (status = 200, description = "The event stream.", body = String, content_type = "text/event-stream",
             example = "event: status\ndata: {\"at\":\"2026-11-22T07:45:25.120Z\",\"error\":null,\"id\":\"01a2020b5def0000\",\"status\":\"delivered\"}\n\n"),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
+        TenantErrors,
         (status = 404, description = "The caller's tenant is not running.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))

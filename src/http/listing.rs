@@ -13,7 +13,7 @@ use smppd_sqlite::{MessageFilter, MessageId, MessageStatus, Store};
 
 use super::auth::Tenant;
 use super::messages::message_json;
-use super::openapi::{InboundPage, ListMessagesQuery, MessagePage, PageQuery};
+use super::openapi::{InboundPage, ListMessagesQuery, MessagePage, PageQuery, TenantErrors};
 use super::problem::Problem;
 
 /// Default and largest page.
@@ -101,9 +101,7 @@ async fn read<T: Send + 'static>(
     responses(
         (status = 200, description = "A page of messages.", body = MessagePage),
         (status = 400, description = "An unknown or bad query parameter (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
+        TenantErrors,
         (status = 503, description = "The list could not be read.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))
@@ -159,9 +157,7 @@ pub async fn list_messages(
     responses(
         (status = 200, description = "A page of inbound messages.", body = InboundPage),
         (status = 400, description = "An unknown or bad query parameter (`invalid-field`, naming it).", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
+        TenantErrors,
         (status = 503, description = "The list could not be read.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))

@@ -19,7 +19,9 @@ use smppd_sqlite::{
 };
 
 use super::auth::{Tenant, TenantInfo};
-use super::openapi::{Accepted, Balance, Connections, IdempotencyKey, Message, SendMessage, Stats};
+use super::openapi::{
+    Accepted, Balance, Connections, IdempotencyKey, Message, SendMessage, Stats, TenantErrors,
+};
 use super::problem::Problem;
 
 /// The fields a message accepts.
@@ -388,9 +390,7 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
         (status = 202, description = "Accepted: the row is committed.", body = Accepted,
             headers(("Idempotent-Replayed" = String, description = "`true` on the stored answer to a retry"))),
         (status = 400, description = "Malformed JSON (`malformed-body`), a missing, unknown or bad field (`invalid-field`), or a bad `Idempotency-Key` (`invalid-header`).", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
+        TenantErrors,
         (status = 402, description = "The tenant's credit does not cover the message (`insufficient-credit`).", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over 64 KiB.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The `Idempotency-Key` was used before with another body.", body = Problem, content_type = "application/problem+json"),
@@ -506,9 +506,7 @@ pub(crate) fn money(micros: i64) -> Value {
     operation_id = "get_balance",
     responses(
         (status = 200, description = "The balance.", body = Balance),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
+        TenantErrors,
         (status = 503, description = "The balance could not be read.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))
@@ -549,9 +547,7 @@ pub async fn balance(tenant: Tenant, store: web::Data<Store>) -> Result<HttpResp
         pattern = "^(?:[1-7][0-9a-fA-F]{15}|0[0-9a-fA-F]*[1-9a-fA-F][0-9a-fA-F]*)$", min_length = 16, max_length = 16)),
     responses(
         (status = 200, description = "The message.", body = Message),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
+        TenantErrors,
         (status = 404, description = "No such message of the caller's.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The message could not be read.", body = Problem, content_type = "application/problem+json"),
     ),
@@ -613,9 +609,7 @@ pub async fn get(
     operation_id = "get_stats",
     responses(
         (status = 200, description = "The counters.", body = Stats),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
+        TenantErrors,
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
@@ -641,9 +635,7 @@ pub async fn stats(tenant: Tenant, registry: web::Data<Registry>) -> HttpRespons
     operation_id = "list_connections",
     responses(
         (status = 200, description = "The session slots.", body = Connections),
-        (status = 401, description = "Missing or unknown API key.", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The tenant is suspended by the operator (`tenant-suspended`).", body = Problem, content_type = "application/problem+json"),
+        TenantErrors,
     ),
     security(("bearer" = []), ("api_key" = []))
 )]

@@ -24,7 +24,7 @@ use actix_web::{web, HttpResponse};
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, OneOfBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::RefOr;
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
 
 use super::problem::Problem;
 use super::{admin, batch, dead_letters, events, listing, messages, ops};
@@ -333,6 +333,21 @@ fn callback_url_schema() -> RefOr<utoipa::openapi::Schema> {
              (else `400 invalid-field`).",
         ))
         .into()
+}
+
+/// The errors every tenant call may answer.
+#[derive(IntoResponses)]
+pub enum TenantErrors {
+    /// Missing or unknown API key.
+    #[response(
+        status = 401,
+        content_type = "application/problem+json",
+        headers(("WWW-Authenticate" = String, description = "`Bearer`"))
+    )]
+    Unauthorized(Problem),
+    /// The tenant is suspended by the operator (`tenant-suspended`).
+    #[response(status = 403, content_type = "application/problem+json")]
+    Suspended(Problem),
 }
 
 /// A message to send: the body of `POST /v1/messages` and each item of a
