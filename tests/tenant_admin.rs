@@ -82,18 +82,36 @@ fn bound(sim: &smppd_actors::simulator::SimulatorHandle, system_id: &str) -> usi
 
 /// The tenant's sessions as `(channel, session, since)`, all bound.
 fn sessions(http: &Http, key: &str) -> Vec<(String, u64, String)> {
+    sessions_in_state(http, key, None)
+        .into_iter()
+        .map(|(channel, session, state, since)| {
+            assert_eq!(state, "bound", "{channel}#{session}");
+            (channel, session, since)
+        })
+        .collect()
+}
+
+/// The tenant's sessions as `(channel, session, state, since)`, only
+/// those of `channel` if one is given.
+fn sessions_in_state(
+    http: &Http,
+    key: &str,
+    channel: Option<&str>,
+) -> Vec<(String, u64, String, String)> {
     let reply = http.get("/v1/connections", Some(key));
     assert_eq!(reply.status, 200);
     reply.body["connections"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|c| channel.is_none_or(|name| c["channel"] == name))
         .map(|c| {
-            assert_eq!(c["state"], "bound", "{c}");
+            let text = |field: &str| c[field].as_str().unwrap().to_string();
             (
-                c["channel"].as_str().unwrap().to_string(),
+                text("channel"),
                 c["session"].as_u64().unwrap(),
-                c["since"].as_str().unwrap().to_string(),
+                text("state"),
+                text("since"),
             )
         })
         .collect()
@@ -175,26 +193,11 @@ fn tenants_and_channels_change_while_another_tenant_is_under_load_without_touchi
     eventually(Duration::from_secs(10), "gamma binds", || {
         bound(&sim, "gamma") == 1
     });
-    let gamma_sim = |http: &Http| -> Vec<(String, u64, String)> {
-        let reply = http.get("/v1/connections", Some(&key));
-        reply.body["connections"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["channel"] == "sim")
-            .map(|c| {
-                (
-                    c["state"].as_str().unwrap().to_string(),
-                    c["session"].as_u64().unwrap(),
-                    c["since"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    };
+    let gamma_sim = |http: &Http| sessions_in_state(http, &key, Some("sim"));
     eventually(
         Duration::from_secs(10),
         "gamma's sim session reports bound",
-        || gamma_sim(&http).first().is_some_and(|s| s.0 == "bound"),
+        || gamma_sim(&http).first().is_some_and(|s| s.2 == "bound"),
     );
     let gamma_sim_before = gamma_sim(&http);
     let reply = admin(
