@@ -926,6 +926,68 @@ enquire_link_interval_s = 30
     }
 
     #[test]
+    fn out_of_range_delays_counts_and_weights_are_refused_naming_the_key() {
+        let channel = |line: &str| {
+            EXAMPLE.replace(
+                "enquire_link_interval_s = 30",
+                &format!("enquire_link_interval_s = 30\n{line}"),
+            )
+        };
+        let tenant = |line: &str| {
+            EXAMPLE.replace(
+                "api_key = \"acme-secret\"",
+                &format!("api_key = \"acme-secret\"\n{line}"),
+            )
+        };
+        for (text, key) in [
+            (
+                channel("response_timeout_s = 18446744073709551615"),
+                "tenants[0].channels[0].response_timeout_s: must be between 1 and 3600",
+            ),
+            (
+                channel("reconnect_max_s = 86401"),
+                "tenants[0].channels[0].reconnect_max_s",
+            ),
+            (
+                channel("max_attempts = 1001"),
+                "tenants[0].channels[0].max_attempts",
+            ),
+            (
+                channel("submits_per_second = 2000000.0"),
+                "tenants[0].channels[0].submits_per_second",
+            ),
+            (
+                EXAMPLE.replace("smsc-a", "smsc\\u0007a"),
+                "tenants[0].channels[0].name",
+            ),
+            (
+                EXAMPLE.replace("host = \"127.0.0.1\"", "host = \"127.0.0.1 \""),
+                "tenants[0].channels[0].host",
+            ),
+            (
+                tenant("max_in_flight = 1000000001"),
+                "tenants[0].max_in_flight",
+            ),
+            (tenant("weight = 0.0"), "tenants[0].weight"),
+            (tenant("weight = 1001.0"), "tenants[0].weight"),
+            (
+                tenant("webhook_max_attempts = 1001"),
+                "tenants[0].webhook_max_attempts",
+            ),
+            (
+                tenant(&format!("webhook_secret = \"{}\"", "s".repeat(1025))),
+                "tenants[0].webhook_secret",
+            ),
+        ] {
+            let e = error(&text);
+            assert!(e.starts_with(key), "{key}: {e}");
+        }
+        // The bounds themselves are accepted.
+        Config::parse(&channel("response_timeout_s = 3600\nmax_attempts = 1000")).unwrap();
+        Config::parse(&tenant("weight = 1000.0\nmax_in_flight = 1000000000")).unwrap();
+    }
+
+    #[test]
     fn a_zero_mo_parts_timeout_is_refused() {
         let e = error(&format!("[engine]\nmo_parts_timeout_s = 0\n{EXAMPLE}"));
         assert!(e.starts_with("engine.mo_parts_timeout_s"), "{e}");

@@ -530,6 +530,13 @@ fn secrets_are_never_shown_and_bad_operator_requests_get_problem_documents() {
         (
             "POST",
             "/admin/v1/tenants",
+            Some(json!({"id": "w", "api_key": ADMIN})),
+            409,
+            "",
+        ),
+        (
+            "POST",
+            "/admin/v1/tenants",
             Some(
                 json!({"id": "z", "channels": [{"name": "c", "host": "h", "port": 1,
                 "system_id": "s", "password": "much-too-long"}]}),
