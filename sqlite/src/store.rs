@@ -1365,18 +1365,23 @@ fn mark_submitted(
     smsc_message_ids: &[String],
 ) -> Result<Option<MessageStatus>, StoreError> {
     let single = (smsc_message_ids.len() == 1).then(|| smsc_message_ids[0].as_str());
+    // A read, then a plain UPDATE: `UPDATE … RETURNING` makes SQLite build
+    // an ephemeral table for every call, which profiled at a quarter of the
+    // writer's time. Only this thread writes, so nothing changes in between.
     let tenant: Option<String> = conn
-        .prepare_cached(
-            "UPDATE messages SET status = 'submitted', channel = ?2, smsc_message_id = ?3, \
-             submitted_at = ?4, attempts = attempts + 1, error_code = NULL, error_name = NULL, \
-             updated_at = ?4 WHERE id = ?1 AND status = 'queued' RETURNING tenant",
-        )?
-        .query_row(params![id.as_i64(), channel, single, now], |row| row.get(0))
+        .prepare_cached("SELECT tenant FROM messages WHERE id = ?1 AND status = 'queued'")?
+        .query_row(params![id.as_i64()], |row| row.get(0))
         .optional()?;
     let Some(tenant) = tenant else {
         log::debug!("mark_submitted: message {id} is not queued; left alone");
         return Ok(None);
     };
+    conn.prepare_cached(
+        "UPDATE messages SET status = 'submitted', channel = ?2, smsc_message_id = ?3, \
+         submitted_at = ?4, attempts = attempts + 1, error_code = NULL, error_name = NULL, \
+         updated_at = ?4 WHERE id = ?1",
+    )?
+    .execute(params![id.as_i64(), channel, single, now])?;
     if single.is_some() {
         // The DLR may have overtaken the submit_sm_resp and been parked.
         return Ok(
@@ -1423,16 +1428,24 @@ fn take_parked(
     channel: &str,
     smsc_message_id: &str,
 ) -> Result<Option<(MessageStatus, Option<ErrorInfo>)>, StoreError> {
+    // SELECT then DELETE rather than `DELETE … RETURNING`, which builds an
+    // ephemeral table on every call, parked receipt or not.
+    let key = params![tenant, channel, smsc_message_id];
     let mut stmt = conn.prepare_cached(
-        "DELETE FROM pending_receipts WHERE tenant = ?1 AND channel = ?2 \
-         AND smsc_message_id = ?3 RETURNING status, error_code, error_name",
+        "SELECT status, error_code, error_name FROM pending_receipts \
+         WHERE tenant = ?1 AND channel = ?2 AND smsc_message_id = ?3",
     )?;
-    let mut rows = stmt.query(params![tenant, channel, smsc_message_id])?;
+    let mut rows = stmt.query(key)?;
     let Some(row) = rows.next()? else {
         return Ok(None);
     };
     let status = receipt_status(parse_status(&column::<String>(row, 0, "status")?)?);
     let error = error_info(column(row, 1, "error_code")?, column(row, 2, "error_name")?);
+    drop(rows);
+    conn.prepare_cached(
+        "DELETE FROM pending_receipts WHERE tenant = ?1 AND channel = ?2 AND smsc_message_id = ?3",
+    )?
+    .execute(key)?;
     Ok(Some((status, error)))
 }
 
