@@ -1147,6 +1147,38 @@ fn a_final_status_of_a_tenant_with_a_webhook_lands_in_the_outbox_once() {
 }
 
 #[test]
+fn every_final_status_and_no_other_puts_an_event_in_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    wait(|done| store.set_tenant_webhook("acme", Some("http://hooks.example/acme"), done)).unwrap();
+    for (n, target) in MessageStatus::ALL.into_iter().enumerate() {
+        let id = insert(&store, "acme", "a");
+        let smsc_id = format!("s{n}");
+        submit(&store, id, "ch", &smsc_id);
+        if target != MessageStatus::Submitted {
+            // A receipt saying `queued` is recorded as `submitted`; the
+            // store's own retry path is what moves a message back to queued.
+            match target {
+                MessageStatus::Queued => {
+                    wait(|done| store.mark_retry(id, None, done)).unwrap();
+                }
+                _ => {
+                    apply(&store, receipt("acme", "ch", &smsc_id, target));
+                }
+            }
+        }
+        assert_eq!(status(&store, "acme", id), target);
+        let claimed = claim(&store);
+        if target.is_terminal() {
+            assert_eq!(claimed.len(), 1, "{target:?}: {claimed:?}");
+            assert_eq!(claimed[0].status.as_deref(), Some(target.as_str()));
+        } else {
+            assert!(claimed.is_empty(), "{target:?} is not final: {claimed:?}");
+        }
+    }
+}
+
+#[test]
 fn a_message_callback_url_overrides_the_tenant_webhook() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
