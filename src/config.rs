@@ -144,8 +144,8 @@ pub enum SyncMode {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct EngineConfig {
-    /// Threads for tenant supervisors and SMPP connections (default: one
-    /// per core).
+    /// Threads for tenant supervisors and SMPP connections (default: half
+    /// the cores, at least one).
     #[serde(default)]
     pub threads: Option<usize>,
     /// Seconds to wait for the missing parts of a concatenated MO message

@@ -119,15 +119,22 @@ async fn flush_stale_mo_parts(store: Store, registry: Registry, timeout: Duratio
     }
 }
 
+/// `engine.threads` when the config does not say: half the cores, at least
+/// one. The HTTP workers (one per core) and the store's writer thread take
+/// the rest: on 2 cores, one SMPP thread instead of two cut the engine's
+/// CPU per message by 10 % with 10 tenants (fewer cross-thread wake-ups
+/// between supervisors and connections) at the same 1-tenant throughput
+/// (BENCHMARKS.md).
+fn default_engine_threads() -> usize {
+    (std::thread::available_parallelism().map_or(2, usize::from) / 2).max(1)
+}
+
 impl Engine {
     /// Starts everything on `listener`. Must run inside an actix `System`.
     pub async fn start(config: &Config, listener: TcpListener) -> Result<Engine, StartError> {
         let addr = listener.local_addr()?;
         let store = Store::open(&config.database.path, config.store_options())?;
-        let threads = config
-            .engine
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+        let threads = config.engine.threads.unwrap_or_else(default_engine_threads);
         let registry = Registry::new(store.clone(), threads);
         let tenants = tenants::reconcile(config, &store)?;
         let live_keys = store.api_keys(smppd_actors::smpp::time::unix_ms())?;
