@@ -3,13 +3,17 @@
 //! Tenants share this process's CPU and its store writer. While there is
 //! capacity to spare nobody waits: every accepted message goes straight to
 //! the store. When the engine is *saturated* — the machine's CPUs are
-//! busy, or the store's writer has a backlog — the [`Governor`] paces the
+//! busy, the store's single writer is busy most of the time, or it has a
+//! backlog — the [`Governor`] paces the
 //! tenants that are sending, so that each gets its configured `weight`'s
 //! share of what the engine manages: every tick it measures the total
 //! accept rate and gives each sending tenant a rate of
 //! `total × weight / Σ weights of the sending tenants` (plus a little
 //! headroom, so a share that another tenant leaves unused is taken up
-//! within a few ticks). A paced request is not refused: it waits, without
+//! within a few ticks). The total is the highest rate measured lately,
+//! decaying slowly ([`Capacity`]): the last tick alone would shrink every
+//! share whenever a paced tenant could not use all of its own, and the
+//! next tick's total with it, spiralling down. A paced request is not refused: it waits, without
 //! holding a thread, until its tenant's rate lets it in ([`Pace::admit`]).
 //! Pacing the tenant above its share frees the CPU the others need, so a
 //! closed-loop client of each tenant sees throughput in proportion to the
@@ -38,8 +42,16 @@ const MIN_RATE: f64 = 5.0;
 const BUSY_ENTER: f64 = 0.90;
 /// …and stop counting as saturated below this one (hysteresis).
 const BUSY_LEAVE: f64 = 0.75;
+/// The store's single writer counts as saturated above this utilisation
+/// (time running batches per second of wall time)…
+const WRITER_ENTER: f64 = 0.85;
+/// …and stops counting as saturated below this one.
+const WRITER_LEAVE: f64 = 0.70;
 /// Store writes waiting above this count also mean saturation.
 const STORE_BACKLOG: u64 = 5_000;
+/// Per tick, the remembered capacity shrinks by this factor when the
+/// measured rate is lower (about −26 % per second).
+const CAPACITY_DECAY: f64 = 0.97;
 /// Longest single wait of a paced request.
 const MAX_WAIT: Duration = Duration::from_secs(2);
 
@@ -194,6 +206,22 @@ pub fn shares(total: f64, weights: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// The engine's accept rate while saturated, as the governor divides it:
+/// the highest rate measured lately, decaying by [`CAPACITY_DECAY`] per
+/// tick, so a dip (a paced tenant that cannot use its whole share, the
+/// pacer's own timer slack) does not shrink every rate for the next tick,
+/// while a real loss of capacity is followed within a couple of seconds.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Capacity(pub f64);
+
+impl Capacity {
+    /// Feeds one tick's measured rate; returns the capacity to share.
+    pub fn update(&mut self, measured: f64) -> f64 {
+        self.0 = measured.max(self.0 * CAPACITY_DECAY);
+        self.0
+    }
+}
+
 /// Busy fraction of all CPUs between two readings of `/proc/stat`'s first
 /// line (`cpu user nice system idle iowait irq softirq steal …`).
 pub fn busy_between(before: &[u64], after: &[u64]) -> Option<f64> {
@@ -210,6 +238,20 @@ fn read_cpu() -> Option<Vec<u64>> {
     line.split_whitespace().map(|f| f.parse().ok()).collect()
 }
 
+/// One tick's readings of how loaded the engine is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Load {
+    /// Busy fraction of all CPUs (`None` where `/proc/stat` is unreadable).
+    pub cpu: Option<f64>,
+    /// The store writer's utilisation: its busy time over the tick's wall
+    /// time. With the load generator's cost out of the way the single
+    /// writer, not the CPUs, is what runs out first (commits and their
+    /// fsync are serial), so CPU alone missed that saturation.
+    pub writer: f64,
+    /// Store writes waiting.
+    pub store_backlog: u64,
+}
+
 /// Saturation with hysteresis.
 #[derive(Debug, Default)]
 pub struct Saturation {
@@ -218,13 +260,16 @@ pub struct Saturation {
 
 impl Saturation {
     /// Feeds one tick's readings; returns whether the engine is saturated.
-    pub fn update(&mut self, busy: Option<f64>, store_backlog: u64) -> bool {
-        let backlog = store_backlog > STORE_BACKLOG;
-        self.on = match busy {
-            Some(b) if self.on => b >= BUSY_LEAVE || backlog,
-            Some(b) => b >= BUSY_ENTER || backlog,
-            None => backlog,
+    pub fn update(&mut self, load: Load) -> bool {
+        let backlog = load.store_backlog > STORE_BACKLOG;
+        let (cpu_limit, writer_limit) = if self.on {
+            (BUSY_LEAVE, WRITER_LEAVE)
+        } else {
+            (BUSY_ENTER, WRITER_ENTER)
         };
+        self.on = backlog
+            || load.writer >= writer_limit
+            || load.cpu.is_some_and(|busy| busy >= cpu_limit);
         self.on
     }
 }
@@ -239,6 +284,8 @@ pub async fn governor(mode: Mode, paces: Paces, store: Store) {
     let mut last: HashMap<String, u64> = HashMap::new();
     let mut at = Instant::now();
     let mut saturation = Saturation::default();
+    let mut writer_busy_ns = store.stats().busy_ns;
+    let mut capacity = Capacity::default();
     let mut pacing = false;
     loop {
         tick.tick().await;
@@ -251,9 +298,16 @@ pub async fn governor(mode: Mode, paces: Paces, store: Store) {
             _ => None,
         };
         cpu = cpu_now;
+        let busy_ns = store.stats().busy_ns;
+        let writer = busy_ns.saturating_sub(writer_busy_ns) as f64 / 1e9 / dt;
+        writer_busy_ns = busy_ns;
         let saturated = match mode {
             Mode::Always => true,
-            _ => saturation.update(busy, store.pending_writes()),
+            _ => saturation.update(Load {
+                cpu: busy,
+                writer,
+                store_backlog: store.pending_writes(),
+            }),
         };
         let all = paces.all();
         let mut sending = Vec::new();
@@ -269,7 +323,11 @@ pub async fn governor(mode: Mode, paces: Paces, store: Store) {
         last.retain(|id, _| all.iter().any(|(k, _)| k == id));
         if saturated && sending.len() >= 2 {
             let weights: Vec<f64> = sending.iter().map(|p| p.weight()).collect();
-            let rates = shares(total as f64 / dt, &weights);
+            let rates = shares(capacity.update(total as f64 / dt), &weights);
+            log::debug!(
+                "pacing at {:.0}/s: weights {weights:?} -> {rates:?}",
+                capacity.0
+            );
             for (_, pace) in &all {
                 let rate = sending
                     .iter()
@@ -291,6 +349,7 @@ pub async fn governor(mode: Mode, paces: Paces, store: Store) {
             }
             log::info!("engine no longer saturated: tenants no longer paced");
             pacing = false;
+            capacity = Capacity::default();
         }
     }
 }
@@ -306,6 +365,19 @@ mod tests {
         assert!((rates[1] - 2100.0).abs() < 1e-6);
         assert!((rates[2] - 4200.0).abs() < 1e-6);
         assert_eq!(shares(10.0, &[1.0, 99.0])[0], MIN_RATE);
+    }
+
+    #[test]
+    fn capacity_follows_a_rise_at_once_and_a_fall_slowly() {
+        let mut c = Capacity::default();
+        assert_eq!(c.update(10_000.0), 10_000.0);
+        assert_eq!(c.update(12_000.0), 12_000.0);
+        assert!((c.update(6_000.0) - 11_640.0).abs() < 1e-6);
+        let mut last = 0.0;
+        for _ in 0..100 {
+            last = c.update(6_000.0);
+        }
+        assert_eq!(last, 6_000.0, "a lasting fall is followed");
     }
 
     #[test]
@@ -327,16 +399,35 @@ mod tests {
 
     #[test]
     fn saturation_starts_at_90_percent_busy_and_ends_below_75() {
+        let cpu = |busy| Load {
+            cpu: Some(busy),
+            ..Load::default()
+        };
         let mut s = Saturation::default();
-        assert!(!s.update(Some(0.85), 0));
-        assert!(s.update(Some(0.95), 0));
-        assert!(s.update(Some(0.80), 0), "hysteresis");
-        assert!(!s.update(Some(0.70), 0));
-        assert!(
-            s.update(None, STORE_BACKLOG + 1),
-            "a store backlog is saturation"
-        );
-        assert!(!s.update(None, 0));
+        assert!(!s.update(cpu(0.85)));
+        assert!(s.update(cpu(0.95)));
+        assert!(s.update(cpu(0.80)), "hysteresis");
+        assert!(!s.update(cpu(0.70)));
+        let backlog = Load {
+            store_backlog: STORE_BACKLOG + 1,
+            ..Load::default()
+        };
+        assert!(s.update(backlog), "a store backlog is saturation");
+        assert!(!s.update(Load::default()));
+    }
+
+    #[test]
+    fn a_store_writer_busy_most_of_the_time_is_saturation_with_spare_cpu() {
+        let writer = |writer| Load {
+            cpu: Some(0.6),
+            writer,
+            store_backlog: 0,
+        };
+        let mut s = Saturation::default();
+        assert!(!s.update(writer(0.80)));
+        assert!(s.update(writer(0.90)));
+        assert!(s.update(writer(0.75)), "hysteresis");
+        assert!(!s.update(writer(0.65)));
     }
 
     #[test]

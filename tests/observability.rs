@@ -49,6 +49,14 @@ fn metrics_count_messages_sessions_and_latencies_per_tenant() {
         );
     }
     assert!(metrics.contains("smppd_accept_latency_seconds_bucket{tenant=\"acme\",le=\"+Inf\"} 1"));
+    // The store writer committed (and fsynced) at least the insert, the
+    // submit and the receipt: its busy time is above zero.
+    let busy: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("smppd_store_writer_busy_seconds_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no writer busy time in\n{metrics}"));
+    assert!(busy > 0.0, "writer busy {busy}");
 }
 
 #[test]

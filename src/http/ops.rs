@@ -285,8 +285,10 @@ pub async fn metrics(
     let writer = store.stats();
     let _ = writeln!(
         out,
-        "# HELP smppd_store_transactions_total Store transactions committed.\n# TYPE smppd_store_transactions_total counter\nsmppd_store_transactions_total {}\n# HELP smppd_store_operations_total Store operations handled.\n# TYPE smppd_store_operations_total counter\nsmppd_store_operations_total {}",
-        writer.transactions, writer.ops
+        "# HELP smppd_store_transactions_total Store transactions committed.\n# TYPE smppd_store_transactions_total counter\nsmppd_store_transactions_total {}\n# HELP smppd_store_operations_total Store operations handled.\n# TYPE smppd_store_operations_total counter\nsmppd_store_operations_total {}\n# HELP smppd_store_writer_busy_seconds_total Time the store's single writer thread spent running batches (statements, commit, fsync) rather than waiting; a rate near 1 means the writer limits throughput.\n# TYPE smppd_store_writer_busy_seconds_total counter\nsmppd_store_writer_busy_seconds_total {:.6}",
+        writer.transactions,
+        writer.ops,
+        writer.busy_ns as f64 / 1e9
     );
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
