@@ -5,7 +5,7 @@
 #   examples/bench/run.sh --matrix        # only the tenant matrix
 #   examples/bench/run.sh --ceilings      # only the store and raw-SMPP ceilings
 #   examples/bench/run.sh --rss           # RSS with a large backlog (SMSC unreachable)
-#   examples/bench/run.sh --latency       # accept latency at concurrency 1, 10, 25, 50, 100
+#   examples/bench/run.sh --latency       # accept latency at concurrency 1, 10, 25, 50, 100, 200
 #   examples/bench/run.sh --weights       # 3 tenants weighted 1, 2, 4: shares while all send
 #   examples/bench/run.sh --quick         # 1 run of each, fewer messages: a smoke test
 #
@@ -261,17 +261,20 @@ matrix() {
 # each; the load client reports each tenant's share of the 202s while all
 # are still sending.
 weights() {
+    # --concurrency connections per tenant here (not in all): each tenant
+    # alone offers enough load to saturate the engine, so all of them want
+    # more than they get and the weights decide.
     local n
     n=$(wc -w <<<"$WEIGHTS")
     for run in $(seq 1 "$RUNS"); do
-        TENANT_WEIGHTS=$WEIGHTS matrix_run "$n" "$run" "$TOTAL" "$CONCURRENCY" \
+        TENANT_WEIGHTS=$WEIGHTS matrix_run "$n" "$run" "$TOTAL" "$((CONCURRENCY * n))" \
             "weights-$FAIR_SHARE-r$run"
     done
 }
 
 # Accept latency against concurrency: 1 tenant, one run per level.
 latency() {
-    for c in 1 10 25 50 100; do
+    for c in 1 10 25 50 100 200; do
         matrix_run 1 1 "$((TOTAL / 2))" "$c" "latency-c$c"
     done
 }
