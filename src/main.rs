@@ -85,6 +85,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    raise_backlog(&listener);
     let demo = cli.config.is_none();
     actix_rt::System::new().block_on(async move {
         let engine = match Engine::start(&config, listener).await {
@@ -172,4 +173,23 @@ Then ask for its status (use the id it returned):
 Stop with Ctrl-C.
 "#
     );
+}
+
+/// Pending connections the kernel queues for the HTTP listener (capped by
+/// `net.core.somaxconn`), as actix-web's own `bind` would. `std`'s `bind`
+/// listens with 128: 200 clients connecting at once overflowed it, and
+/// the dropped SYNs were retried a second later (1 s accept latencies in
+/// `run.sh --latency` at concurrency 200).
+const LISTEN_BACKLOG: libc::c_int = 1024;
+
+fn raise_backlog(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: listen(2) on a socket we own and that is already listening
+    // only changes its backlog.
+    if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
+        log::warn!(
+            "could not raise the HTTP listen backlog to {LISTEN_BACKLOG}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
