@@ -7,6 +7,7 @@
 #   examples/bench/run.sh --rss           # RSS with a large backlog (SMSC unreachable)
 #   examples/bench/run.sh --latency       # accept latency at concurrency 1, 10, 25, 50, 100, 200
 #   examples/bench/run.sh --weights       # 3 tenants weighted 1, 2, 4: shares while all send
+#   examples/bench/run.sh --trickle       # a heavy tenant beside one sending a trickle (1 connection)
 #   examples/bench/run.sh --quick         # 1 run of each, fewer messages: a smoke test
 #
 # Options (after the mode): --runs N, --total N (messages per run, split over
@@ -58,6 +59,7 @@ while [ $# -gt 0 ]; do
         --quick) MODE=quick ;;
         --latency) MODE=latency ;;
         --weights) MODE=weights ;;
+        --trickle) MODE=trickle ;;
         --weights-list) WEIGHTS=$2; shift ;;
         --fair-share) FAIR_SHARE=$2; shift ;;
         --runs) RUNS=$2; shift ;;
@@ -340,6 +342,37 @@ rss() {
 
 machine_info
 build
+# ---------------------------------------------------------------- trickle
+
+trickle() {
+    # Two tenants of equal weight sending at once for 8 s: t1 over
+    # CONCURRENCY - 1 connections, t2 over one. Fair sharing must not hold
+    # t1 to half the engine because t2 also sends (compare --fair-share off).
+    for run in $(seq 1 "$RUNS"); do
+        local name=trickle-$FAIR_SHARE-r$run dir=$WORK/trickle-r$run
+        mkdir -p "$dir"
+        wait_quiet
+        log "$name: t1 over $((CONCURRENCY - 1)) connections, t2 over 1, 8 s"
+        start_sim "$DLR_DELAY_MS"
+        local cfg
+        cfg=$(write_config "$dir" 2 "$SMSC_PORT")
+        start_engine "$cfg" "$dir/smppd.log"
+        "$BIN/examples/load_client" --url "http://127.0.0.1:$HTTP_PORT" --key bench-key-t2 \
+            --messages 10000000 --concurrency 1 --max-send-s 8 --no-wait --wait-ready-s 30 \
+            --label "$name light" --json "$OUT/$name-light.json" --no-progress >"$OUT/$name-light.txt" &
+        local light=$!
+        "$BIN/examples/load_client" --url "http://127.0.0.1:$HTTP_PORT" --key bench-key-t1 \
+            --messages 10000000 --concurrency "$((CONCURRENCY - 1))" --max-send-s 8 --no-wait \
+            --pid "$ENGINE_PID" --wait-ready-s 30 --label "$name heavy" \
+            --json "$OUT/$name-heavy.json" $(progress_flag) | tee "$OUT/$name-heavy.txt" ||
+            log "load client failed (see above)"
+        wait "$light" || log "light load client failed"
+        stop_pid "$ENGINE_PID"
+        stop_pid "$SIM_PID"
+        rm -rf "$dir"
+    done
+}
+
 case "$MODE" in
     default) matrix; ceilings ;;
     matrix) matrix ;;
@@ -347,6 +380,7 @@ case "$MODE" in
     rss) rss ;;
     latency) latency ;;
     weights) weights ;;
+    trickle) trickle ;;
     quick) RUNS=1; TOTAL=4000; RSS_MESSAGES=20000; matrix; rss ;;
 esac
 if command -v python3 >/dev/null; then
