@@ -4,22 +4,21 @@
 //! capacity to spare nobody waits: every accepted message goes straight to
 //! the store. When the engine is *saturated* — the machine's CPUs are
 //! busy, the store's single writer is busy most of the time, or it has a
-//! backlog — the [`Governor`] paces the
-//! tenants that are sending, so that each gets its configured `weight`'s
-//! share of what the engine manages: every tick it measures the total
-//! accept rate and gives each sending tenant a rate of
-//! `total × weight / Σ weights of the sending tenants` (plus a little
-//! headroom, so a share that another tenant leaves unused is taken up
-//! within a few ticks). A tenant sending well under its share by its
-//! own choice counts only for what it sends ([`allocate`]). The total is
-//! the highest rate measured lately,
-//! decaying slowly ([`Capacity`]): the last tick alone would shrink every
-//! share whenever a paced tenant could not use all of its own, and the
-//! next tick's total with it, spiralling down. A paced request is not refused: it waits, without
+//! backlog — the [`Governor`] paces the tenants that are sending, so that
+//! each gets its configured `weight`'s share of what the engine manages:
+//! every tick it measures the total accept rate and gives each sending
+//! tenant a rate of `capacity × weight / Σ weights of the sending tenants`
+//! (plus a little headroom, so a share that another tenant leaves unused
+//! is taken up within a few ticks). `capacity` is the highest total
+//! measured lately, decaying slowly ([`Capacity`]): the last tick alone
+//! would shrink every share whenever a paced tenant could not use all of
+//! its own, and the next tick's total with it, spiralling down. A tenant
+//! sending well under its share by its own choice counts only for what it
+//! sends ([`allocate`]). A paced request is not refused: it waits, without
 //! holding a thread, until its tenant's rate lets it in ([`Pace::admit`]).
-//! Pacing the tenant above its share frees the CPU the others need, so a
-//! closed-loop client of each tenant sees throughput in proportion to the
-//! weights.
+//! Pacing the tenant above its share frees the CPU and the writer the
+//! others need, so a closed-loop client of each tenant sees throughput in
+//! proportion to the weights.
 //!
 //! Not an actor: [`Pace`] is a per-tenant token bucket behind a mutex,
 //! shared by the HTTP workers; the governor is a task on the main
@@ -371,15 +370,19 @@ pub async fn governor(mode: Mode, paces: Paces, store: Store) {
             }),
         };
         let all = paces.all();
+        // Indexes into `all` of the tenants that admitted anything this
+        // tick, and what they did.
         let mut sending = Vec::new();
         let mut usage = Vec::new();
         let mut total = 0u64;
-        for (id, pace) in &all {
+        let mut admitted_now = HashMap::with_capacity(all.len());
+        for (i, (id, pace)) in all.iter().enumerate() {
             let admitted = pace.admitted.load(Ordering::Relaxed);
-            let delta = admitted.saturating_sub(last.insert(id.clone(), admitted).unwrap_or(0));
+            let delta = admitted.saturating_sub(last.get(id).copied().unwrap_or(0));
+            admitted_now.insert(id.clone(), admitted);
             let held = pace.held.swap(false, Ordering::Relaxed);
             if delta > 0 {
-                sending.push(pace);
+                sending.push(i);
                 usage.push(Usage {
                     weight: pace.weight(),
                     rate: delta as f64 / dt,
@@ -388,15 +391,16 @@ pub async fn governor(mode: Mode, paces: Paces, store: Store) {
                 total += delta;
             }
         }
-        last.retain(|id, _| all.iter().any(|(k, _)| k == id));
+        // Tenants deleted since the last tick drop out here.
+        last = admitted_now;
         if saturated && sending.len() >= 2 {
             let rates = allocate(capacity.update(total as f64 / dt), &usage);
             log::debug!("pacing at {:.0}/s: {usage:?} -> {rates:?}", capacity.0);
-            for (_, pace) in &all {
-                let rate = sending
-                    .iter()
-                    .position(|p| Arc::ptr_eq(p, pace))
-                    .map(|i| rates[i]);
+            let mut rate_of = vec![None; all.len()];
+            for (&i, rate) in sending.iter().zip(rates) {
+                rate_of[i] = Some(rate);
+            }
+            for ((_, pace), rate) in all.iter().zip(rate_of) {
                 pace.set_rate(rate, now);
             }
             if !pacing {
