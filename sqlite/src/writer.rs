@@ -191,7 +191,16 @@ fn rollback(conn: &Connection) {
     }
 }
 
-fn finish_all(jobs: impl IntoIterator<Item = Job>, txn: Result<(), &rusqlite::Error>) {
+/// Answers `jobs`. They stop counting as pending first, so a caller woken
+/// by its answer never sees its own job still pending.
+fn finish_all(
+    jobs: impl ExactSizeIterator<Item = Job>,
+    txn: Result<(), &rusqlite::Error>,
+    stats: &StatsCounters,
+) {
+    stats
+        .pending
+        .fetch_sub(jobs.len() as u64, Ordering::Relaxed);
     for job in jobs {
         job.finish(txn);
     }
@@ -250,7 +259,7 @@ pub(crate) fn commit_batch(conn: &Connection, jobs: Vec<Job>, stats: &StatsCount
         if let Err(e) = execute(conn, "BEGIN IMMEDIATE") {
             log::error!("store writer: BEGIN failed: {e}");
             rollback(conn);
-            finish_all(remaining.by_ref(), Err(&e));
+            finish_all(remaining.by_ref(), Err(&e), stats);
             break;
         }
         let mut aborted = None;
@@ -265,25 +274,24 @@ pub(crate) fn commit_batch(conn: &Connection, jobs: Vec<Job>, stats: &StatsCount
         if let Some(e) = aborted {
             log::error!("store writer: transaction aborted: {e}");
             rollback(conn);
-            finish_all(group.drain(..), Err(&e));
+            finish_all(group.drain(..), Err(&e), stats);
             // Start a fresh transaction for whatever is left of the batch.
             continue;
         }
         match execute(conn, "COMMIT") {
             Ok(()) => {
                 stats.transactions.fetch_add(1, Ordering::Relaxed);
-                finish_all(group.drain(..), Ok(()));
+                finish_all(group.drain(..), Ok(()), stats);
             }
             Err(e) => {
                 log::error!("store writer: COMMIT failed: {e}");
                 // A COMMIT that failed with SQLITE_BUSY leaves the transaction open.
                 rollback(conn);
-                finish_all(group.drain(..), Err(&e));
+                finish_all(group.drain(..), Err(&e), stats);
             }
         }
     }
     stats.ops.fetch_add(total, Ordering::Relaxed);
-    stats.pending.fetch_sub(total, Ordering::Relaxed);
 }
 
 /// The writer thread's body: batch, commit, answer, until every sender is
