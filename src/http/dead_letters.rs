@@ -37,16 +37,14 @@ pub async fn list(
 ) -> Result<HttpResponse, Problem> {
     let (before, limit) = super::listing::page_params(&query.into_inner())?;
     let (reader, id) = (store.get_ref().clone(), tenant.id().clone());
-    let page = web::block(move || reader.dead_webhooks(&id, before, limit))
-        .await
-        .map_err(|_| Problem::store_unavailable("the read was cancelled"))?
-        .map_err(|e| {
-            log::error!("[{}] listing dead letters failed: {e}", tenant.id());
-            Problem::store_unavailable("the dead letters could not be read")
-        })?;
-    let next = (page.len() == limit)
-        .then(|| page.last().map(|d| d.id.to_string()))
-        .flatten();
+    let page = super::read_store(
+        &tenant,
+        "listing dead letters",
+        "the dead letters",
+        move || reader.dead_webhooks(&id, before, limit),
+    )
+    .await?;
+    let next = super::listing::next_cursor(&page, limit, |d| d.id.to_string());
     let letters: Vec<Value> = page
         .iter()
         .map(|d| {

@@ -15,6 +15,7 @@ use super::auth::Tenant;
 use super::messages::message_json;
 use super::openapi::{InboundPage, ListMessagesQuery, MessagePage, PageQuery, TenantErrors};
 use super::problem::Problem;
+use super::read_store;
 
 /// Default and largest page.
 const DEFAULT_LIMIT: usize = 100;
@@ -63,6 +64,16 @@ pub(crate) fn page_params(
     Ok((before, limit(params)?))
 }
 
+/// The `next_cursor` of a page: the last item's id when the page is full
+/// (there may be more), else none.
+pub(crate) fn next_cursor<T>(
+    page: &[T],
+    limit: usize,
+    id: impl Fn(&T) -> String,
+) -> Option<String> {
+    (page.len() == limit).then(|| page.last().map(id)).flatten()
+}
+
 fn timestamp(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Problem> {
     params
         .get(name)
@@ -72,19 +83,6 @@ fn timestamp(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>
             })
         })
         .transpose()
-}
-
-async fn read<T: Send + 'static>(
-    tenant: &Tenant,
-    f: impl FnOnce() -> Result<T, smppd_sqlite::StoreError> + Send + 'static,
-) -> Result<T, Problem> {
-    web::block(f)
-        .await
-        .map_err(|_| Problem::store_unavailable("the read was cancelled"))?
-        .map_err(|e| {
-            log::error!("[{}] listing failed: {e}", tenant.id());
-            Problem::store_unavailable("the list could not be read")
-        })
 }
 
 /// List the caller's messages
@@ -136,10 +134,11 @@ pub async fn list_messages(
     };
     let limit = limit(&params)?;
     let (store, id) = (store.get_ref().clone(), tenant.id().clone());
-    let page = read(&tenant, move || store.list_messages(&id, &filter, limit)).await?;
-    let next = (page.len() == limit)
-        .then(|| page.last().map(|m| m.id.to_string()))
-        .flatten();
+    let page = read_store(&tenant, "listing", "the list", move || {
+        store.list_messages(&id, &filter, limit)
+    })
+    .await?;
+    let next = next_cursor(&page, limit, |m| m.id.to_string());
     let messages: Vec<Value> = page.iter().map(message_json).collect();
     Ok(HttpResponse::Ok().json(json!({ "messages": messages, "next_cursor": next })))
 }
@@ -169,10 +168,11 @@ pub async fn list_inbound(
 ) -> Result<HttpResponse, Problem> {
     let (before, limit) = page_params(&query.into_inner())?;
     let (store, id) = (store.get_ref().clone(), tenant.id().clone());
-    let page = read(&tenant, move || store.list_inbound(&id, before, limit)).await?;
-    let next = (page.len() == limit)
-        .then(|| page.last().map(|m| m.id.to_string()))
-        .flatten();
+    let page = read_store(&tenant, "listing", "the list", move || {
+        store.list_inbound(&id, before, limit)
+    })
+    .await?;
+    let next = next_cursor(&page, limit, |m| m.id.to_string());
     let inbound: Vec<Value> = page
         .iter()
         .map(|m| {

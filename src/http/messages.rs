@@ -517,14 +517,11 @@ pub async fn balance(tenant: Tenant, store: web::Data<Store>) -> Result<HttpResp
     };
     let store = store.get_ref().clone();
     let tenant_id = tenant.id().clone();
-    let balance = web::block(move || store.balance(&tenant_id))
-        .await
-        .map_err(|_| Problem::store_unavailable("the read was cancelled"))?
-        .map_err(|e| {
-            log::error!("[{}] reading the balance failed: {e}", tenant.id());
-            Problem::store_unavailable("the balance could not be read")
-        })?
-        .unwrap_or_default();
+    let balance = super::read_store(&tenant, "reading the balance", "the balance", move || {
+        store.balance(&tenant_id)
+    })
+    .await?
+    .unwrap_or_default();
     Ok(HttpResponse::Ok().json(json!({
         "credit_control": true,
         "available": money(balance.available),
@@ -562,7 +559,8 @@ pub async fn get(
     let id: MessageId = path.parse().map_err(|()| not_found())?;
     let store = store.get_ref().clone();
     let tenant_id = tenant.id().clone();
-    let record = web::block(move || {
+    let doing = format!("reading message {id}");
+    let record = super::read_store(&tenant, doing, "the message", move || {
         let record = store.get_message(&tenant_id, id)?;
         let parts = match &record {
             Some(r) if r.parts > 1 => store.message_parts(&tenant_id, id)?,
@@ -570,12 +568,7 @@ pub async fn get(
         };
         Ok::<_, StoreError>((record, parts))
     })
-    .await
-    .map_err(|_| Problem::store_unavailable("the read was cancelled"))?
-    .map_err(|e| {
-        log::error!("[{}] reading message {id} failed: {e}", tenant.id());
-        Problem::store_unavailable("the message could not be read")
-    })?;
+    .await?;
     match record {
         (Some(record), parts) => {
             let mut body = message_json(&record);

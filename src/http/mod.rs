@@ -46,6 +46,24 @@ pub async fn read_body_up_to(
     Ok(body)
 }
 
+/// Runs a read of the caller's data on actix's blocking pool. A store
+/// error is logged as `[tenant] {doing} failed: …` and answered `503` with
+/// `{what} could not be read`.
+pub(crate) async fn read_store<T: Send + 'static>(
+    tenant: &auth::Tenant,
+    doing: impl std::fmt::Display,
+    what: &str,
+    read: impl FnOnce() -> Result<T, smppd_sqlite::StoreError> + Send + 'static,
+) -> Result<T, Problem> {
+    web::block(read)
+        .await
+        .map_err(|_| Problem::store_unavailable("the read was cancelled"))?
+        .map_err(|e| {
+            log::error!("[{}] {doing} failed: {e}", tenant.id());
+            Problem::store_unavailable(format!("{what} could not be read"))
+        })
+}
+
 /// Registers every route, the hot ones first: actix tries resources in
 /// order and matches a `{param}` route with a regex, so `POST
 /// /v1/messages` should not be tried against the operator routes first.
