@@ -278,7 +278,7 @@ impl Store {
                         }
                     }
                 }
-                if let Some(key) = idempotency {
+                if let Some(key) = &idempotency {
                     let (status, body) = (key.render)(&results);
                     conn.prepare_cached(
                         "INSERT INTO idempotency_keys \
@@ -365,7 +365,7 @@ impl Store {
                 .execute(key)?;
                 let joined = NewInbound {
                     text: texts.concat(),
-                    ..part
+                    ..part.clone()
                 };
                 let id = insert_inbound_row(conn, &joined, now)?;
                 Ok(Some((id, joined.text)))
@@ -545,9 +545,11 @@ impl Store {
     pub fn webhook_result(&self, id: i64, outcome: WebhookOutcome, done: Done<()>) {
         self.submit(writer::job(
             move |conn, now| {
-                let (state, next, error, finished) = match outcome {
+                let (state, next, error, finished) = match &outcome {
                     WebhookOutcome::Delivered => ("delivered", now, None, Some(now)),
-                    WebhookOutcome::Retry { at_ms, error } => ("pending", at_ms, Some(error), None),
+                    WebhookOutcome::Retry { at_ms, error } => {
+                        ("pending", *at_ms, Some(error), None)
+                    }
                     WebhookOutcome::Dead { error } => ("dead", now, Some(error), Some(now)),
                 };
                 conn.prepare_cached(

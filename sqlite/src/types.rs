@@ -513,7 +513,7 @@ pub struct InboundRecord {
 /// Renders the answer to remember for an idempotent request from the
 /// results of its inserts: (HTTP status, body).
 pub type RenderAnswer =
-    Box<dyn FnOnce(&[Result<MessageId, crate::StoreError>]) -> (u16, String) + Send + 'static>;
+    Box<dyn Fn(&[Result<MessageId, crate::StoreError>]) -> (u16, String) + Send + 'static>;
 
 /// An `Idempotency-Key` and what to remember under it.
 pub struct Idempotency {
