@@ -429,6 +429,7 @@ impl Connection {
         let first = smsc_ids.first().cloned().unwrap_or_default();
         let ids: Vec<String> = smsc_ids.iter().map(|i| receipt::normalize_id(i)).collect();
         self.store.mark_submitted_parts(
+            &self.tenant,
             id,
             &self.channel.name,
             ids,

@@ -28,8 +28,14 @@ fn insert(store: &Store, tenant: &str, text: &str) -> MessageId {
     wait(|done| store.insert_message(message(tenant, text), done)).unwrap()
 }
 
-fn submit(store: &Store, id: MessageId, channel: &str, smsc_id: &str) -> Option<MessageStatus> {
-    wait(|done| store.mark_submitted(id, channel, smsc_id, done)).unwrap()
+fn submit(
+    store: &Store,
+    tenant: &str,
+    id: MessageId,
+    channel: &str,
+    smsc_id: &str,
+) -> Option<MessageStatus> {
+    wait(|done| store.mark_submitted(tenant, id, channel, smsc_id, done)).unwrap()
 }
 
 fn receipt(tenant: &str, channel: &str, smsc_id: &str, status: MessageStatus) -> Receipt {
@@ -102,11 +108,23 @@ fn another_tenant_cannot_read_a_message() {
 }
 
 #[test]
+fn another_tenant_cannot_mark_a_message_submitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "hi");
+    assert_eq!(submit(&store, "globex", id, "smsc-a", "abc123"), None);
+    let untouched = store.get_message("acme", id).unwrap().unwrap();
+    assert_eq!(untouched.status, MessageStatus::Queued);
+    assert_eq!(untouched.smsc_message_id, None);
+    assert_eq!(untouched.attempts, 0);
+}
+
+#[test]
 fn a_submitted_message_is_delivered_by_its_receipt() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let id = insert(&store, "acme", "hi");
-    assert_eq!(submit(&store, id, "smsc-a", "abc123"), None);
+    assert_eq!(submit(&store, "acme", id, "smsc-a", "abc123"), None);
 
     let submitted = store.get_message("acme", id).unwrap().unwrap();
     assert_eq!(submitted.status, MessageStatus::Submitted);
@@ -141,7 +159,7 @@ fn a_receipt_that_overtakes_its_submit_response_is_applied_by_mark_submitted() {
     assert_eq!(pending_receipts(&dir), 1);
 
     assert_eq!(
-        submit(&store, id, "smsc-a", "abc123"),
+        submit(&store, "acme", id, "smsc-a", "abc123"),
         Some(MessageStatus::Delivered)
     );
     let got = store.get_message("acme", id).unwrap().unwrap();
@@ -164,7 +182,7 @@ fn a_receipt_for_an_unknown_smsc_id_is_parked_and_changes_nothing_else() {
     let store = open(&dir);
     let queued = insert(&store, "acme", "q");
     let sent = insert(&store, "acme", "s");
-    submit(&store, sent, "smsc-a", "known");
+    submit(&store, "acme", sent, "smsc-a", "known");
     let before: Vec<_> = [queued, sent]
         .iter()
         .map(|&id| store.get_message("acme", id).unwrap().unwrap())
@@ -187,8 +205,8 @@ fn receipts_are_scoped_by_tenant_and_channel() {
     let store = open(&dir);
     let acme = insert(&store, "acme", "a");
     let globex = insert(&store, "globex", "g");
-    submit(&store, acme, "smsc-a", "same-id");
-    submit(&store, globex, "smsc-a", "same-id");
+    submit(&store, "acme", acme, "smsc-a", "same-id");
+    submit(&store, "globex", globex, "smsc-a", "same-id");
 
     let r = receipt("globex", "smsc-a", "same-id", MessageStatus::Delivered);
     assert!(matches!(apply(&store, r), ReceiptMatch::Matched { id: m, .. } if m == globex));
@@ -202,7 +220,7 @@ fn receipts_are_scoped_by_tenant_and_channel() {
     let parked = receipt("initech", "smsc-a", "shared", MessageStatus::Rejected);
     assert_eq!(apply(&store, parked), ReceiptMatch::Parked);
     let third = insert(&store, "acme", "c");
-    assert_eq!(submit(&store, third, "smsc-a", "shared"), None);
+    assert_eq!(submit(&store, "acme", third, "smsc-a", "shared"), None);
     assert_eq!(status(&store, "acme", third), MessageStatus::Submitted);
 }
 
@@ -211,7 +229,7 @@ fn a_repeated_receipt_is_idempotent_and_the_last_one_wins() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let id = insert(&store, "acme", "hi");
-    submit(&store, id, "smsc-a", "x1");
+    submit(&store, "acme", id, "smsc-a", "x1");
     let delivered = receipt("acme", "smsc-a", "x1", MessageStatus::Delivered);
     assert!(
         matches!(apply(&store, delivered.clone()), ReceiptMatch::Matched { id: m, .. } if m == id)
@@ -238,7 +256,7 @@ fn a_late_intermediate_receipt_does_not_undo_a_final_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let id = insert(&store, "acme", "hi");
-    submit(&store, id, "smsc-a", "x1");
+    submit(&store, "acme", id, "smsc-a", "x1");
     apply(
         &store,
         receipt("acme", "smsc-a", "x1", MessageStatus::Delivered),
@@ -255,7 +273,7 @@ fn a_receipt_never_touches_a_queued_message() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let id = insert(&store, "acme", "hi");
-    submit(&store, id, "smsc-a", "x1");
+    submit(&store, "acme", id, "smsc-a", "x1");
     wait(|done| store.mark_retry(id, None, done)).unwrap();
     let r = receipt("acme", "smsc-a", "x1", MessageStatus::Delivered);
     assert_eq!(apply(&store, r), ReceiptMatch::Parked);
@@ -279,7 +297,7 @@ fn a_retry_keeps_the_message_queued_and_counts_the_attempt() {
     assert_eq!(got.done_at_ms, None);
 
     // A later successful submission clears the error and counts again.
-    submit(&store, id, "smsc-a", "x1");
+    submit(&store, "acme", id, "smsc-a", "x1");
     let got = store.get_message("acme", id).unwrap().unwrap();
     assert_eq!(
         (got.status, got.attempts, got.error),
@@ -306,7 +324,7 @@ fn a_final_failure_is_terminal_with_its_error_code_and_name() {
     assert!(got.done_at_ms.is_some());
 
     // Terminal means terminal: neither a submission nor a retry revives it.
-    assert_eq!(submit(&store, id, "smsc-a", "late"), None);
+    assert_eq!(submit(&store, "acme", id, "smsc-a", "late"), None);
     wait(|done| store.mark_retry(id, None, done)).unwrap();
     let again = store.get_message("acme", id).unwrap().unwrap();
     assert_eq!(again, got);
@@ -334,7 +352,7 @@ fn queued_messages_paginates_only_the_tenants_queued_messages() {
         let id = insert(&store, "acme", &format!("m{i}"));
         insert(&store, "globex", "not mine");
         if i == 3 {
-            submit(&store, id, "smsc-a", "sent");
+            submit(&store, "acme", id, "smsc-a", "sent");
         } else {
             expected.push(id);
         }
@@ -399,7 +417,7 @@ fn count_by_status_counts_each_status_of_one_tenant() {
         insert(&store, "acme", "q");
     }
     let sent = insert(&store, "acme", "s");
-    submit(&store, sent, "smsc-a", "1");
+    submit(&store, "acme", sent, "smsc-a", "1");
     insert(&store, "globex", "other");
     let counts = store.count_by_status("acme").unwrap();
     assert_eq!(counts.get(&MessageStatus::Queued), Some(&3));
@@ -780,7 +798,7 @@ fn the_queued_count_follows_every_status_change() {
     let b = insert(&store, "acme", "b");
     let c = insert(&store, "acme", "c");
     assert_eq!(store.queued_count("acme").unwrap(), 3);
-    submit(&store, a, "ch", "x1");
+    submit(&store, "acme", a, "ch", "x1");
     wait(|done| store.mark_retry(b, None, done)).unwrap();
     assert_eq!(
         store.queued_count("acme").unwrap(),
@@ -846,7 +864,7 @@ fn a_charge_is_reserved_then_captured_on_submit_or_released_on_failure() {
         "{refused:?}"
     );
 
-    submit(&store, a, "ch", "x1");
+    submit(&store, "acme", a, "ch", "x1");
     apply(
         &store,
         receipt("acme", "ch", "x1", MessageStatus::Undeliverable),
@@ -913,7 +931,7 @@ fn a_receipt_that_overtook_its_submit_captures_once() {
         receipt("acme", "ch", "early", MessageStatus::Delivered),
     );
     assert_eq!(
-        submit(&store, a, "ch", "early"),
+        submit(&store, "acme", a, "ch", "early"),
         Some(MessageStatus::Delivered)
     );
     assert_eq!(
@@ -1119,8 +1137,8 @@ fn a_final_status_of_a_tenant_with_a_webhook_lands_in_the_outbox_once() {
     wait(|done| store.set_tenant_webhook("acme", Some("http://hooks.example/acme"), done)).unwrap();
     let id = insert(&store, "acme", "a");
     let quiet = insert(&store, "other", "no webhook");
-    submit(&store, id, "ch", "x1");
-    submit(&store, quiet, "ch", "x2");
+    submit(&store, "acme", id, "ch", "x1");
+    submit(&store, "other", quiet, "ch", "x2");
     assert!(claim(&store).is_empty(), "submitted is not final");
     apply(
         &store,
@@ -1154,7 +1172,7 @@ fn every_final_status_and_no_other_puts_an_event_in_the_outbox() {
     for (n, target) in MessageStatus::ALL.into_iter().enumerate() {
         let id = insert(&store, "acme", "a");
         let smsc_id = format!("s{n}");
-        submit(&store, id, "ch", &smsc_id);
+        submit(&store, "acme", id, "ch", &smsc_id);
         if target != MessageStatus::Submitted {
             // A receipt saying `queued` is recorded as `submitted`; the
             // store's own retry path is what moves a message back to queued.
@@ -1249,7 +1267,7 @@ fn a_long_message_is_delivered_only_when_every_part_is() {
     let id = insert(&store, "acme", "long");
     let ids: Vec<String> = ["p1", "p2", "p3"].iter().map(|s| s.to_string()).collect();
     assert_eq!(
-        wait(|done| store.mark_submitted_parts(id, "ch", ids, done)).unwrap(),
+        wait(|done| store.mark_submitted_parts("acme", id, "ch", ids, done)).unwrap(),
         None
     );
     assert_eq!(
@@ -1304,7 +1322,7 @@ fn one_undeliverable_part_makes_the_message_undeliverable_with_its_error() {
         ..receipt("acme", "ch", "q2", MessageStatus::Undeliverable)
     };
     assert_eq!(apply(&store, early), ReceiptMatch::Parked);
-    wait(|done| store.mark_submitted_parts(id, "ch", vec!["q1".into(), "q2".into()], done))
+    wait(|done| store.mark_submitted_parts("acme", id, "ch", vec!["q1".into(), "q2".into()], done))
         .unwrap();
     apply(
         &store,
