@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+mod fold;
 pub mod schema;
 pub mod store;
 pub mod types;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use rusqlite::types::FromSql;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
+use crate::fold::{self, Fold, Link, Role};
 use crate::types::{
     Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
     MessageRecord, MessageStatus, NewInbound, NewMessage, PartRecord, Priority, QueuedMessage,
@@ -626,11 +627,29 @@ impl Store {
         smsc_message_ids: Vec<String>,
         done: Done<Option<MessageStatus>>,
     ) {
+        let link = match smsc_message_ids.as_slice() {
+            [single] => Some(Link::new(
+                Role::Submit,
+                fold::Key {
+                    tenant: tenant.to_owned(),
+                    channel: channel.to_owned(),
+                    smsc_message_id: single.clone(),
+                },
+            )),
+            _ => None,
+        };
         let (tenant, channel) = (tenant.to_owned(), channel.to_owned());
-        self.submit(writer::job(
-            move |conn, now| mark_submitted(conn, now, &tenant, id, &channel, &smsc_message_ids),
-            done,
-        ));
+        let closed = Arc::clone(&self.inner.closed);
+        let work = move |conn: &Connection, now, fold: Option<&Fold>| {
+            // Its receipt would be refused: write only the submit.
+            let fold = fold.filter(|_| Self::closed_check(&closed, &tenant).is_ok());
+            mark_submitted(conn, now, &tenant, id, &channel, &smsc_message_ids, fold)
+        };
+        let job = match link {
+            Some(link) => writer::linked_job(link, work, done),
+            None => writer::job(move |conn, now| work(conn, now, None), done),
+        };
+        self.submit(job);
     }
 
     /// Updates the message with (tenant, channel, smsc_message_id) whose
@@ -646,9 +665,25 @@ impl Store {
     /// receipt proves the SMSC has the message, so it must not be resent.
     pub fn apply_receipt(&self, receipt: Receipt, done: Done<ReceiptMatch>) {
         let closed = Arc::clone(&self.inner.closed);
-        self.submit(writer::job(
-            move |conn, now| {
+        let link = Link::new(
+            Role::Receipt {
+                status: receipt_status(receipt.status),
+                error: receipt.error.clone(),
+            },
+            fold::Key {
+                tenant: receipt.tenant.clone(),
+                channel: receipt.channel.clone(),
+                smsc_message_id: receipt.smsc_message_id.clone(),
+            },
+        );
+        self.submit(writer::linked_job(
+            link,
+            move |conn, now, fold: Option<&Fold>| {
                 Self::closed_check(&closed, &receipt.tenant)?;
+                // Its submit, earlier in this batch, already wrote it.
+                if let Some(answer) = fold.and_then(Fold::answered) {
+                    return Ok(answer);
+                }
                 apply_receipt(conn, now, &receipt)
             },
             done,
@@ -717,7 +752,7 @@ impl Store {
         self.inner.stats.pending.load(Ordering::Relaxed)
     }
 
-    fn submit(&self, job: Job) {
+    pub(crate) fn submit(&self, job: Job) {
         self.inner.stats.pending.fetch_add(1, Ordering::Relaxed);
         // Whatever is not sent is dropped *after* the lock is released: dropping
         // a job calls its completion (with WriterGone), which may call `close`.
@@ -1361,6 +1396,8 @@ fn set_outcome(
     Ok(())
 }
 
+/// Records a submit; with `fold`, also the outcome of its receipt later in
+/// the same batch, in the same `UPDATE` (see `fold`).
 fn mark_submitted(
     conn: &Connection,
     now: i64,
@@ -1368,20 +1405,52 @@ fn mark_submitted(
     id: MessageId,
     channel: &str,
     smsc_message_ids: &[String],
+    fold: Option<&Fold>,
 ) -> Result<Option<MessageStatus>, StoreError> {
     let single = (smsc_message_ids.len() == 1).then(|| smsc_message_ids[0].as_str());
+    let fold = fold.filter(|_| single.is_some());
+    if let Some(fold) = fold {
+        fold.clear();
+    }
+    let (status, error) = match fold {
+        Some(fold) => (fold.status, fold.error.clone()),
+        None => (MessageStatus::Submitted, None),
+    };
+    let (code, name) = error_columns(&error);
     // One UPDATE that also checks the status: no read first, and no
     // `UPDATE … RETURNING`, which makes SQLite build an ephemeral table for
     // every call (profiled at a quarter of the writer's time).
     let updated = conn
         .prepare_cached(
-            "UPDATE messages SET status = 'submitted', channel = ?2, smsc_message_id = ?3, \
-             submitted_at = ?4, attempts = attempts + 1, error_code = NULL, error_name = NULL, \
-             updated_at = ?4 WHERE id = ?1 AND tenant = ?5 AND status = 'queued'",
+            "UPDATE messages SET status = ?6, channel = ?2, smsc_message_id = ?3, \
+             submitted_at = ?4, attempts = attempts + 1, error_code = ?7, error_name = ?8, \
+             done_at = ?9, updated_at = ?4 WHERE id = ?1 AND tenant = ?5 AND status = 'queued'",
         )?
-        .execute(params![id.as_i64(), channel, single, now, tenant])?;
+        .execute(params![
+            id.as_i64(),
+            channel,
+            single,
+            now,
+            tenant,
+            status.as_str(),
+            code,
+            name,
+            done_at(status, now)
+        ])?;
     if updated == 0 {
         log::debug!("mark_submitted: message {id} of {tenant} is not queued; left alone");
+        return Ok(None);
+    }
+    if let Some(fold) = fold {
+        // A receipt parked for this id earlier is superseded by the later
+        // one in this batch (the last receipt wins).
+        take_parked(conn, tenant, channel, &smsc_message_ids[0])?;
+        fold.applied(ReceiptMatch::Matched {
+            id,
+            submitted_at_ms: Some(now),
+            final_status: Some(status),
+        });
+        // Answered as a plain submit: the receipt reports the outcome.
         return Ok(None);
     }
     if single.is_some() {

@@ -30,6 +30,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{ffi, Connection};
 
+use crate::fold::{self, Fold, Link, Role};
 use crate::StoreError;
 
 /// Completion callbacks run ON THE WRITER THREAD after the transaction that
@@ -97,19 +98,41 @@ pub(crate) trait Operation: Send {
     /// Calls the completion: the operation's own error if it had one, else the
     /// transaction's outcome (`Err` means nothing it did is durable).
     fn finish(self: Box<Self>, txn: Result<(), &rusqlite::Error>);
+    /// Its submit/receipt pairing, if it can take part in one (see `fold`).
+    fn link(&mut self) -> Option<&mut Link>;
+    /// The transaction it ran in was rolled back: nothing it handed on
+    /// through its pairing holds any more.
+    fn rolled_back(&mut self);
 }
 
 /// Builds a [`Job`] from the SQL work to do and the caller's completion.
 ///
 /// `work` may run more than once (see the module header): it must leave
 /// everything but the connection as it found it.
-pub(crate) fn job<T, F>(work: F, done: Done<T>) -> Job
+pub(crate) fn job<T, F>(mut work: F, done: Done<T>) -> Job
 where
     T: Send + 'static,
     F: FnMut(&Connection, i64) -> Result<T, StoreError> + Send + 'static,
 {
     Box::new(Op {
+        work: move |conn: &Connection, now, _: Option<&Fold>| work(conn, now),
+        link: None,
+        rejected: false,
+        result: None,
+        done: Some(done),
+    })
+}
+
+/// A [`job`] that can be paired with another in its batch (see `fold`):
+/// `work` gets the pairing's shared [`Fold`] when it has one.
+pub(crate) fn linked_job<T, F>(link: Link, work: F, done: Done<T>) -> Job
+where
+    T: Send + 'static,
+    F: FnMut(&Connection, i64, Option<&Fold>) -> Result<T, StoreError> + Send + 'static,
+{
+    Box::new(Op {
         work,
+        link: Some(link),
         rejected: false,
         result: None,
         done: Some(done),
@@ -118,6 +141,7 @@ where
 
 struct Op<T, F> {
     work: F,
+    link: Option<Link>,
     /// Failed without running ([`Operation::reject`]): never run it now.
     rejected: bool,
     result: Option<Result<T, StoreError>>,
@@ -130,13 +154,14 @@ struct Op<T, F> {
 impl<T, F> Operation for Op<T, F>
 where
     T: Send + 'static,
-    F: FnMut(&Connection, i64) -> Result<T, StoreError> + Send + 'static,
+    F: FnMut(&Connection, i64, Option<&Fold>) -> Result<T, StoreError> + Send + 'static,
 {
     fn run(&mut self, conn: &Connection, now_ms: i64) -> bool {
         if self.rejected {
             return false;
         }
-        let result = (self.work)(conn, now_ms);
+        let fold = self.link.as_ref().and_then(|link| link.fold.as_deref());
+        let result = (self.work)(conn, now_ms, fold);
         let ok = result.is_ok();
         self.result = Some(result);
         ok
@@ -158,6 +183,21 @@ where
         };
         if let Some(done) = self.done.take() {
             deliver(done, outcome);
+        }
+    }
+
+    fn link(&mut self) -> Option<&mut Link> {
+        self.link.as_mut()
+    }
+
+    fn rolled_back(&mut self) {
+        if let Some(Link {
+            role: Role::Submit,
+            fold: Some(fold),
+            ..
+        }) = &self.link
+        {
+            fold.clear();
         }
     }
 }
@@ -204,6 +244,14 @@ fn rollback(conn: &Connection) {
         if let Err(e) = execute(conn, "ROLLBACK") {
             log::error!("store writer: ROLLBACK failed: {e}");
         }
+    }
+}
+
+/// Rolls back the open transaction, which held `group`.
+fn roll_back_group(conn: &Connection, group: &mut [Job]) {
+    rollback(conn);
+    for job in group {
+        job.rolled_back();
     }
 }
 
@@ -293,9 +341,10 @@ fn run_in_savepoint(conn: &Connection, job: &mut dyn Operation, now_ms: i64) -> 
 /// Runs one batch: as few transactions as possible (one unless an operation
 /// fails dirty or SQLite aborts one midway), then every completion, each
 /// after the transaction holding its operation has ended.
-pub(crate) fn commit_batch(conn: &Connection, jobs: Vec<Job>, stats: &StatsCounters) {
+pub(crate) fn commit_batch(conn: &Connection, mut jobs: Vec<Job>, stats: &StatsCounters) {
     let now = now_ms();
     let total = jobs.len() as u64;
+    fold::pair(&mut jobs);
     let mut remaining: VecDeque<Job> = jobs.into();
     let mut group: Vec<Job> = Vec::with_capacity(remaining.len());
     // Optimistic until an operation fails dirty; careful for the rest of
@@ -327,7 +376,7 @@ pub(crate) fn commit_batch(conn: &Connection, jobs: Vec<Job>, stats: &StatsCount
                     "store writer: an operation failed after writing; replaying {} with savepoints",
                     group.len()
                 );
-                rollback(conn);
+                roll_back_group(conn, &mut group);
                 careful = true;
                 for job in group.drain(..).rev() {
                     remaining.push_front(job);
@@ -336,7 +385,7 @@ pub(crate) fn commit_batch(conn: &Connection, jobs: Vec<Job>, stats: &StatsCount
             }
             Some(Step::Aborted(e)) => {
                 log::error!("store writer: transaction aborted: {e}");
-                rollback(conn);
+                roll_back_group(conn, &mut group);
                 finish_all(group.drain(..), Err(&e), stats);
                 // Start a fresh transaction for whatever is left of the batch.
                 continue;
@@ -351,7 +400,7 @@ pub(crate) fn commit_batch(conn: &Connection, jobs: Vec<Job>, stats: &StatsCount
             Err(e) => {
                 log::error!("store writer: COMMIT failed: {e}");
                 // A COMMIT that failed with SQLITE_BUSY leaves the transaction open.
-                rollback(conn);
+                roll_back_group(conn, &mut group);
                 finish_all(group.drain(..), Err(&e), stats);
             }
         }
