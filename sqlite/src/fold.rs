@@ -1,28 +1,34 @@
 //! A submit and its receipt in one batch: one `UPDATE` instead of three
-//! statements.
+//! statements or more.
 //!
 //! SMSCs often send a delivery receipt within milliseconds of the
 //! `submit_sm_resp`, so the writer mostly finds `mark_submitted` and
 //! `apply_receipt` for the same message in the same batch. Run one after
 //! the other, that is an `UPDATE` to submitted, then a lookup by SMSC id and
 //! a second `UPDATE` to the final status, with every index and trigger
-//! touched twice. Before running a batch, the writer pairs them ([`pair`]):
-//! the submit then writes the final status in its own `UPDATE` and leaves
-//! what the receipt would have answered in the shared [`Fold`]; the
-//! receipt answers that without touching the database.
+//! touched twice; when the receipt overtook the response (it came on
+//! another session), it is parked in `pending_receipts` and taken back out
+//! as well. Before running a batch, the writer pairs them ([`pair`]), and
+//! the submit writes the final status in its own `UPDATE`:
 //!
-//! Everything a caller sees is unchanged: the submit still answers "not
-//! final yet" and the receipt answers the match, as if it ran after. Only
+//! - [`Order::SubmitFirst`]: the submit leaves what the receipt would have
+//!   answered in the shared [`Fold`]; the receipt answers that without
+//!   touching the database.
+//! - [`Order::ReceiptFirst`]: the receipt still looks for a message with
+//!   its SMSC id (it may match an older one: SMSCs recycle ids). Only if it
+//!   would park does it hand its outcome to the submit instead; if the
+//!   submit then does not apply, the submit parks it.
+//!
+//! Everything a caller sees is unchanged: each answers what it would have
+//! answered apart, and rows, charges and outbox events are the same. Only
 //! receipts whose outcome is the same either way are paired:
 //!
 //! - a *final* receipt (an intermediate one may not override a status);
-//! - arriving *after* the submit in the batch (one that overtook it goes
-//!   the usual way: it may match an older message with a recycled id);
 //! - not `failed` or `expired`: after a submit those keep the charge
 //!   captured, while `queued` → `failed`/`expired` releases it.
 //!
-//! If the submit does not apply (the message was no longer queued), or its
-//! transaction is rolled back, the receipt runs its own SQL as usual.
+//! If the first of a pair does not apply, or its transaction is rolled
+//! back, the second runs as it would have alone.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -69,37 +75,73 @@ impl Link {
     }
 }
 
+/// Which of a pair comes first in its batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// The usual case: the receipt follows its `submit_sm_resp`.
+    SubmitFirst,
+    /// The receipt overtook it (it arrived on another session, or before
+    /// the response).
+    ReceiptFirst,
+}
+
+/// What the first of a pair left for the second.
+#[derive(Debug)]
+enum State {
+    Open,
+    /// [`Order::SubmitFirst`]: the submit wrote the receipt's outcome;
+    /// this is what the receipt answers.
+    Answered(ReceiptMatch),
+    /// [`Order::ReceiptFirst`]: no message had the receipt's SMSC id, so
+    /// rather than parking it the receipt left its outcome to the submit.
+    HandedOver,
+}
+
 /// Shared by a paired submit and receipt.
 #[derive(Debug)]
 pub(crate) struct Fold {
     /// The receipt's outcome, for the submit to write.
     pub(crate) status: MessageStatus,
     pub(crate) error: Option<ErrorInfo>,
-    /// What the receipt answers, once the submit wrote it.
-    answer: Mutex<Option<ReceiptMatch>>,
+    pub(crate) order: Order,
+    state: Mutex<State>,
 }
 
 impl Fold {
-    fn answer(&self) -> MutexGuard<'_, Option<ReceiptMatch>> {
+    fn state(&self) -> MutexGuard<'_, State> {
         // Only the writer thread touches it; a poisoned lock still holds a
-        // consistent Option.
-        self.answer.lock().unwrap_or_else(PoisonError::into_inner)
+        // consistent value.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The submit applied the receipt's outcome.
+    /// The submit wrote the receipt's outcome; the receipt will answer this.
     pub(crate) fn applied(&self, answer: ReceiptMatch) {
-        *self.answer() = Some(answer);
+        *self.state() = State::Answered(answer);
     }
 
-    /// The submit did not apply it, or its transaction was rolled back.
+    /// The receipt found no message and leaves its outcome to the submit.
+    pub(crate) fn hand_over(&self) {
+        *self.state() = State::HandedOver;
+    }
+
+    /// Forgets what the first of the pair left: it did not apply, or its
+    /// transaction was rolled back.
     pub(crate) fn clear(&self) {
-        *self.answer() = None;
+        *self.state() = State::Open;
     }
 
-    /// The receipt's answer if the submit wrote it, else `None` (then the
+    /// The receipt's answer if its submit wrote it, else `None` (then the
     /// receipt runs as usual).
     pub(crate) fn answered(&self) -> Option<ReceiptMatch> {
-        self.answer().clone()
+        match &*self.state() {
+            State::Answered(answer) => Some(answer.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether the receipt before the submit left its outcome to it.
+    pub(crate) fn handed_over(&self) -> bool {
+        matches!(*self.state(), State::HandedOver)
     }
 }
 
@@ -108,35 +150,55 @@ pub(crate) fn foldable(status: MessageStatus) -> bool {
     status.is_terminal() && !matches!(status, MessageStatus::Failed | MessageStatus::Expired)
 }
 
-/// Pairs each foldable receipt with the latest submit before it in the
-/// batch for the same key (each submit with at most one receipt).
+/// Pairs the jobs of a batch, in order: a foldable receipt with the latest
+/// unpaired submit before it for the same key, else a submit with the
+/// latest unpaired foldable receipt before it. Each job pairs at most once.
 pub(crate) fn pair(jobs: &mut [Job]) {
+    // Unpaired jobs seen so far, by key: the latest of each kind.
     let mut submits: HashMap<Key, usize> = HashMap::new();
+    let mut receipts: HashMap<Key, usize> = HashMap::new();
     for index in 0..jobs.len() {
-        let paired = match jobs[index].link() {
-            None => None,
-            Some(link) => match (&link.role, link.fold.take()) {
-                (Role::Submit, _) => {
-                    submits.insert(link.key.clone(), index);
-                    None
-                }
-                (Role::Receipt { status, error }, _) if foldable(*status) => {
-                    submits.remove(&link.key).map(|submit| {
-                        let fold = Arc::new(Fold {
-                            status: *status,
-                            error: error.clone(),
-                            answer: Mutex::new(None),
-                        });
-                        link.fold = Some(Arc::clone(&fold));
-                        (submit, fold)
-                    })
-                }
-                (Role::Receipt { .. }, _) => None,
-            },
+        let Some(link) = jobs[index].link() else {
+            continue;
         };
-        if let Some((submit, fold)) = paired {
-            if let Some(link) = jobs[submit].link() {
-                link.fold = Some(fold);
+        link.fold = None;
+        let (earlier, order) = match &link.role {
+            Role::Submit => match receipts.remove(&link.key) {
+                Some(receipt) => (receipt, Order::ReceiptFirst),
+                None => {
+                    submits.insert(link.key.clone(), index);
+                    continue;
+                }
+            },
+            Role::Receipt { status, .. } if foldable(*status) => match submits.remove(&link.key) {
+                Some(submit) => (submit, Order::SubmitFirst),
+                None => {
+                    receipts.insert(link.key.clone(), index);
+                    continue;
+                }
+            },
+            Role::Receipt { .. } => continue,
+        };
+        let (receipt, submit) = match order {
+            Order::SubmitFirst => (index, earlier),
+            Order::ReceiptFirst => (earlier, index),
+        };
+        let Some(Link {
+            role: Role::Receipt { status, error },
+            ..
+        }) = jobs[receipt].link()
+        else {
+            continue;
+        };
+        let fold = Arc::new(Fold {
+            status: *status,
+            error: error.clone(),
+            order,
+            state: Mutex::new(State::Open),
+        });
+        for job in [receipt, submit] {
+            if let Some(link) = jobs[job].link() {
+                link.fold = Some(Arc::clone(&fold));
             }
         }
     }
@@ -237,6 +299,45 @@ mod tests {
         )
     }
 
+    /// The receipt (overtaking) and then the submit, each in a batch of its own.
+    fn apart_overtaken(store: &Store, tenant: &str, id: MessageId, r: Receipt) -> Answers {
+        let matched = wait(|done| store.apply_receipt(r, done)).unwrap();
+        let submitted = wait(|done| store.mark_submitted(tenant, id, "ch", "s1", done)).unwrap();
+        (submitted, matched)
+    }
+
+    /// The receipt (overtaking) and then the submit, in one batch.
+    fn together_overtaken(store: &Store, tenant: &str, id: MessageId, r: Receipt) -> Answers {
+        let (submitted_tx, submitted) = mpsc::channel();
+        let (matched_tx, matched) = mpsc::channel();
+        let release = hold(store);
+        store.apply_receipt(r, Box::new(move |r| matched_tx.send(r).unwrap()));
+        store.mark_submitted(
+            tenant,
+            id,
+            "ch",
+            "s1",
+            Box::new(move |r| submitted_tx.send(r).unwrap()),
+        );
+        release.send(()).unwrap();
+        (
+            submitted.recv().unwrap().unwrap(),
+            matched.recv().unwrap().unwrap(),
+        )
+    }
+
+    fn parked(store: &Store) -> i64 {
+        wait(|done| {
+            store.submit(writer::job(
+                |conn, _| {
+                    Ok(conn.query_row("SELECT COUNT(*) FROM pending_receipts", [], |r| r.get(0))?)
+                },
+                done,
+            ))
+        })
+        .unwrap()
+    }
+
     /// The submit and then the receipt, in one batch.
     fn together(store: &Store, tenant: &str, id: MessageId, r: Receipt) -> Answers {
         let (submitted_tx, submitted) = mpsc::channel();
@@ -317,7 +418,12 @@ mod tests {
             MessageStatus::Expired,
         ] {
             let mut outcomes = Vec::new();
-            let ways: [(&str, Way); 2] = [("apart", apart), ("together", together)];
+            let ways: [(&str, Way); 4] = [
+                ("apart", apart),
+                ("together", together),
+                ("apart-overtaken", apart_overtaken),
+                ("together-overtaken", together_overtaken),
+            ];
             for (way, run) in ways {
                 let tenant = format!("{way}-{status}");
                 wait(|done| store.ensure_account(&tenant, 100, done)).unwrap();
@@ -330,8 +436,8 @@ mod tests {
                         final_status,
                         submitted_at_ms,
                         ..
-                    } => (final_status, submitted_at_ms == m.submitted_at_ms),
-                    ReceiptMatch::Parked => panic!("{way} {status}: receipt parked"),
+                    } => Some((final_status, submitted_at_ms == m.submitted_at_ms)),
+                    ReceiptMatch::Parked => None,
                 };
                 outcomes.push((
                     submitted,
@@ -342,10 +448,58 @@ mod tests {
                     m.done_at_ms.is_some(),
                     m.charge_state,
                     balance,
+                    parked(&store),
                 ));
             }
             assert_eq!(outcomes[0], outcomes[1], "{status}: apart vs together");
+            assert_eq!(
+                outcomes[2], outcomes[3],
+                "{status}: overtaken, apart vs together"
+            );
         }
+    }
+
+    #[test]
+    fn a_receipt_that_overtook_its_submit_in_one_batch_is_written_by_the_submit_not_parked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let id = insert(&store, NewMessage::new("acme", "A", "+4915112345678", "hi"));
+        count_status_updates(&store);
+        let (submitted, matched) = together_overtaken(
+            &store,
+            "acme",
+            id,
+            receipt("acme", "s1", MessageStatus::Delivered),
+        );
+        assert_eq!(matched, ReceiptMatch::Parked, "answered as parked");
+        assert_eq!(submitted, Some(MessageStatus::Delivered));
+        let message = store.get_message("acme", id).unwrap().unwrap();
+        assert_eq!(message.status, MessageStatus::Delivered);
+        assert_eq!(message.smsc_message_id.as_deref(), Some("s1"));
+        assert_eq!(status_updates(&store), 1, "one UPDATE, not two");
+        assert_eq!(parked(&store), 0, "never parked");
+    }
+
+    #[test]
+    fn a_receipt_handed_to_a_submit_that_does_not_apply_is_parked_by_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let gone = insert(&store, NewMessage::new("acme", "A", "+4915112345678", "b"));
+        wait(|done| store.mark_final(gone, MessageStatus::Expired, None, false, done)).unwrap();
+        let (submitted, matched) = together_overtaken(
+            &store,
+            "acme",
+            gone,
+            receipt("acme", "s1", MessageStatus::Delivered),
+        );
+        assert_eq!((submitted, matched), (None, ReceiptMatch::Parked));
+        assert_eq!(parked(&store), 1);
+        // And it is applied when a message with that id is submitted.
+        let next = insert(&store, NewMessage::new("acme", "A", "+4915112345678", "c"));
+        assert_eq!(
+            wait(|done| store.mark_submitted("acme", next, "ch", "s1", done)).unwrap(),
+            Some(MessageStatus::Delivered)
+        );
     }
 
     #[test]
@@ -375,31 +529,47 @@ mod tests {
     }
 
     #[test]
-    fn an_intermediate_or_overtaking_receipt_is_not_paired() {
-        let submit = || Link::new(Role::Submit, key("s1"));
+    fn each_job_pairs_once_with_the_latest_unpaired_partner_and_intermediate_receipts_never() {
+        let submit = || linked(Link::new(Role::Submit, key("s1")));
         let receipt = |status| {
-            Link::new(
+            linked(Link::new(
                 Role::Receipt {
                     status,
                     error: None,
                 },
                 key("s1"),
-            )
+            ))
         };
+        let delivered = || receipt(MessageStatus::Delivered);
         let mut jobs = vec![
-            linked(receipt(MessageStatus::Delivered)),
-            linked(submit()),
-            linked(receipt(MessageStatus::Submitted)),
-            linked(receipt(MessageStatus::Delivered)),
-            linked(receipt(MessageStatus::Delivered)),
+            submit(),
+            receipt(MessageStatus::Submitted),
+            delivered(),
+            delivered(),
+            submit(),
+            delivered(),
+            submit(),
+            linked(Link::new(Role::Submit, key("s2"))),
         ];
         pair(&mut jobs);
-        let paired: Vec<bool> = jobs
+        let orders: Vec<Option<Order>> = jobs
             .iter_mut()
-            .map(|job| job.link().is_some_and(|l| l.fold.is_some()))
+            .map(|job| job.link().and_then(|l| l.fold.as_ref().map(|f| f.order)))
             .collect();
-        // The submit pairs with the first final receipt after it, only.
-        assert_eq!(paired, [false, true, false, true, false]);
+        use Order::{ReceiptFirst, SubmitFirst};
+        assert_eq!(
+            orders,
+            [
+                Some(SubmitFirst),  // submit: with the first final receipt after it
+                None,               // intermediate
+                Some(SubmitFirst),  // its receipt
+                Some(ReceiptFirst), // waits for the next submit
+                Some(ReceiptFirst),
+                Some(ReceiptFirst), // the latest receipt before the next submit
+                Some(ReceiptFirst),
+                None, // another SMSC id
+            ]
+        );
     }
 
     fn key(smsc_id: &str) -> Key {

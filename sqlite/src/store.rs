@@ -14,7 +14,7 @@ use std::time::Duration;
 use rusqlite::types::FromSql;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
-use crate::fold::{self, Fold, Link, Role};
+use crate::fold::{self, Fold, Link, Order, Role};
 use crate::types::{
     Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
     MessageRecord, MessageStatus, NewInbound, NewMessage, PartRecord, Priority, QueuedMessage,
@@ -680,11 +680,18 @@ impl Store {
             link,
             move |conn, now, fold: Option<&Fold>| {
                 Self::closed_check(&closed, &receipt.tenant)?;
-                // Its submit, earlier in this batch, already wrote it.
-                if let Some(answer) = fold.and_then(Fold::answered) {
-                    return Ok(answer);
+                match fold {
+                    Some(fold) if fold.order == Order::ReceiptFirst => {
+                        fold.clear();
+                        apply_receipt(conn, now, &receipt, Some(fold))
+                    }
+                    // Its submit, earlier in this batch, may have written it.
+                    Some(fold) => match fold.answered() {
+                        Some(answer) => Ok(answer),
+                        None => apply_receipt(conn, now, &receipt, None),
+                    },
+                    None => apply_receipt(conn, now, &receipt, None),
                 }
-                apply_receipt(conn, now, &receipt)
             },
             done,
         ));
@@ -1409,9 +1416,15 @@ fn mark_submitted(
 ) -> Result<Option<MessageStatus>, StoreError> {
     let single = (smsc_message_ids.len() == 1).then(|| smsc_message_ids[0].as_str());
     let fold = fold.filter(|_| single.is_some());
-    if let Some(fold) = fold {
-        fold.clear();
-    }
+    let fold = match fold {
+        Some(fold) if fold.order == Order::SubmitFirst => {
+            fold.clear();
+            Some(fold)
+        }
+        // The receipt before it left its outcome here rather than parking it.
+        Some(fold) if fold.handed_over() => Some(fold),
+        _ => None,
+    };
     let (status, error) = match fold {
         Some(fold) => (fold.status, fold.error.clone()),
         None => (MessageStatus::Submitted, None),
@@ -1439,12 +1452,28 @@ fn mark_submitted(
         ])?;
     if updated == 0 {
         log::debug!("mark_submitted: message {id} of {tenant} is not queued; left alone");
+        if let Some(fold) = fold.filter(|fold| fold.order == Order::ReceiptFirst) {
+            // Parked, as the receipt would have done itself.
+            park(
+                conn,
+                now,
+                tenant,
+                channel,
+                &smsc_message_ids[0],
+                fold.status,
+                &fold.error,
+            )?;
+        }
         return Ok(None);
     }
     if let Some(fold) = fold {
         // A receipt parked for this id earlier is superseded by the later
         // one in this batch (the last receipt wins).
         take_parked(conn, tenant, channel, &smsc_message_ids[0])?;
+        if fold.order == Order::ReceiptFirst {
+            // Answered as a submit that found its receipt parked.
+            return Ok(Some(status));
+        }
         fold.applied(ReceiptMatch::Matched {
             id,
             submitted_at_ms: Some(now),
@@ -1569,10 +1598,14 @@ fn aggregate_parts(
     Ok(Some(status))
 }
 
+/// Applies a receipt to the newest message (or part) with its SMSC id, or
+/// parks it. With `hand_over`, a submit later in the batch waits for it:
+/// instead of parking, it leaves its outcome to that submit.
 fn apply_receipt(
     conn: &Connection,
     now: i64,
     receipt: &Receipt,
+    hand_over: Option<&Fold>,
 ) -> Result<ReceiptMatch, StoreError> {
     let status = receipt_status(receipt.status);
     let found: Option<(i64, String, Option<i64>)> = conn
@@ -1622,21 +1655,46 @@ fn apply_receipt(
             final_status: aggregate_parts(conn, now, message_id)?,
         });
     }
-    let (code, name) = error_columns(&receipt.error);
+    match hand_over {
+        Some(fold) => fold.hand_over(),
+        None => park(
+            conn,
+            now,
+            &receipt.tenant,
+            &receipt.channel,
+            &receipt.smsc_message_id,
+            status,
+            &receipt.error,
+        )?,
+    }
+    Ok(ReceiptMatch::Parked)
+}
+
+/// Keeps a receipt no message matches (yet) in `pending_receipts`.
+fn park(
+    conn: &Connection,
+    now: i64,
+    tenant: &str,
+    channel: &str,
+    smsc_message_id: &str,
+    status: MessageStatus,
+    error: &Option<ErrorInfo>,
+) -> Result<(), StoreError> {
+    let (code, name) = error_columns(error);
     conn.prepare_cached(
         "INSERT OR REPLACE INTO pending_receipts (tenant, channel, smsc_message_id, status, \
          error_code, error_name, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
-        receipt.tenant,
-        receipt.channel,
-        receipt.smsc_message_id,
+        tenant,
+        channel,
+        smsc_message_id,
         status.as_str(),
         code,
         name,
         now
     ])?;
-    Ok(ReceiptMatch::Parked)
+    Ok(())
 }
 
 fn mark_retry(

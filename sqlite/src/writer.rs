@@ -30,7 +30,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{ffi, Connection};
 
-use crate::fold::{self, Fold, Link, Role};
+use crate::fold::{self, Fold, Link};
 use crate::StoreError;
 
 /// Completion callbacks run ON THE WRITER THREAD after the transaction that
@@ -191,12 +191,7 @@ where
     }
 
     fn rolled_back(&mut self) {
-        if let Some(Link {
-            role: Role::Submit,
-            fold: Some(fold),
-            ..
-        }) = &self.link
-        {
+        if let Some(fold) = self.link.as_ref().and_then(|link| link.fold.as_ref()) {
             fold.clear();
         }
     }
