@@ -30,8 +30,17 @@ struct Cli {
 
 const DEMO_KEY: &str = "demo-secret-key";
 
+/// Every Rust allocation (HTTP requests and answers, PDUs, actor messages,
+/// store jobs) goes to mimalloc: with glibc's malloc they cost 8 % of the
+/// engine's CPU, and with mimalloc the engine needs 39.5 → 36.3 µs per
+/// message end to end (BENCHMARKS.md). SQLite allocates through the C
+/// library's `malloc`, which `tune_allocator` still tunes.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// glibc returns freed memory at the top of each thread's heap to the
 /// kernel as soon as it exceeds 128 KiB, and the store's writer thread
+/// (SQLite's page cache and statements, which use the C library's malloc)
 /// frees and re-allocates that much after every batch: each round trip is
 /// an madvise, page faults and TLB shootdowns across cores. Measured on
 /// the end-to-end benchmark: engine CPU 100 → 76 µs per message. Keeping
