@@ -48,8 +48,14 @@ fn a_temporary_submit_error_is_retried_and_then_delivered() {
     let engine = TestEngine::start(&config_text(&db, sim.local_addr().port(), &[ACME], ""));
     let http = engine.http();
     let id = http.send(ACME.api_key, "4915100000001", "try again");
+    // Wait for the engine to have recorded the failed attempt, not just for
+    // the simulator to have received it: the simulator counts a submit
+    // before it reads its faults, so clearing them on that count alone
+    // could let the first attempt through.
     eventually(Duration::from_secs(10), "a failed attempt", || {
-        sim.submit_count() >= 1
+        http.message(ACME.api_key, &id).body["attempts"]
+            .as_u64()
+            .is_some_and(|attempts| attempts >= 1)
     });
     sim.set_faults(Faults::default());
     http.wait_for_status(
