@@ -255,16 +255,26 @@ mod tests {
         .unwrap();
     }
 
-    fn status_updates(store: &Store) -> i64 {
+    /// Rows in `table`, read on the writer's connection (it alone sees
+    /// the TEMP table of [`count_status_updates`]).
+    fn rows(store: &Store, table: &'static str) -> i64 {
         wait(|done| {
             store.submit(writer::job(
-                |conn, _| {
-                    Ok(conn.query_row("SELECT COUNT(*) FROM status_updates", [], |r| r.get(0))?)
+                move |conn, _| {
+                    Ok(conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
                 },
                 done,
             ))
         })
         .unwrap()
+    }
+
+    fn status_updates(store: &Store) -> i64 {
+        rows(store, "status_updates")
+    }
+
+    fn parked(store: &Store) -> i64 {
+        rows(store, "pending_receipts")
     }
 
     fn charged(tenant: &str) -> NewMessage {
@@ -306,51 +316,44 @@ mod tests {
         (submitted, matched)
     }
 
-    /// The receipt (overtaking) and then the submit, in one batch.
-    fn together_overtaken(store: &Store, tenant: &str, id: MessageId, r: Receipt) -> Answers {
-        let (submitted_tx, submitted) = mpsc::channel();
-        let (matched_tx, matched) = mpsc::channel();
-        let release = hold(store);
-        store.apply_receipt(r, Box::new(move |r| matched_tx.send(r).unwrap()));
-        store.mark_submitted(
-            tenant,
-            id,
-            "ch",
-            "s1",
-            Box::new(move |r| submitted_tx.send(r).unwrap()),
-        );
-        release.send(()).unwrap();
-        (
-            submitted.recv().unwrap().unwrap(),
-            matched.recv().unwrap().unwrap(),
-        )
-    }
-
-    fn parked(store: &Store) -> i64 {
-        wait(|done| {
-            store.submit(writer::job(
-                |conn, _| {
-                    Ok(conn.query_row("SELECT COUNT(*) FROM pending_receipts", [], |r| r.get(0))?)
-                },
-                done,
-            ))
-        })
-        .unwrap()
-    }
-
     /// The submit and then the receipt, in one batch.
     fn together(store: &Store, tenant: &str, id: MessageId, r: Receipt) -> Answers {
+        in_one_batch(store, tenant, id, r, false)
+    }
+
+    /// The receipt (overtaking) and then the submit, in one batch.
+    fn together_overtaken(store: &Store, tenant: &str, id: MessageId, r: Receipt) -> Answers {
+        in_one_batch(store, tenant, id, r, true)
+    }
+
+    fn in_one_batch(
+        store: &Store,
+        tenant: &str,
+        id: MessageId,
+        r: Receipt,
+        receipt_first: bool,
+    ) -> Answers {
         let (submitted_tx, submitted) = mpsc::channel();
         let (matched_tx, matched) = mpsc::channel();
         let release = hold(store);
-        store.mark_submitted(
-            tenant,
-            id,
-            "ch",
-            "s1",
-            Box::new(move |r| submitted_tx.send(r).unwrap()),
-        );
-        store.apply_receipt(r, Box::new(move |r| matched_tx.send(r).unwrap()));
+        let receipt =
+            move || store.apply_receipt(r, Box::new(move |r| matched_tx.send(r).unwrap()));
+        let submit = || {
+            store.mark_submitted(
+                tenant,
+                id,
+                "ch",
+                "s1",
+                Box::new(move |r| submitted_tx.send(r).unwrap()),
+            )
+        };
+        if receipt_first {
+            receipt();
+            submit();
+        } else {
+            submit();
+            receipt();
+        }
         release.send(()).unwrap();
         (
             submitted.recv().unwrap().unwrap(),
@@ -358,26 +361,37 @@ mod tests {
         )
     }
 
-    fn open(dir: &tempfile::TempDir) -> Store {
-        Store::open(dir.path().join("fold.db"), StoreOptions::default()).unwrap()
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("fold.db"), StoreOptions::default()).unwrap();
+        (dir, store)
     }
 
     fn insert(store: &Store, message: NewMessage) -> MessageId {
         wait(|done| store.insert_message(message, done)).unwrap()
     }
 
-    #[test]
-    fn a_receipt_in_its_submits_batch_is_written_by_the_submits_own_update() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        let id = insert(&store, NewMessage::new("acme", "A", "+4915112345678", "hi"));
-        count_status_updates(&store);
-        let (submitted, matched) = together(
-            &store,
+    /// Queues a message for acme.
+    fn queue(store: &Store) -> MessageId {
+        insert(store, NewMessage::new("acme", "A", "+4915112345678", "hi"))
+    }
+
+    /// `way` for acme's message `id`, with a delivered receipt for SMSC id s1.
+    fn deliver(store: &Store, way: Way, id: MessageId) -> Answers {
+        way(
+            store,
             "acme",
             id,
             receipt("acme", "s1", MessageStatus::Delivered),
-        );
+        )
+    }
+
+    #[test]
+    fn a_receipt_in_its_submits_batch_is_written_by_the_submits_own_update() {
+        let (_dir, store) = open();
+        let id = queue(&store);
+        count_status_updates(&store);
+        let (submitted, matched) = deliver(&store, together, id);
         assert_eq!(submitted, None, "the submit answers as a plain submit");
         let message = store.get_message("acme", id).unwrap().unwrap();
         assert_eq!(
@@ -395,20 +409,14 @@ mod tests {
         assert_eq!(status_updates(&store), 1, "one UPDATE, not two");
 
         // The same two writes apart take two updates.
-        let apart_id = insert(&store, NewMessage::new("acme", "A", "+4915112345678", "hi"));
-        apart(
-            &store,
-            "acme",
-            apart_id,
-            receipt("acme", "s1", MessageStatus::Delivered),
-        );
+        let apart_id = queue(&store);
+        deliver(&store, apart, apart_id);
         assert_eq!(status_updates(&store), 3);
     }
 
     #[test]
     fn every_final_receipt_folded_into_its_submit_leaves_what_it_leaves_applied_after_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
+        let (_dir, store) = open();
         for status in [
             MessageStatus::Delivered,
             MessageStatus::Undeliverable,
@@ -461,16 +469,10 @@ mod tests {
 
     #[test]
     fn a_receipt_that_overtook_its_submit_in_one_batch_is_written_by_the_submit_not_parked() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        let id = insert(&store, NewMessage::new("acme", "A", "+4915112345678", "hi"));
+        let (_dir, store) = open();
+        let id = queue(&store);
         count_status_updates(&store);
-        let (submitted, matched) = together_overtaken(
-            &store,
-            "acme",
-            id,
-            receipt("acme", "s1", MessageStatus::Delivered),
-        );
+        let (submitted, matched) = deliver(&store, together_overtaken, id);
         assert_eq!(matched, ReceiptMatch::Parked, "answered as parked");
         assert_eq!(submitted, Some(MessageStatus::Delivered));
         let message = store.get_message("acme", id).unwrap().unwrap();
@@ -482,20 +484,14 @@ mod tests {
 
     #[test]
     fn a_receipt_handed_to_a_submit_that_does_not_apply_is_parked_by_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        let gone = insert(&store, NewMessage::new("acme", "A", "+4915112345678", "b"));
+        let (_dir, store) = open();
+        let gone = queue(&store);
         wait(|done| store.mark_final(gone, MessageStatus::Expired, None, false, done)).unwrap();
-        let (submitted, matched) = together_overtaken(
-            &store,
-            "acme",
-            gone,
-            receipt("acme", "s1", MessageStatus::Delivered),
-        );
+        let (submitted, matched) = deliver(&store, together_overtaken, gone);
         assert_eq!((submitted, matched), (None, ReceiptMatch::Parked));
         assert_eq!(parked(&store), 1);
         // And it is applied when a message with that id is submitted.
-        let next = insert(&store, NewMessage::new("acme", "A", "+4915112345678", "c"));
+        let next = queue(&store);
         assert_eq!(
             wait(|done| store.mark_submitted("acme", next, "ch", "s1", done)).unwrap(),
             Some(MessageStatus::Delivered)
@@ -504,20 +500,14 @@ mod tests {
 
     #[test]
     fn a_receipt_paired_with_a_submit_that_does_not_apply_is_matched_as_usual() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
+        let (_dir, store) = open();
         // An older message holds SMSC id s1; a newer one is no longer queued.
-        let older = insert(&store, NewMessage::new("acme", "A", "+4915112345678", "a"));
+        let older = queue(&store);
         wait(|done| store.mark_submitted("acme", older, "ch", "s1", done)).unwrap();
-        let gone = insert(&store, NewMessage::new("acme", "A", "+4915112345678", "b"));
+        let gone = queue(&store);
         wait(|done| store.mark_final(gone, MessageStatus::Expired, None, false, done)).unwrap();
 
-        let (submitted, matched) = together(
-            &store,
-            "acme",
-            gone,
-            receipt("acme", "s1", MessageStatus::Delivered),
-        );
+        let (submitted, matched) = deliver(&store, together, gone);
         assert_eq!(submitted, None);
         assert!(
             matches!(matched, ReceiptMatch::Matched { id, .. } if id == older),
