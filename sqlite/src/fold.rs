@@ -124,8 +124,9 @@ impl Fold {
         *self.state() = State::HandedOver;
     }
 
-    /// Forgets what the first of the pair left: it did not apply, or its
-    /// transaction was rolled back.
+    /// Forgets what the first of the pair left: its transaction was rolled
+    /// back. (A pair is fresh from [`pair`], and a run that does not apply
+    /// leaves nothing, so this is the only way back to open.)
     pub(crate) fn clear(&self) {
         *self.state() = State::Open;
     }
@@ -318,12 +319,12 @@ mod tests {
 
     /// The submit and then the receipt, in one batch.
     fn together(store: &Store, tenant: &str, id: MessageId, r: Receipt) -> Answers {
-        in_one_batch(store, tenant, id, r, false)
+        in_one_batch(store, tenant, id, r, false, None)
     }
 
     /// The receipt (overtaking) and then the submit, in one batch.
     fn together_overtaken(store: &Store, tenant: &str, id: MessageId, r: Receipt) -> Answers {
-        in_one_batch(store, tenant, id, r, true)
+        in_one_batch(store, tenant, id, r, true, None)
     }
 
     fn in_one_batch(
@@ -332,6 +333,7 @@ mod tests {
         id: MessageId,
         r: Receipt,
         receipt_first: bool,
+        between: Option<Job>,
     ) -> Answers {
         let (submitted_tx, submitted) = mpsc::channel();
         let (matched_tx, matched) = mpsc::channel();
@@ -347,11 +349,18 @@ mod tests {
                 Box::new(move |r| submitted_tx.send(r).unwrap()),
             )
         };
+        let between = || {
+            if let Some(job) = between {
+                store.submit(job);
+            }
+        };
         if receipt_first {
             receipt();
+            between();
             submit();
         } else {
             submit();
+            between();
             receipt();
         }
         release.send(()).unwrap();
@@ -412,6 +421,47 @@ mod tests {
         let apart_id = queue(&store);
         deliver(&store, apart, apart_id);
         assert_eq!(status_updates(&store), 3);
+    }
+
+    #[test]
+    fn a_pair_replayed_after_a_dirty_failure_between_them_is_written_once() {
+        for receipt_first in [false, true] {
+            let (_dir, store) = open();
+            let id = queue(&store);
+            count_status_updates(&store);
+            // Writes a row, then fails: the batch is rolled back and replayed.
+            let (failed_tx, failed) = mpsc::channel();
+            let dirty = writer::job(
+                |conn, _| {
+                    conn.execute(
+                        "INSERT INTO tenant_webhooks (tenant, url) VALUES ('dirty', 'http://x')",
+                        [],
+                    )?;
+                    Err::<(), _>(StoreError::QuotaExceeded { limit: 0 })
+                },
+                Box::new(move |r| failed_tx.send(r.is_err()).unwrap()),
+            );
+            let receipt = receipt("acme", "s1", MessageStatus::Delivered);
+            let answers = in_one_batch(&store, "acme", id, receipt, receipt_first, Some(dirty));
+            let expected = if receipt_first {
+                (Some(MessageStatus::Delivered), ReceiptMatch::Parked)
+            } else {
+                let m = store.get_message("acme", id).unwrap().unwrap();
+                let matched = ReceiptMatch::Matched {
+                    id,
+                    submitted_at_ms: m.submitted_at_ms,
+                    final_status: Some(MessageStatus::Delivered),
+                };
+                (None, matched)
+            };
+            assert_eq!(answers, expected, "receipt first: {receipt_first}");
+            assert!(failed.recv().unwrap(), "the dirty job fails alone");
+            let m = store.get_message("acme", id).unwrap().unwrap();
+            assert_eq!((m.status, m.attempts), (MessageStatus::Delivered, 1));
+            assert_eq!(status_updates(&store), 1, "written once, by the replay");
+            assert_eq!(parked(&store), 0);
+            assert_eq!(rows(&store, "tenant_webhooks"), 0, "the dirty write undone");
+        }
     }
 
     #[test]
@@ -571,6 +621,6 @@ mod tests {
     }
 
     fn linked(link: Link) -> Job {
-        writer::linked_job(link, |_, _, _| Ok(()), Box::new(|_| {}))
+        writer::linked_job(Some(link), |_, _, _| Ok(()), Box::new(|_| {}))
     }
 }

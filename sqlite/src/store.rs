@@ -645,11 +645,7 @@ impl Store {
             let fold = fold.filter(|_| Self::closed_check(&closed, &tenant).is_ok());
             mark_submitted(conn, now, &tenant, id, &channel, &smsc_message_ids, fold)
         };
-        let job = match link {
-            Some(link) => writer::linked_job(link, work, done),
-            None => writer::job(move |conn, now| work(conn, now, None), done),
-        };
-        self.submit(job);
+        self.submit(writer::linked_job(link, work, done));
     }
 
     /// Updates the message with (tenant, channel, smsc_message_id) whose
@@ -677,21 +673,15 @@ impl Store {
             },
         );
         self.submit(writer::linked_job(
-            link,
+            Some(link),
             move |conn, now, fold: Option<&Fold>| {
                 Self::closed_check(&closed, &receipt.tenant)?;
-                match fold {
-                    Some(fold) if fold.order == Order::ReceiptFirst => {
-                        fold.clear();
-                        apply_receipt(conn, now, &receipt, Some(fold))
-                    }
-                    // Its submit, earlier in this batch, may have written it.
-                    Some(fold) => match fold.answered() {
-                        Some(answer) => Ok(answer),
-                        None => apply_receipt(conn, now, &receipt, None),
-                    },
-                    None => apply_receipt(conn, now, &receipt, None),
+                // Its submit, earlier in this batch, may have written it.
+                if let Some(answer) = fold.and_then(Fold::answered) {
+                    return Ok(answer);
                 }
+                let hand_over = fold.filter(|fold| fold.order == Order::ReceiptFirst);
+                apply_receipt(conn, now, &receipt, hand_over)
             },
             done,
         ));
@@ -1415,16 +1405,11 @@ fn mark_submitted(
     fold: Option<&Fold>,
 ) -> Result<Option<MessageStatus>, StoreError> {
     let single = (smsc_message_ids.len() == 1).then(|| smsc_message_ids[0].as_str());
-    let fold = fold.filter(|_| single.is_some());
-    let fold = match fold {
-        Some(fold) if fold.order == Order::SubmitFirst => {
-            fold.clear();
-            Some(fold)
-        }
-        // The receipt before it left its outcome here rather than parking it.
-        Some(fold) if fold.handed_over() => Some(fold),
-        _ => None,
-    };
+    // With the receipt first, only if it left its outcome here rather than
+    // parking it.
+    let fold = fold.filter(|fold| {
+        single.is_some() && (fold.order == Order::SubmitFirst || fold.handed_over())
+    });
     let (status, error) = match fold {
         Some(fold) => (fold.status, fold.error.clone()),
         None => (MessageStatus::Submitted, None),

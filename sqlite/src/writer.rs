@@ -114,25 +114,23 @@ where
     T: Send + 'static,
     F: FnMut(&Connection, i64) -> Result<T, StoreError> + Send + 'static,
 {
-    Box::new(Op {
-        work: move |conn: &Connection, now, _: Option<&Fold>| work(conn, now),
-        link: None,
-        rejected: false,
-        result: None,
-        done: Some(done),
-    })
+    linked_job(
+        None,
+        move |conn: &Connection, now, _: Option<&Fold>| work(conn, now),
+        done,
+    )
 }
 
-/// A [`job`] that can be paired with another in its batch (see `fold`):
-/// `work` gets the pairing's shared [`Fold`] when it has one.
-pub(crate) fn linked_job<T, F>(link: Link, work: F, done: Done<T>) -> Job
+/// A [`job`] that, with a `link`, can be paired with another in its batch
+/// (see `fold`): `work` gets the pairing's shared [`Fold`] when it has one.
+pub(crate) fn linked_job<T, F>(link: Option<Link>, work: F, done: Done<T>) -> Job
 where
     T: Send + 'static,
     F: FnMut(&Connection, i64, Option<&Fold>) -> Result<T, StoreError> + Send + 'static,
 {
     Box::new(Op {
         work,
-        link: Some(link),
+        link,
         rejected: false,
         result: None,
         done: Some(done),
