@@ -791,9 +791,10 @@ fn poller(
                 .all(|left| left.load(Ordering::Acquire) == 0)
         };
         let period = Duration::from_millis(if senders_done() { 10 } else { 100 });
-        while tick.elapsed() < period {
+        // In 10 ms steps, so that the senders finishing ends the wait.
+        loop {
             thread::sleep(Duration::from_millis(10).min(period.saturating_sub(tick.elapsed())));
-            if senders_done() && tick.elapsed() >= Duration::from_millis(10) {
+            if tick.elapsed() >= period || senders_done() {
                 break;
             }
         }
