@@ -40,6 +40,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
+use crate::coalesce::Coalescer;
 use crate::parts::{GroupOutcome, PartGroup, PartOutcome};
 use crate::smpp::codec::{CodecError, Frame, SmppCodec};
 use crate::smpp::pdu::{self, Delivery};
@@ -101,10 +102,15 @@ pub struct Unbind;
 #[rtype(result = "()")]
 pub struct InjectPanic;
 
-/// A store commit for a deliver_sm finished; answer the SMSC.
+/// Store commits for deliver_sms finished; answer the SMSC. Collected per
+/// writer transaction by the connection's [`Coalescer`], so a batch of
+/// receipts is answered with one mailbox message and one socket write.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Acknowledge {
+struct Acknowledge(Vec<DeliverAck>);
+
+/// The deliver_sm_resp owed for one deliver_sm.
+struct DeliverAck {
     sequence_number: u32,
     status: u32,
 }
@@ -138,6 +144,8 @@ pub struct Connection {
     end_reason: String,
     /// Whether the session ever reached Bound (for the supervisor's backoff).
     was_bound: bool,
+    /// Answers owed to the SMSC for stored deliver_sms (made on first use).
+    acks: Option<Coalescer<DeliverAck>>,
 }
 
 impl Connection {
@@ -172,6 +180,7 @@ impl Connection {
             unbind_at: None,
             end_reason: "stopped".to_string(),
             was_bound: false,
+            acks: None,
         }
     }
 
@@ -454,14 +463,20 @@ impl Connection {
         pdu: &rusmpp::pdus::DeliverSm,
         ctx: &mut Context<Self>,
     ) {
-        let ack = ctx.address();
+        let acks = self
+            .acks
+            .get_or_insert_with(|| {
+                let addr = ctx.address();
+                Coalescer::new(move |acks| addr.do_send(Acknowledge(acks)))
+            })
+            .clone();
         let ok = move |res: Result<_, smppd_sqlite::StoreError>| {
             let status = if res.is_ok() {
                 status::ESME_ROK
             } else {
                 status::ESME_RSYSERR
             };
-            ack.do_send(Acknowledge {
+            acks.push(DeliverAck {
                 sequence_number,
                 status,
             });
@@ -747,9 +762,11 @@ impl Handler<Submit> for Connection {
 impl Handler<Acknowledge> for Connection {
     type Result = ();
 
-    fn handle(&mut self, msg: Acknowledge, _ctx: &mut Self::Context) {
+    fn handle(&mut self, Acknowledge(acks): Acknowledge, _ctx: &mut Self::Context) {
         if let (Some(session), Some(writer)) = (self.session.as_ref(), self.writer.as_mut()) {
-            writer.write(*session.deliver_sm_resp(msg.sequence_number, msg.status));
+            for ack in acks {
+                writer.write(*session.deliver_sm_resp(ack.sequence_number, ack.status));
+            }
         }
     }
 }

@@ -8,6 +8,8 @@
 //!   and retries.
 //! - [`connection`] — `Connection`: one SMPP session on one TCP socket.
 //! - [`spec`] — the validated configuration handed to the actors.
+//! - [`coalesce`] — what store completions tell one actor, delivered once
+//!   per writer transaction.
 //! - `simulator` (feature `simulator`) — the bundled SMSC simulator.
 //!
 //! Supervision tree:
@@ -16,6 +18,7 @@
 //!                 └──► Connection (one per session of each channel)
 //! ```
 
+pub mod coalesce;
 pub mod connection;
 pub mod events;
 pub mod lanes;

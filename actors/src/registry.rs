@@ -18,6 +18,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use smppd_sqlite::{QueuedMessage, Store};
 
+use crate::coalesce::Coalescer;
 use crate::spec::TenantSpec;
 use crate::stats::TenantStats;
 use crate::tenant::{
@@ -29,6 +30,9 @@ use crate::tenant::{
 struct Running {
     supervisor: Addr<TenantSupervisor>,
     stats: Arc<TenantStats>,
+    /// Newly committed messages, handed to the supervisor once per writer
+    /// transaction.
+    enqueued: Coalescer<QueuedMessage>,
 }
 
 /// Shared handle; clone freely.
@@ -82,7 +86,16 @@ impl Registry {
         let supervisor = TenantSupervisor::start_in_arbiter(&home, move |_| {
             TenantSupervisor::new(&spec, store, &handles, for_supervisor)
         });
-        tenants.insert(id, Running { supervisor, stats });
+        let to_supervisor = supervisor.clone();
+        let enqueued = Coalescer::new(move |messages| to_supervisor.do_send(Enqueued(messages)));
+        tenants.insert(
+            id,
+            Running {
+                supervisor,
+                stats,
+                enqueued,
+            },
+        );
         true
     }
 
@@ -159,13 +172,15 @@ impl Registry {
 
     /// A message for `tenant` was committed: let its supervisor know. Called
     /// from the store's writer thread in commit order (see
-    /// [`TenantSupervisor`] on why the order matters). A tenant without a
-    /// running supervisor picks the message up from the store when it starts.
+    /// [`TenantSupervisor`] on why the order matters); the supervisor gets
+    /// the messages of one transaction together, in that order. A tenant
+    /// without a running supervisor picks the message up from the store
+    /// when it starts.
     pub fn enqueued(&self, tenant: &str, message: QueuedMessage) {
         let tenants = self.inner.tenants.read().unwrap_or_else(|e| e.into_inner());
         if let Some(t) = tenants.get(tenant) {
             TenantStats::bump(&t.stats.accepted);
-            t.supervisor.do_send(Enqueued(message));
+            t.enqueued.push(message);
         }
     }
 

@@ -65,10 +65,10 @@ const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
 /// How often delayed retries are checked.
 const RETRY_TICK: Duration = Duration::from_millis(100);
 
-/// A message was committed to the store for this tenant.
+/// Messages were committed to the store for this tenant, in commit order.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Enqueued(pub QueuedMessage);
+pub struct Enqueued(pub Vec<QueuedMessage>);
 
 /// A connection's protocol state changed.
 #[derive(Message)]
@@ -632,11 +632,20 @@ impl Actor for TenantSupervisor {
 impl Handler<Enqueued> for TenantSupervisor {
     type Result = ();
 
-    fn handle(&mut self, Enqueued(message): Enqueued, ctx: &mut Self::Context) {
-        match self.lanes.offer(message) {
-            Offer::Taken => self.pump(ctx),
-            Offer::Deferred => self.maybe_refill(ctx),
-            Offer::Duplicate => {}
+    fn handle(&mut self, Enqueued(messages): Enqueued, ctx: &mut Self::Context) {
+        let (mut taken, mut deferred) = (false, false);
+        for message in messages {
+            match self.lanes.offer(message) {
+                Offer::Taken => taken = true,
+                Offer::Deferred => deferred = true,
+                Offer::Duplicate => {}
+            }
+        }
+        if taken {
+            self.pump(ctx);
+        }
+        if deferred {
+            self.maybe_refill(ctx);
         }
     }
 }

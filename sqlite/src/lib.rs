@@ -29,7 +29,7 @@ pub use types::{
     MessageRecord, MessageStatus, NewInbound, NewMessage, PartRecord, Priority, QueuedMessage,
     Receipt, ReceiptMatch, RenderAnswer, WebhookDelivery, WebhookOutcome,
 };
-pub use writer::{Done, WriterStats};
+pub use writer::{after_answers, Done, WriterStats};
 
 use std::path::PathBuf;
 

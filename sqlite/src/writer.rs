@@ -22,6 +22,7 @@
 //! around each operation, which is why operations must be replayable
 //! (`FnMut`, touching nothing but the connection).
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -248,6 +249,37 @@ fn roll_back_group(conn: &Connection, group: &mut [Job]) {
     }
 }
 
+/// Something a completion asked to run after its transaction's answers.
+type FollowUp = Box<dyn FnOnce()>;
+
+thread_local! {
+    /// While the writer thread calls a group's completions: what they asked
+    /// to run once all of them have been called ([`after_answers`]).
+    static AFTER_ANSWERS: RefCell<Option<Vec<FollowUp>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` once the writer has called every completion of the
+/// transaction it is answering, in the order they asked; called anywhere
+/// else (a completion answered on the caller's own thread), runs `f` now.
+///
+/// For completions that hand their answer to another thread: each can
+/// queue its answer and ask for one wake-up of that thread here, so a
+/// batch answering fifty requests waiting on one thread wakes it once,
+/// not fifty times.
+pub fn after_answers(f: impl FnOnce() + 'static) {
+    let f = Box::new(f);
+    let deferred = AFTER_ANSWERS.with(|cell| match cell.borrow_mut().as_mut() {
+        Some(list) => {
+            list.push(f);
+            None
+        }
+        None => Some(f),
+    });
+    if let Some(f) = deferred {
+        f();
+    }
+}
+
 /// Answers `jobs`. They stop counting as pending first, so a caller woken
 /// by its answer never sees its own job still pending.
 fn finish_all(
@@ -258,8 +290,15 @@ fn finish_all(
     stats
         .pending
         .fetch_sub(jobs.len() as u64, Ordering::Relaxed);
+    AFTER_ANSWERS.with(|cell| *cell.borrow_mut() = Some(Vec::new()));
     for job in jobs {
         job.finish(txn);
+    }
+    let deferred = AFTER_ANSWERS.with(|cell| cell.borrow_mut().take());
+    for f in deferred.into_iter().flatten() {
+        if catch_unwind(AssertUnwindSafe(f)).is_err() {
+            log::error!("a store completion's follow-up panicked; the writer carries on");
+        }
     }
 }
 
@@ -480,6 +519,41 @@ mod tests {
                 busy_ns: 0,
             }
         );
+    }
+
+    #[test]
+    fn follow_ups_asked_for_by_completions_run_after_every_completion_of_the_transaction() {
+        let conn = connection();
+        let stats = StatsCounters::default();
+        let (tx, rx) = mpsc::channel();
+        let mut jobs = Vec::new();
+        for id in 1..=3 {
+            let tx = tx.clone();
+            jobs.push(job(
+                insert(id),
+                Box::new(move |_| {
+                    tx.send(format!("answer {id}")).unwrap();
+                    let tx = tx.clone();
+                    after_answers(move || tx.send(format!("follow-up {id}")).unwrap());
+                }),
+            ));
+        }
+        commit_batch(&conn, jobs, &stats);
+        let order: Vec<String> = rx.try_iter().collect();
+        assert_eq!(
+            order,
+            [
+                "answer 1",
+                "answer 2",
+                "answer 3",
+                "follow-up 1",
+                "follow-up 2",
+                "follow-up 3"
+            ]
+        );
+        // Outside the writer's answering, a follow-up runs at once.
+        after_answers(move || tx.send("now".to_string()).unwrap());
+        assert_eq!(rx.try_recv().unwrap(), "now");
     }
 
     #[test]

@@ -168,16 +168,16 @@ pub async fn send_batch(
         }
     });
     let registry = registry.get_ref().clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<Answer<Vec<Result<MessageId, StoreError>>>>();
+    let (tx, rx) = super::reply::channel::<Answer<Vec<Result<MessageId, StoreError>>>>();
     if messages.is_empty() && idempotency.is_none() {
-        let _ = tx.send(Answer::Fresh(Vec::new()));
+        tx.send(Answer::Fresh(Vec::new()));
     } else {
         let enqueue_tenant = tenant_id.clone();
         store.insert_batch(
             messages,
             idempotency,
             Box::new(move |outcome| {
-                let _ = tx.send(answer(outcome, |results| {
+                tx.send(answer(outcome, |results| {
                     // In commit order, as the supervisors need.
                     for (result, entry) in results.iter().zip(queued) {
                         if let Ok(id) = result {

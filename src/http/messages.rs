@@ -425,7 +425,7 @@ pub async fn send(
     let stats = registry.stats(tenant.id());
     let registry = registry.get_ref().clone();
     let tenant_id = tenant.id().clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<Answer<Result<MessageId, StoreError>>>();
+    let (tx, rx) = super::reply::channel::<Answer<Result<MessageId, StoreError>>>();
     let enqueue = move |result: &Result<MessageId, StoreError>| {
         if let Ok(id) = result {
             registry.enqueued(&tenant_id, QueuedMessage { id: *id, ..queued });
@@ -436,7 +436,7 @@ pub async fn send(
             message,
             Box::new(move |result| {
                 enqueue(&result);
-                let _ = tx.send(Answer::Fresh(result));
+                tx.send(Answer::Fresh(result));
             }),
         ),
         Some(key) => {
@@ -460,7 +460,7 @@ pub async fn send(
                 vec![message],
                 Some(idempotency),
                 Box::new(move |outcome| {
-                    let _ = tx.send(answer(outcome, |mut results| {
+                    tx.send(answer(outcome, |mut results| {
                         let result = results.remove(0);
                         enqueue(&result);
                         result

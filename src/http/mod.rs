@@ -11,6 +11,7 @@ pub mod messages;
 pub mod openapi;
 pub mod ops;
 pub mod problem;
+mod reply;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
