@@ -120,6 +120,40 @@ fn another_tenant_cannot_mark_a_message_submitted() {
 }
 
 #[test]
+fn a_status_change_that_fails_after_writing_its_row_is_undone_whole() {
+    // Status updates run without a statement journal (`UPDATE OR FAIL`),
+    // so SQLite leaves a failing one's row written: the writer must notice
+    // and undo it.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "hi");
+    let other = insert(&store, "acme", "there");
+    rusqlite::Connection::open(dir.path().join("smppd.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse_boom AFTER UPDATE OF status ON messages
+                 WHEN NEW.smsc_message_id = 'boom'
+             BEGIN SELECT RAISE(FAIL, 'refused by the test'); END;",
+        )
+        .unwrap();
+    let refused = wait(|done| store.mark_submitted("acme", id, "smsc-a", "boom", done));
+    assert!(refused.is_err(), "{refused:?}");
+    let untouched = store.get_message("acme", id).unwrap().unwrap();
+    assert_eq!(untouched.status, MessageStatus::Queued);
+    assert_eq!(untouched.smsc_message_id, None);
+    assert_eq!(untouched.attempts, 0);
+    assert_eq!(
+        store.queued_count("acme").unwrap(),
+        2,
+        "the counter undone too"
+    );
+    // The store goes on: the next status change commits.
+    assert_eq!(submit(&store, "acme", other, "smsc-a", "fine"), None);
+    assert_eq!(status(&store, "acme", other), MessageStatus::Submitted);
+    assert_eq!(store.queued_count("acme").unwrap(), 1);
+}
+
+#[test]
 fn a_submitted_message_is_delivered_by_its_receipt() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
