@@ -1296,6 +1296,13 @@ const FIND_BY_SMSC_ID: &str = "SELECT id, status, submitted_at FROM messages \
      WHERE tenant = ?1 AND channel = ?2 AND smsc_message_id = ?3 AND status <> 'queued' \
      ORDER BY id DESC LIMIT 1";
 
+/// The part of a long message a receipt is for.
+const FIND_PART_BY_SMSC_ID: &str =
+    "SELECT p.message_id, p.part, p.status, m.submitted_at FROM message_parts p \
+     JOIN messages m ON m.id = p.message_id \
+     WHERE p.tenant = ?1 AND p.channel = ?2 AND p.smsc_message_id = ?3 \
+     ORDER BY p.message_id DESC LIMIT 1";
+
 fn error_columns(error: &Option<ErrorInfo>) -> (Option<i64>, Option<&str>) {
     match error {
         Some(e) => (Some(i64::from(e.code)), Some(e.name.as_str())),
@@ -1623,12 +1630,7 @@ fn apply_receipt(
     }
     // A part of a long message?
     let part: Option<(i64, i64, String, Option<i64>)> = conn
-        .prepare_cached(
-            "SELECT p.message_id, p.part, p.status, m.submitted_at FROM message_parts p \
-             JOIN messages m ON m.id = p.message_id \
-             WHERE p.tenant = ?1 AND p.channel = ?2 AND p.smsc_message_id = ?3 \
-             ORDER BY p.message_id DESC LIMIT 1",
-        )?
+        .prepare_cached(FIND_PART_BY_SMSC_ID)?
         .query_row(
             params![receipt.tenant, receipt.channel, receipt.smsc_message_id],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
@@ -1880,6 +1882,12 @@ mod tests {
     fn a_receipt_finds_its_message_through_the_smsc_id_index() {
         let p = plan(FIND_BY_SMSC_ID);
         assert!(p.contains("messages_smsc_id"), "{p}");
+    }
+
+    #[test]
+    fn a_receipt_for_a_part_finds_it_through_the_parts_smsc_id_index() {
+        let p = plan(FIND_PART_BY_SMSC_ID);
+        assert!(p.contains("message_parts_smsc"), "{p}");
     }
 
     #[test]
