@@ -118,8 +118,6 @@ struct DeliverAck {
 /// The connection actor.
 pub struct Connection {
     slot: SlotId,
-    /// This session's number within its channel (for logs).
-    session_no: usize,
     tenant: Arc<str>,
     channel: Arc<ChannelSpec>,
     /// The bind mode of this session (a channel's extra receiver sessions
@@ -146,6 +144,8 @@ pub struct Connection {
     was_bound: bool,
     /// Answers owed to the SMSC for stored deliver_sms (made on first use).
     acks: Option<Coalescer<DeliverAck>>,
+    /// `[tenant/channel#session]`, the start of this session's log lines.
+    log_prefix: Arc<str>,
 }
 
 impl Connection {
@@ -162,9 +162,9 @@ impl Connection {
         stats: Arc<TenantStats>,
     ) -> Self {
         let rate = AdaptiveRate::new(channel.submits_per_second, Instant::now());
+        let log_prefix = format!("[{tenant}/{}#{session_no}]", channel.name).into();
         Self {
             slot,
-            session_no,
             tenant,
             channel,
             mode,
@@ -181,14 +181,14 @@ impl Connection {
             end_reason: "stopped".to_string(),
             was_bound: false,
             acks: None,
+            log_prefix,
         }
     }
 
-    fn log_prefix(&self) -> String {
-        format!(
-            "[{}/{}#{}]",
-            self.tenant, self.channel.name, self.session_no
-        )
+    /// Made once: the completions of every message carry it in case they
+    /// have something to log.
+    fn log_prefix(&self) -> Arc<str> {
+        self.log_prefix.clone()
     }
 
     fn end(&mut self, reason: String, ctx: &mut Context<Self>) {
