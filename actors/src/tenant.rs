@@ -59,6 +59,16 @@ use crate::stats::TenantStats;
 /// the SMPP side is faster than the disk.
 const STORE_BACKLOG_LIMIT: u64 = 20_000;
 
+/// How much less free window the session of the previous submit may have
+/// than the freest one and still take the next (see `pump`).
+const STICKY_SLACK: usize = 8;
+
+/// Whether `pump` keeps the previous submit's session, which has `free`
+/// window left, when the freest session has `best_free`.
+fn sticks(free: usize, best_free: usize) -> bool {
+    free > 0 && free + STICKY_SLACK >= best_free
+}
+
 /// How often the in-memory queue is swept for messages whose validity
 /// ended while they waited (say, for an SMSC that is down).
 const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
@@ -426,6 +436,11 @@ impl TenantSupervisor {
         if self.store.pending_writes() > STORE_BACKLOG_LIMIT {
             return;
         }
+        // The session the last message went to, kept while it is nearly as
+        // free as the best: consecutive messages then share that
+        // connection's wake-up and socket write instead of alternating
+        // between sessions one message at a time.
+        let mut current: Option<usize> = None;
         while !self.lanes.is_empty() && !self.shutting_down {
             let best = self
                 .slots
@@ -434,7 +449,12 @@ impl TenantSupervisor {
                 .map(|(i, s)| (i, s.free()))
                 .filter(|(_, free)| *free > 0)
                 .max_by_key(|(_, free)| *free);
-            let Some((index, _)) = best else { break };
+            let Some((best, best_free)) = best else { break };
+            let index = match current {
+                Some(c) if sticks(self.slots[c].free(), best_free) => c,
+                _ => best,
+            };
+            current = Some(index);
             let Some(message) = self.lanes.pop_next() else {
                 break;
             };
@@ -896,5 +916,22 @@ fn validity_expired() -> ErrorInfo {
     ErrorInfo {
         code: 0,
         name: "VALIDITY_EXPIRED".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_previous_session_keeps_submits_while_it_is_nearly_as_free_as_the_best() {
+        assert!(sticks(100, 100));
+        assert!(sticks(92, 100), "within the slack");
+        assert!(
+            !sticks(91, 100),
+            "too far behind: the freest session takes over"
+        );
+        assert!(!sticks(0, 5), "a full window never takes more");
+        assert!(sticks(1, 2), "small windows fill one after the other");
     }
 }
