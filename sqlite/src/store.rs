@@ -715,7 +715,9 @@ impl Store {
         ));
     }
 
-    /// Blocks until every write enqueued before this call is committed.
+    /// Blocks until every write enqueued before this call is committed and
+    /// answered: its completion has run, and so has anything it handed on
+    /// through [`writer::after_answers`].
     ///
     /// Fails with [`StoreError::WriterGone`] after `close`, or when called
     /// from a completion callback (it would wait for its own thread).
@@ -728,8 +730,11 @@ impl Store {
         self.submit(writer::job(
             |_, _| Ok(()),
             Box::new(move |result| {
-                // The receiver only goes away if `flush` itself is gone.
-                let _ = tx.send(result);
+                // After the follow-ups of the completions before it. The
+                // receiver only goes away if `flush` itself is gone.
+                writer::after_answers(move || {
+                    let _ = tx.send(result);
+                });
             }),
         ));
         rx.recv().unwrap_or(Err(StoreError::WriterGone))
