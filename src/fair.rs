@@ -4,7 +4,7 @@
 //! capacity to spare nobody waits: every accepted message goes straight to
 //! the store. When the engine is *saturated* — the machine's CPUs are
 //! busy, the store's single writer is busy most of the time, or it has a
-//! backlog — the [`Governor`] paces the tenants that are sending, so that
+//! backlog — the [`governor`] paces the tenants that are sending, so that
 //! each gets its configured `weight`'s share of what the engine manages:
 //! every tick it measures the total accept rate and gives each sending
 //! tenant a rate of `capacity × weight / Σ weights of the sending tenants`
@@ -236,7 +236,7 @@ impl Usage {
 const SATISFIED: f64 = 0.25;
 
 /// Each sending tenant's rate: its weight's share of `capacity`, except
-/// that a tenant [satisfied](Usage::satisfied) with its last rate counts
+/// that a tenant satisfied with its last rate counts
 /// only for what it sends, and the others split the rest by weight; it
 /// keeps its plain share as its limit, so it can grow back. Without that,
 /// one tenant sending a trickle beside a heavy one held the heavy one to
@@ -271,7 +271,7 @@ pub fn allocate(capacity: f64, tenants: &[Usage]) -> Vec<f64> {
 }
 
 /// The engine's accept rate while saturated, as the governor divides it:
-/// the highest rate measured lately, decaying by [`CAPACITY_DECAY`] per
+/// the highest rate measured lately, decaying by `CAPACITY_DECAY` per
 /// tick, so a dip (a paced tenant that cannot use its whole share, the
 /// pacer's own timer slack) does not shrink every rate for the next tick,
 /// while a real loss of capacity is followed within a couple of seconds.
