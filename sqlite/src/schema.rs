@@ -382,6 +382,41 @@ mod tests {
     }
 
     #[test]
+    fn a_version_12_file_keeps_its_submitted_messages_findable_by_smsc_id() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for script in &MIGRATIONS[..12] {
+            conn.execute_batch(script).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 12).unwrap();
+        conn.execute(
+            "INSERT INTO messages (id, tenant, source, destination, body, status, channel, \
+             smsc_message_id, created_at, updated_at) \
+             VALUES (7, 'acme', 's', 'd', 'b', 'submitted', 'main', 'abc', 1, 1)",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(current_version(&conn).unwrap(), i64::from(latest_version()));
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_index_info('messages_smsc_id') ORDER BY seqno")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(columns, ["smsc_message_id", "tenant", "channel"]);
+        let found: i64 = conn
+            .query_row(
+                "SELECT id FROM messages WHERE tenant = 'acme' AND channel = 'main' \
+                 AND smsc_message_id = 'abc'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(found, 7);
+    }
+
+    #[test]
     fn a_database_from_a_newer_build_is_refused() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "user_version", i64::from(latest_version()) + 1)
