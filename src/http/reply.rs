@@ -13,9 +13,9 @@
 //! completion on its worker thread's [`Inbox`], a [`Coalescer`] that hands
 //! the drain task everything queued for it once the writer has called every
 //! completion of the transaction, so a batch answering fifty requests of one
-//! worker costs one wake-up. The drain task then
-//! completes the channels on the worker thread itself, where waking a task
-//! is a push onto the local run queue.
+//! worker costs one wake-up. The drain task then completes the channels on
+//! the worker thread itself, where waking a task is a push onto the local
+//! run queue.
 //!
 //! Only the answer moves. Whatever must happen in commit order (handing the
 //! new message to its tenant's supervisor) stays in the writer's completion,
