@@ -23,6 +23,8 @@ enum IdFormat {
     Hex,
     /// Decimal digits.
     Decimal,
+    /// Random UUIDs, in no order.
+    Uuid,
 }
 
 /// SMPP 3.4 SMSC simulator.
@@ -125,6 +127,7 @@ async fn main() -> std::io::Result<()> {
         message_id_format: match args.message_id_format {
             IdFormat::Hex => MessageIdFormat::Hex,
             IdFormat::Decimal => MessageIdFormat::Decimal,
+            IdFormat::Uuid => MessageIdFormat::Uuid,
         },
         faults: faults.clone(),
     })?;

@@ -385,6 +385,42 @@ async fn decimal_message_ids_are_digits() {
 }
 
 #[tokio::test]
+async fn uuid_message_ids_are_random_version_4_uuids() {
+    within(async {
+        let sim = start(SimulatorConfig {
+            message_id_format: MessageIdFormat::Uuid,
+            ..fast()
+        });
+        let mut conn = bound(&sim, Mode::Transmitter).await;
+        let mut ids = Vec::new();
+        for seq in 2..6 {
+            let id = message_id(&submit(&mut conn, seq, "x", 0).await);
+            let groups: Vec<&str> = id.split('-').collect();
+            assert_eq!(
+                groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+                [8, 4, 4, 4, 12],
+                "{id}"
+            );
+            assert!(
+                id.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit()),
+                "{id}"
+            );
+            assert!(groups[2].starts_with('4'), "version nibble of {id}");
+            assert!(
+                matches!(groups[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'),
+                "variant of {id}"
+            );
+            ids.push(id);
+        }
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ids.len(), "repeated ids: {ids:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn an_enquire_link_is_answered_before_and_after_bind() {
     within(async {
         let sim = start(fast());

@@ -13,7 +13,8 @@
 # Options (after the mode): --runs N, --total N (messages per run, split over
 # the tenants), --tenants "1 5 10", --concurrency N, --sessions N,
 # --window N, --synchronous full|normal, --http-workers N, --engine-threads N
-# (default: smppd's, one per core), --dlr-delay-ms N, --rss-messages N,
+# (default: smppd's, one per core), --dlr-delay-ms N, --message-id-format
+# hex|decimal|uuid (the simulator's ids; uuid: random, in no order), --rss-messages N,
 # --rss-max-send-s N, --rss-drain-max-s N, --weights-list "1 2 4",
 # --fair-share auto|always|off (engine.fair_share), --quiet-wait-s N (before each
 # run, wait up to N s for the machine to be idle: other builds skew the
@@ -37,6 +38,7 @@ SESSIONS=2
 WINDOW=100
 SYNCHRONOUS=full
 DLR_DELAY_MS=0
+ID_FORMAT=hex
 RSS_MESSAGES=1000000
 RSS_MAX_SEND_S=600
 RSS_DRAIN_MAX_S=300
@@ -70,6 +72,7 @@ while [ $# -gt 0 ]; do
         --window) WINDOW=$2; shift ;;
         --synchronous) SYNCHRONOUS=$2; shift ;;
         --dlr-delay-ms) DLR_DELAY_MS=$2; shift ;;
+        --message-id-format) ID_FORMAT=$2; shift ;;
         --rss-messages) RSS_MESSAGES=$2; shift ;;
         --rss-max-send-s) RSS_MAX_SEND_S=$2; shift ;;
         --rss-drain-max-s) RSS_DRAIN_MAX_S=$2; shift ;;
@@ -136,7 +139,8 @@ start_sim() { # DLR_DELAY_MS [extra flags...]
     local accounts=(--account bench:bench)
     for i in $(seq 1 10); do accounts+=(--account "t$i:pw$i"); done
     RUST_LOG=warn "$BIN/examples/smsc_simulator" --listen "127.0.0.1:$SMSC_PORT" \
-        "${accounts[@]}" --dlr-delay-ms "$delay" "$@" >"$WORK/sim.log" 2>&1 &
+        "${accounts[@]}" --dlr-delay-ms "$delay" --message-id-format "$ID_FORMAT" "$@" \
+        >"$WORK/sim.log" 2>&1 &
     SIM_PID=$!
     PIDS+=("$SIM_PID")
     wait_for_log "$WORK/sim.log" "listening" 10 "$SIM_PID"
@@ -214,7 +218,7 @@ machine_info() {
         grep -m1 MemTotal /proc/meminfo || true
         uname -srm
         rustc --version
-        echo "mode=$MODE runs=$RUNS total=$TOTAL tenants='$TENANT_COUNTS' concurrency=$CONCURRENCY sessions=$SESSIONS window=$WINDOW synchronous=$SYNCHRONOUS dlr_delay_ms=$DLR_DELAY_MS http_workers=${HTTP_WORKERS:-default} engine_threads=${ENGINE_THREADS:-default}"
+        echo "mode=$MODE runs=$RUNS total=$TOTAL tenants='$TENANT_COUNTS' concurrency=$CONCURRENCY sessions=$SESSIONS window=$WINDOW synchronous=$SYNCHRONOUS dlr_delay_ms=$DLR_DELAY_MS message_id_format=$ID_FORMAT http_workers=${HTTP_WORKERS:-default} engine_threads=${ENGINE_THREADS:-default}"
     } >"$OUT/machine-$MODE.txt"
     cat "$OUT/machine-$MODE.txt" >&2
 }

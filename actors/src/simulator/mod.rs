@@ -86,6 +86,9 @@ pub enum MessageIdFormat {
     Hex,
     /// Decimal digits.
     Decimal,
+    /// A random version-4 UUID, e.g. `3f1c…-…`: opaque ids in no order, as
+    /// many SMSCs and aggregators hand out.
+    Uuid,
 }
 
 /// Faults to inject. Fractions are probabilities in `0.0..=1.0`, drawn per

@@ -132,6 +132,20 @@ impl Shared {
         match self.message_id_format {
             MessageIdFormat::Hex => format!("{n:x}"),
             MessageIdFormat::Decimal => n.to_string(),
+            MessageIdFormat::Uuid => {
+                let bits = (rand::random::<u128>() & !(0xf << 76) & !(0x3 << 62))
+                    | (0x4 << 76)
+                    | (0x2 << 62);
+                let hex = format!("{bits:032x}");
+                format!(
+                    "{}-{}-{}-{}-{}",
+                    &hex[..8],
+                    &hex[8..12],
+                    &hex[12..16],
+                    &hex[16..20],
+                    &hex[20..]
+                )
+            }
         }
     }
 
