@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod fold;
+mod receipt_cache;
 pub mod schema;
 pub mod store;
 pub mod types;

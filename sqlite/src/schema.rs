@@ -292,6 +292,20 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE smsc_message_id IS NOT NULL;
     DROP INDEX message_parts_smsc;
     CREATE INDEX message_parts_smsc ON message_parts(smsc_message_id, tenant, channel);",
+    // 14: receipts are matched through an in-memory cache of recent submits
+    // first (see `receipt_cache`), and the durable SMSC-id index holds only
+    // the messages that left it still awaiting their receipt: those get
+    // `smsc_lookup_id`. SMSCs that hand out ids in no order made every
+    // submit write a random page of that index. Messages submitted before
+    // the upgrade keep their entries; `messages_awaiting_receipt` lists the
+    // ones a restart must index.
+    "ALTER TABLE messages ADD COLUMN smsc_lookup_id TEXT;
+    UPDATE messages SET smsc_lookup_id = smsc_message_id WHERE smsc_message_id IS NOT NULL;
+    DROP INDEX messages_smsc_id;
+    CREATE INDEX messages_smsc_id ON messages(smsc_lookup_id, tenant, channel)
+        WHERE smsc_lookup_id IS NOT NULL;
+    CREATE INDEX messages_awaiting_receipt ON messages(id)
+        WHERE status = 'submitted' AND smsc_lookup_id IS NULL AND smsc_message_id IS NOT NULL;",
 ];
 
 /// The schema version this build writes: the number of migrations.
@@ -404,11 +418,11 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(columns, ["smsc_message_id", "tenant", "channel"]);
+        assert_eq!(columns, ["smsc_lookup_id", "tenant", "channel"]);
         let found: i64 = conn
             .query_row(
                 "SELECT id FROM messages WHERE tenant = 'acme' AND channel = 'main' \
-                 AND smsc_message_id = 'abc'",
+                 AND smsc_lookup_id = 'abc'",
                 [],
                 |row| row.get(0),
             )

@@ -15,6 +15,7 @@ use rusqlite::types::FromSql;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::fold::{self, Fold, Link, Order, Role};
+use crate::receipt_cache;
 use crate::types::{
     Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
     MessageRecord, MessageStatus, NewInbound, NewMessage, PartRecord, Priority, QueuedMessage,
@@ -67,6 +68,10 @@ pub struct StoreOptions {
     pub max_batch: usize,
     /// Read-only connections in the pool (default 4); 0 is treated as 1.
     pub read_connections: usize,
+    /// Recent submits whose receipts are matched in memory (default
+    /// 65,536, about 2.5 MiB). Older ones still awaiting a receipt are
+    /// entered in the SMSC-id index instead (see `receipt_cache`).
+    pub receipt_cache: usize,
 }
 
 impl Default for StoreOptions {
@@ -75,6 +80,7 @@ impl Default for StoreOptions {
             synchronous: Synchronous::Full,
             max_batch: 512,
             read_connections: 4,
+            receipt_cache: receipt_cache::CAPACITY,
         }
     }
 }
@@ -120,6 +126,13 @@ impl Store {
         // Ids must keep increasing across restarts even if the clock went back.
         let max_id: Option<i64> =
             conn.query_row("SELECT MAX(id) FROM messages", [], |row| row.get(0))?;
+        // The receipt cache of the last process is gone: index what it held.
+        let awaiting = receipt_cache::index_awaiting(&conn)?;
+        if awaiting > 0 {
+            log::info!(
+                "store: {awaiting} submitted messages awaiting a receipt indexed by SMSC id"
+            );
+        }
         // More statements than we use, so none is ever evicted and re-prepared.
         conn.set_prepared_statement_cache_capacity(64);
 
@@ -132,9 +145,13 @@ impl Store {
         let stats = Arc::new(StatsCounters::default());
         let thread_stats = Arc::clone(&stats);
         let max_batch = options.max_batch;
+        let receipt_capacity = options.receipt_cache;
         let handle = thread::Builder::new()
             .name("smppd-store-writer".into())
-            .spawn(move || writer::run(conn, receiver, max_batch, &thread_stats))
+            .spawn(move || {
+                receipt_cache::set_capacity(receipt_capacity);
+                writer::run(conn, receiver, max_batch, &thread_stats)
+            })
             .map_err(StoreError::Spawn)?;
 
         Ok(Store {
@@ -1297,9 +1314,16 @@ fn read_balance(conn: &Connection, tenant: &str) -> Result<Option<Balance>, Stor
 
 // ---- SQL: writes (run on the writer thread, inside its transaction) ----
 
+/// The message a receipt is for, among those indexed by SMSC id (the
+/// ones that left the receipt cache still awaiting theirs).
 const FIND_BY_SMSC_ID: &str = "SELECT id, status, submitted_at FROM messages \
-     WHERE tenant = ?1 AND channel = ?2 AND smsc_message_id = ?3 AND status <> 'queued' \
+     WHERE tenant = ?1 AND channel = ?2 AND smsc_lookup_id = ?3 AND status <> 'queued' \
      ORDER BY id DESC LIMIT 1";
+
+/// The message the receipt cache points to, if it still has that SMSC id.
+const FIND_CACHED: &str = "SELECT id, status, submitted_at FROM messages \
+     WHERE id = ?4 AND tenant = ?1 AND channel = ?2 AND smsc_message_id = ?3 \
+     AND status <> 'queued'";
 
 /// The part of a long message a receipt is for.
 const FIND_PART_BY_SMSC_ID: &str =
@@ -1476,6 +1500,7 @@ fn mark_submitted(
         // A receipt parked for this id earlier is superseded by the later
         // one in this batch (the last receipt wins).
         take_parked(conn, tenant, channel, &smsc_message_ids[0])?;
+        receipt_cache::remember(conn, tenant, channel, &smsc_message_ids[0], id.as_i64())?;
         if fold.order == Order::ReceiptFirst {
             // Answered as a submit that found its receipt parked.
             return Ok(Some(status));
@@ -1488,17 +1513,14 @@ fn mark_submitted(
         // Answered as a plain submit: the receipt reports the outcome.
         return Ok(None);
     }
-    if single.is_some() {
+    if let Some(smsc_id) = single {
         // The DLR may have overtaken the submit_sm_resp and been parked.
-        return Ok(
-            match take_parked(conn, tenant, channel, &smsc_message_ids[0])? {
-                Some((status, error)) => {
-                    set_outcome(conn, now, id.as_i64(), status, &error)?;
-                    Some(status)
-                }
-                None => None,
-            },
-        );
+        let parked = take_parked(conn, tenant, channel, smsc_id)?;
+        if let Some((status, error)) = &parked {
+            set_outcome(conn, now, id.as_i64(), *status, error)?;
+        }
+        receipt_cache::remember(conn, tenant, channel, smsc_id, id.as_i64())?;
+        return Ok(parked.map(|(status, _)| status));
     }
     conn.prepare_cached("DELETE FROM message_parts WHERE message_id = ?1")?
         .execute(params![id.as_i64()])?;
@@ -1614,13 +1636,22 @@ fn apply_receipt(
     hand_over: Option<&Fold>,
 ) -> Result<ReceiptMatch, StoreError> {
     let status = receipt_status(receipt.status);
-    let found: Option<(i64, String, Option<i64>)> = conn
-        .prepare_cached(FIND_BY_SMSC_ID)?
-        .query_row(
-            params![receipt.tenant, receipt.channel, receipt.smsc_message_id],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
-        .optional()?;
+    let (tenant, channel, smsc_id) = (&receipt.tenant, &receipt.channel, &receipt.smsc_message_id);
+    let row = |row: &rusqlite::Row<'_>| Ok((row.get(0)?, row.get(1)?, row.get(2)?));
+    let cached = receipt_cache::lookup(tenant, channel, smsc_id);
+    let mut found: Option<(i64, String, Option<i64>)> = match cached {
+        Some(id) => conn
+            .prepare_cached(FIND_CACHED)?
+            .query_row(params![tenant, channel, smsc_id, id], row)
+            .optional()?,
+        None => None,
+    };
+    if found.is_none() {
+        found = conn
+            .prepare_cached(FIND_BY_SMSC_ID)?
+            .query_row(params![tenant, channel, smsc_id], row)
+            .optional()?;
+    }
     if let Some((id, current, submitted_at_ms)) = found {
         // An intermediate receipt (e.g. ENROUTE arriving late) must not undo a
         // final outcome; a final one always wins (last one wins).

@@ -32,6 +32,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{ffi, Connection};
 
 use crate::fold::{self, Fold, Link};
+use crate::receipt_cache;
 use crate::StoreError;
 
 /// Completion callbacks run ON THE WRITER THREAD after the transaction that
@@ -244,6 +245,7 @@ fn rollback(conn: &Connection) {
 /// Rolls back the open transaction, which held `group`.
 fn roll_back_group(conn: &Connection, group: &mut [Job]) {
     rollback(conn);
+    receipt_cache::undo_to(0);
     for job in group {
         job.rolled_back();
     }
@@ -333,6 +335,7 @@ fn rolled_back_underneath() -> Step {
 /// triggers) changed; a statement that fails undoes itself.
 fn run_optimistic(conn: &Connection, job: &mut dyn Operation, now_ms: i64) -> Step {
     let before = conn.total_changes();
+    let cache = receipt_cache::mark();
     if job.run(conn, now_ms) {
         Step::Applied
     } else if conn.is_autocommit() {
@@ -340,6 +343,7 @@ fn run_optimistic(conn: &Connection, job: &mut dyn Operation, now_ms: i64) -> St
     } else if conn.total_changes() != before {
         Step::Dirty
     } else {
+        receipt_cache::undo_to(cache);
         Step::Failed
     }
 }
@@ -355,6 +359,7 @@ fn run_in_savepoint(conn: &Connection, job: &mut dyn Operation, now_ms: i64) -> 
             Step::Failed
         };
     }
+    let cache = receipt_cache::mark();
     if job.run(conn, now_ms) {
         return match execute(conn, "RELEASE op") {
             Ok(()) => Step::Applied,
@@ -364,9 +369,23 @@ fn run_in_savepoint(conn: &Connection, job: &mut dyn Operation, now_ms: i64) -> 
     if conn.is_autocommit() {
         return rolled_back_underneath();
     }
+    receipt_cache::undo_to(cache);
     match execute(conn, "ROLLBACK TO op").and_then(|()| execute(conn, "RELEASE op")) {
         Ok(()) => Step::Failed,
         Err(e) => Step::Aborted(e),
+    }
+}
+
+/// Moves the receipt cache's overflow to the durable index, in the open
+/// transaction. If that fails, the cache keeps it all: rows already
+/// indexed are only findable twice.
+fn spill_receipt_cache(conn: &Connection) {
+    let mark = receipt_cache::mark();
+    if let Err(e) = receipt_cache::spill_overflow(conn) {
+        log::warn!(
+            "store writer: cannot index submits awaiting receipts, keeping them in memory: {e}"
+        );
+        receipt_cache::undo_to(mark);
     }
 }
 
@@ -424,8 +443,10 @@ pub(crate) fn commit_batch(conn: &Connection, mut jobs: Vec<Job>, stats: &StatsC
             }
             _ => {}
         }
+        spill_receipt_cache(conn);
         match execute(conn, "COMMIT") {
             Ok(()) => {
+                receipt_cache::committed();
                 stats.transactions.fetch_add(1, Ordering::Relaxed);
                 finish_all(group.drain(..), Ok(()), stats);
             }

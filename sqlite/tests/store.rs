@@ -258,6 +258,87 @@ fn receipts_are_scoped_by_tenant_and_channel() {
     assert_eq!(status(&store, "acme", third), MessageStatus::Submitted);
 }
 
+/// Which messages the durable SMSC-id index holds for `smsc_id`.
+fn indexed_by_smsc_id(dir: &TempDir, smsc_id: &str) -> Vec<i64> {
+    let conn = rusqlite::Connection::open(dir.path().join("smppd.db")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id FROM messages WHERE smsc_lookup_id = ?1 ORDER BY id")
+        .unwrap();
+    stmt.query_map([smsc_id], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn open_with_receipt_cache(dir: &TempDir, receipt_cache: usize) -> Store {
+    let options = StoreOptions {
+        receipt_cache,
+        ..StoreOptions::default()
+    };
+    Store::open(dir.path().join("smppd.db"), options).unwrap()
+}
+
+#[test]
+fn a_receipt_that_comes_while_its_submit_is_remembered_needs_no_index_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "hi");
+    submit(&store, "acme", id, "smsc-a", "3f1c-uuid");
+    let delivered = receipt("acme", "smsc-a", "3f1c-uuid", MessageStatus::Delivered);
+    assert!(matches!(apply(&store, delivered), ReceiptMatch::Matched { id: m, .. } if m == id));
+    assert_eq!(status(&store, "acme", id), MessageStatus::Delivered);
+    assert!(indexed_by_smsc_id(&dir, "3f1c-uuid").is_empty());
+}
+
+#[test]
+fn a_submit_pushed_out_of_the_receipt_cache_is_still_matched_by_its_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with_receipt_cache(&dir, 2);
+    let ids: Vec<MessageId> = (0..4)
+        .map(|i| {
+            let id = insert(&store, "acme", &i.to_string());
+            submit(&store, "acme", id, "smsc-a", &format!("s{i}"));
+            id
+        })
+        .collect();
+    // The two oldest left the cache awaiting their receipts: indexed.
+    assert_eq!(indexed_by_smsc_id(&dir, "s0"), [ids[0].as_i64()]);
+    assert_eq!(indexed_by_smsc_id(&dir, "s1"), [ids[1].as_i64()]);
+    assert!(indexed_by_smsc_id(&dir, "s3").is_empty());
+    for (i, id) in ids.iter().enumerate() {
+        let delivered = receipt("acme", "smsc-a", &format!("s{i}"), MessageStatus::Delivered);
+        assert!(
+            matches!(apply(&store, delivered), ReceiptMatch::Matched { id: m, .. } if m == *id),
+            "receipt {i}"
+        );
+        assert_eq!(status(&store, "acme", *id), MessageStatus::Delivered);
+    }
+    assert_eq!(pending_receipts(&dir), 0);
+}
+
+#[test]
+fn a_receipt_after_a_restart_finds_the_message_submitted_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "hi");
+    submit(&store, "acme", id, "smsc-a", "before-restart");
+    store.close();
+    drop(store);
+    let store = open(&dir);
+    let delivered = receipt("acme", "smsc-a", "before-restart", MessageStatus::Delivered);
+    assert!(matches!(apply(&store, delivered), ReceiptMatch::Matched { id: m, .. } if m == id));
+    assert_eq!(status(&store, "acme", id), MessageStatus::Delivered);
+    // Scoping holds for indexed messages too.
+    let other = receipt(
+        "globex",
+        "smsc-a",
+        "before-restart",
+        MessageStatus::Undeliverable,
+    );
+    assert_eq!(apply(&store, other), ReceiptMatch::Parked);
+    assert_eq!(status(&store, "acme", id), MessageStatus::Delivered);
+}
+
 #[test]
 fn a_repeated_receipt_is_idempotent_and_the_last_one_wins() {
     let dir = tempfile::tempdir().unwrap();
