@@ -38,7 +38,8 @@ use std::hash::BuildHasher;
 
 use rusqlite::{params, Connection};
 
-/// Most submits the cache remembers by default, about 2.5 MiB. At 30,000 messages/s
+/// Most submits the cache remembers by default: a hash, a message id and a
+/// queue slot each, about 4 MiB of RSS reserved at start. At 30,000 messages/s
 /// that is about 2 s of traffic: receipts slower than that under full load
 /// are matched through the index instead.
 pub(crate) const CAPACITY: usize = 65_536;
@@ -133,9 +134,21 @@ fn queued() -> usize {
     CACHE.with(|cache| cache.borrow().order.len())
 }
 
-/// Sets how many entries this thread's cache keeps.
+/// Entries a transaction can add before its spill: one per operation,
+/// and a transaction holds at most a batch (512 by default). Reserved up
+/// front with the capacity, so the tables never grow by doubling.
+const SLACK: usize = 1_024;
+
+/// Sets how many entries this thread's cache keeps, and reserves room for
+/// them (the memory is touched only as entries come).
 pub(crate) fn set_capacity(capacity: usize) {
-    CACHE.with(|cache| cache.borrow_mut().capacity = capacity);
+    CACHE.with(|cache| {
+        let cache = &mut *cache.borrow_mut();
+        cache.capacity = capacity;
+        let room = capacity.saturating_add(SLACK);
+        cache.ids.reserve(room);
+        cache.order.reserve(room);
+    });
 }
 
 /// Evicts the oldest entries while the cache holds more than its capacity,
