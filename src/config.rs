@@ -114,6 +114,11 @@ pub struct DatabaseConfig {
     /// loss).
     #[serde(default)]
     pub synchronous: SyncMode,
+    /// Recent submits whose receipts are matched in memory (default 65,536,
+    /// about 4 MiB; 0 = none). A message still awaiting its receipt when it
+    /// leaves this window is entered in the SMSC-id index instead.
+    #[serde(default = "default_receipt_cache")]
+    pub receipt_cache: usize,
 }
 
 impl Default for DatabaseConfig {
@@ -121,9 +126,17 @@ impl Default for DatabaseConfig {
         Self {
             path: default_db_path(),
             synchronous: SyncMode::Full,
+            receipt_cache: default_receipt_cache(),
         }
     }
 }
+
+fn default_receipt_cache() -> usize {
+    StoreOptions::default().receipt_cache
+}
+
+/// Largest `database.receipt_cache`: about 1 GiB of RSS.
+const MAX_RECEIPT_CACHE: usize = 16 * 1024 * 1024;
 
 fn default_db_path() -> PathBuf {
     PathBuf::from("smppd.db")
@@ -510,6 +523,12 @@ impl Config {
         if self.engine.threads == Some(0) {
             return Err(invalid("engine.threads", "must be at least 1"));
         }
+        if self.database.receipt_cache > MAX_RECEIPT_CACHE {
+            return Err(invalid(
+                "database.receipt_cache",
+                format!("must be at most {MAX_RECEIPT_CACHE}"),
+            ));
+        }
         if self.engine.mo_parts_timeout_s == Some(0) {
             return Err(invalid("engine.mo_parts_timeout_s", "must be at least 1"));
         }
@@ -545,6 +564,7 @@ impl Config {
                 SyncMode::Full => Synchronous::Full,
                 SyncMode::Normal => Synchronous::Normal,
             },
+            receipt_cache: self.database.receipt_cache,
             ..StoreOptions::default()
         }
     }
@@ -985,6 +1005,22 @@ enquire_link_interval_s = 30
         // The bounds themselves are accepted.
         Config::parse(&channel("response_timeout_s = 3600\nmax_attempts = 1000")).unwrap();
         Config::parse(&tenant("weight = 1000.0\nmax_in_flight = 1000000000")).unwrap();
+    }
+
+    #[test]
+    fn the_receipt_cache_size_reaches_the_store_and_is_bounded() {
+        let with = |line: &str| {
+            EXAMPLE.replace(
+                "path = \"smppd.db\"",
+                &format!("path = \"smppd.db\"\n{line}"),
+            )
+        };
+        let config = Config::parse(&with("receipt_cache = 0")).unwrap();
+        assert_eq!(config.store_options().receipt_cache, 0);
+        let default = Config::parse(EXAMPLE).unwrap();
+        assert_eq!(default.store_options().receipt_cache, 65_536);
+        let e = error(&with("receipt_cache = 99999999"));
+        assert!(e.starts_with("database.receipt_cache"), "{e}");
     }
 
     #[test]
