@@ -51,10 +51,36 @@ type Key = u64;
 
 /// One change, with what undoes it.
 enum Change {
-    /// `key` was set to a message id; it held `replaced` before.
-    Set { key: Key, replaced: Option<i64> },
-    /// The oldest entry was evicted; `live` if the map still pointed to it.
-    Popped { key: Key, id: i64, live: bool },
+    /// `key` was set; it held `replaced` before.
+    Set { key: Key, replaced: Option<Slot> },
+    /// The oldest entry was evicted; the map held `slot` for it if it was
+    /// still live.
+    Popped {
+        key: Key,
+        id: i64,
+        slot: Option<Slot>,
+    },
+}
+
+/// What a key points to: a message id, bit-inverted (so negative) once
+/// the message has its final status and needs no index entry on eviction.
+type Slot = i64;
+
+fn slot(id: i64, done: bool) -> Slot {
+    if done {
+        !id
+    } else {
+        id
+    }
+}
+
+/// The message id in a slot.
+fn id_of(slot: Slot) -> i64 {
+    if slot < 0 {
+        !slot
+    } else {
+        slot
+    }
 }
 
 struct Cache {
@@ -62,7 +88,7 @@ struct Cache {
     capacity: usize,
     hasher: RandomState,
     /// The message each key points to.
-    ids: HashMap<Key, i64>,
+    ids: HashMap<Key, Slot>,
     /// Keys in the order they were set, oldest first. An entry whose key no
     /// longer points to its id (it was set again) is stale.
     order: VecDeque<(Key, i64)>,
@@ -91,31 +117,51 @@ impl Cache {
 const INDEX: &str = "UPDATE messages SET smsc_lookup_id = smsc_message_id \
      WHERE id = ?1 AND status = 'submitted' AND smsc_lookup_id IS NULL";
 
-/// Remembers that message `id` was submitted as `smsc_id` on `channel`.
-/// A message remembered under the same key before is indexed, if it still
-/// awaits its receipt, since the cache can no longer find it.
+/// Remembers that message `id` was submitted as `smsc_id` on `channel`;
+/// `done` if that already gave it its final status (its receipt came
+/// first). A message remembered under the same key before is indexed, if
+/// it still awaits its receipt, since the cache can no longer find it.
 pub(crate) fn remember(
     conn: &Connection,
     tenant: &str,
     channel: &str,
     smsc_id: &str,
     id: i64,
+    done: bool,
 ) -> rusqlite::Result<()> {
     let replaced = CACHE.with(|cache| {
         let cache = &mut *cache.borrow_mut();
         let key = cache.key(tenant, channel, smsc_id);
-        let replaced = cache.ids.insert(key, id);
+        let replaced = cache.ids.insert(key, slot(id, done));
         cache.order.push_back((key, id));
         cache.journal.push(Change::Set { key, replaced });
         replaced
     });
     match replaced {
-        Some(older) if older != id => {
+        Some(older) if older >= 0 && older != id => {
             conn.prepare_cached(INDEX)?.execute(params![older])?;
             Ok(())
         }
         _ => Ok(()),
     }
+}
+
+/// Notes that message `id`, remembered as `smsc_id`, got its final
+/// status: evicting it then needs no index entry.
+pub(crate) fn finished(tenant: &str, channel: &str, smsc_id: &str, id: i64) {
+    CACHE.with(|cache| {
+        let cache = &mut *cache.borrow_mut();
+        let key = cache.key(tenant, channel, smsc_id);
+        if let Some(held) = cache.ids.get_mut(&key) {
+            if *held == id {
+                *held = slot(id, true);
+                cache.journal.push(Change::Set {
+                    key,
+                    replaced: Some(id),
+                });
+            }
+        }
+    });
 }
 
 /// The message last submitted as `smsc_id` on `channel`, if remembered.
@@ -124,7 +170,7 @@ pub(crate) fn lookup(tenant: &str, channel: &str, smsc_id: &str) -> Option<i64> 
     CACHE.with(|cache| {
         let cache = cache.borrow();
         let key = cache.key(tenant, channel, smsc_id);
-        cache.ids.get(&key).copied()
+        cache.ids.get(&key).copied().map(id_of)
     })
 }
 
@@ -167,18 +213,21 @@ fn spill_beyond(conn: &Connection, capacity: usize) -> rusqlite::Result<()> {
                 return None;
             }
             let (key, id) = cache.order.pop_front()?;
-            let live = cache.ids.get(&key) == Some(&id);
-            if live {
+            let slot = cache
+                .ids
+                .get(&key)
+                .copied()
+                .filter(|&slot| id_of(slot) == id);
+            if slot.is_some() {
                 cache.ids.remove(&key);
             }
-            cache.journal.push(Change::Popped { key, id, live });
-            Some((live, id))
+            cache.journal.push(Change::Popped { key, id, slot });
+            Some((slot.is_some_and(|slot| slot >= 0), id))
         });
         match popped {
             None => return Ok(()),
+            // Stale, or final: nothing to keep.
             Some((false, _)) => {}
-            // A message whose final receipt came matches no `status`
-            // condition here and is simply dropped.
             Some((true, id)) => {
                 conn.prepare_cached(INDEX)?.execute(params![id])?;
             }
@@ -208,9 +257,9 @@ pub(crate) fn undo_to(mark: usize) {
                         None => cache.ids.remove(&key),
                     };
                 }
-                Change::Popped { key, id, live } => {
-                    if live {
-                        cache.ids.insert(key, id);
+                Change::Popped { key, id, slot } => {
+                    if let Some(slot) = slot {
+                        cache.ids.insert(key, slot);
                     }
                     cache.order.push_front((key, id));
                 }
@@ -253,7 +302,7 @@ mod tests {
             params![id, smsc_id],
         )
         .unwrap();
-        remember(conn, "acme", "main", smsc_id, id).unwrap();
+        remember(conn, "acme", "main", smsc_id, id, false).unwrap();
     }
 
     fn indexed(conn: &Connection, smsc_id: &str) -> Vec<i64> {
@@ -271,7 +320,7 @@ mod tests {
     #[test]
     fn a_remembered_submit_is_found_only_under_its_own_tenant_and_channel() {
         let conn = connection();
-        remember(&conn, "acme", "main", "x1", 7).unwrap();
+        remember(&conn, "acme", "main", "x1", 7, false).unwrap();
         assert_eq!(lookup("acme", "main", "x1"), Some(7));
         assert_eq!(lookup("other", "main", "x1"), None);
         assert_eq!(lookup("acme", "backup", "x1"), None);
@@ -290,11 +339,12 @@ mod tests {
     #[test]
     fn rolling_back_restores_the_cache_as_it_was_at_the_mark() {
         let conn = connection();
-        remember(&conn, "acme", "main", "a", 1).unwrap();
+        remember(&conn, "acme", "main", "a", 1, false).unwrap();
         committed();
         let mark = mark();
-        remember(&conn, "acme", "main", "a", 2).unwrap();
-        remember(&conn, "acme", "main", "b", 3).unwrap();
+        remember(&conn, "acme", "main", "a", 2, false).unwrap();
+        remember(&conn, "acme", "main", "b", 3, false).unwrap();
+        finished("acme", "main", "b", 3);
         undo_to(mark);
         assert_eq!(lookup("acme", "main", "a"), Some(1));
         assert_eq!(lookup("acme", "main", "b"), None);
@@ -322,6 +372,23 @@ mod tests {
         assert_eq!(lookup("acme", "main", "s2"), None);
         assert_eq!(lookup("acme", "main", "s3"), Some(3));
         assert_eq!(queued(), 1);
+    }
+
+    #[test]
+    fn a_submit_whose_final_receipt_came_is_evicted_without_a_statement() {
+        let conn = connection();
+        submitted(&conn, 1, "s1");
+        finished("acme", "main", "s1", 1);
+        assert_eq!(
+            lookup("acme", "main", "s1"),
+            Some(1),
+            "still matched while remembered"
+        );
+        // A row still 'submitted' would be indexed if the cache thought it
+        // awaited a receipt: it does not, so nothing is written.
+        spill_beyond(&conn, 0).unwrap();
+        assert!(indexed(&conn, "s1").is_empty());
+        assert_eq!(lookup("acme", "main", "s1"), None);
     }
 
     #[test]

@@ -1500,7 +1500,14 @@ fn mark_submitted(
         // A receipt parked for this id earlier is superseded by the later
         // one in this batch (the last receipt wins).
         take_parked(conn, tenant, channel, &smsc_message_ids[0])?;
-        receipt_cache::remember(conn, tenant, channel, &smsc_message_ids[0], id.as_i64())?;
+        receipt_cache::remember(
+            conn,
+            tenant,
+            channel,
+            &smsc_message_ids[0],
+            id.as_i64(),
+            status.is_terminal(),
+        )?;
         if fold.order == Order::ReceiptFirst {
             // Answered as a submit that found its receipt parked.
             return Ok(Some(status));
@@ -1519,7 +1526,10 @@ fn mark_submitted(
         if let Some((status, error)) = &parked {
             set_outcome(conn, now, id.as_i64(), *status, error)?;
         }
-        receipt_cache::remember(conn, tenant, channel, smsc_id, id.as_i64())?;
+        let done = parked
+            .as_ref()
+            .is_some_and(|(status, _)| status.is_terminal());
+        receipt_cache::remember(conn, tenant, channel, smsc_id, id.as_i64(), done)?;
         return Ok(parked.map(|(status, _)| status));
     }
     conn.prepare_cached("DELETE FROM message_parts WHERE message_id = ?1")?
@@ -1657,6 +1667,9 @@ fn apply_receipt(
         // final outcome; a final one always wins (last one wins).
         if status.is_terminal() || current == MessageStatus::Submitted.as_str() {
             set_outcome(conn, now, id, status, &receipt.error)?;
+        }
+        if status.is_terminal() && cached == Some(id) {
+            receipt_cache::finished(tenant, channel, smsc_id, id);
         }
         return Ok(ReceiptMatch::Matched {
             id: MessageId(id),
