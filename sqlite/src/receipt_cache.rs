@@ -289,9 +289,7 @@ mod tests {
     use super::*;
 
     fn connection() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::schema::migrate(&mut conn).unwrap();
-        conn
+        crate::schema::migrated_in_memory()
     }
 
     fn submitted(conn: &Connection, id: i64, smsc_id: &str) {

@@ -308,6 +308,14 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE status = 'submitted' AND smsc_lookup_id IS NULL AND smsc_message_id IS NOT NULL;",
 ];
 
+/// A fresh in-memory database at the latest schema, for unit tests.
+#[cfg(test)]
+pub(crate) fn migrated_in_memory() -> Connection {
+    let mut conn = Connection::open_in_memory().expect("open an in-memory database");
+    migrate(&mut conn).expect("migrate an in-memory database");
+    conn
+}
+
 /// The schema version this build writes: the number of migrations.
 pub fn latest_version() -> u32 {
     // The list is a handful of entries; it cannot overflow u32.

@@ -394,7 +394,9 @@ fn spill_receipt_cache(conn: &Connection) {
 /// after the transaction holding its operation has ended.
 pub(crate) fn commit_batch(conn: &Connection, mut jobs: Vec<Job>, stats: &StatsCounters) {
     let now = now_ms();
-    let total = jobs.len() as u64;
+    // Counted before any answer goes out, so a caller woken by its answer
+    // sees its operation in the stats.
+    stats.ops.fetch_add(jobs.len() as u64, Ordering::Relaxed);
     fold::pair(&mut jobs);
     let mut remaining: VecDeque<Job> = jobs.into();
     let mut group: Vec<Job> = Vec::with_capacity(remaining.len());
@@ -458,7 +460,6 @@ pub(crate) fn commit_batch(conn: &Connection, mut jobs: Vec<Job>, stats: &StatsC
             }
         }
     }
-    stats.ops.fetch_add(total, Ordering::Relaxed);
 }
 
 /// The writer thread's body: batch, commit, answer, until every sender is
@@ -493,9 +494,7 @@ mod tests {
     use std::sync::mpsc;
 
     fn connection() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::schema::migrate(&mut conn).unwrap();
-        conn
+        crate::schema::migrated_in_memory()
     }
 
     fn insert(id: i64) -> impl FnMut(&Connection, i64) -> Result<(), StoreError> + Send {
