@@ -199,13 +199,14 @@ pub(crate) fn set_capacity(capacity: usize) {
 
 /// Evicts the oldest entries while the cache holds more than its capacity,
 /// indexing those still awaiting their receipt; runs inside the writer's
-/// open transaction.
-pub(crate) fn spill_overflow(conn: &Connection) -> rusqlite::Result<()> {
+/// open transaction. Returns how many it indexed.
+pub(crate) fn spill_overflow(conn: &Connection) -> rusqlite::Result<u64> {
     let capacity = CACHE.with(|cache| cache.borrow().capacity);
     spill_beyond(conn, capacity)
 }
 
-fn spill_beyond(conn: &Connection, capacity: usize) -> rusqlite::Result<()> {
+fn spill_beyond(conn: &Connection, capacity: usize) -> rusqlite::Result<u64> {
+    let mut indexed = 0;
     loop {
         let popped = CACHE.with(|cache| {
             let cache = &mut *cache.borrow_mut();
@@ -225,11 +226,13 @@ fn spill_beyond(conn: &Connection, capacity: usize) -> rusqlite::Result<()> {
             Some((slot.is_some_and(|slot| slot >= 0), id))
         });
         match popped {
-            None => return Ok(()),
+            None => return Ok(indexed),
             // Stale, or final: nothing to keep.
             Some((false, _)) => {}
             Some((true, id)) => {
-                conn.prepare_cached(INDEX)?.execute(params![id])?;
+                // 0 if its receipt came and the cache was not told (a
+                // status set by other means): nothing to index then.
+                indexed += conn.prepare_cached(INDEX)?.execute(params![id])? as u64;
             }
         }
     }
@@ -356,7 +359,11 @@ mod tests {
         }
         conn.execute("UPDATE messages SET status = 'delivered' WHERE id = 2", [])
             .unwrap();
-        spill_beyond(&conn, 1).unwrap();
+        assert_eq!(
+            spill_beyond(&conn, 1).unwrap(),
+            1,
+            "only s1 awaited its receipt"
+        );
         assert_eq!(indexed(&conn, "s1"), [1]);
         assert!(
             indexed(&conn, "s2").is_empty(),

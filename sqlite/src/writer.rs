@@ -55,6 +55,10 @@ pub struct WriterStats {
     /// rate is the writer's utilisation: near 1 s per second, the single
     /// writer is what limits the engine.
     pub busy_ns: u64,
+    /// Submits entered in the SMSC-id index because they left the receipt
+    /// cache still awaiting their receipt (see `receipt_cache`). If this
+    /// grows with traffic, receipts come later than the cache reaches.
+    pub receipts_indexed: u64,
 }
 
 /// Shared, lock-free storage for [`WriterStats`].
@@ -63,6 +67,7 @@ pub(crate) struct StatsCounters {
     transactions: AtomicU64,
     ops: AtomicU64,
     busy_ns: AtomicU64,
+    receipts_indexed: AtomicU64,
     /// Jobs handed to the writer and not yet answered.
     pub(crate) pending: AtomicU64,
 }
@@ -73,6 +78,7 @@ impl StatsCounters {
             transactions: self.transactions.load(Ordering::Relaxed),
             ops: self.ops.load(Ordering::Relaxed),
             busy_ns: self.busy_ns.load(Ordering::Relaxed),
+            receipts_indexed: self.receipts_indexed.load(Ordering::Relaxed),
         }
     }
 }
@@ -377,15 +383,19 @@ fn run_in_savepoint(conn: &Connection, job: &mut dyn Operation, now_ms: i64) -> 
 }
 
 /// Moves the receipt cache's overflow to the durable index, in the open
-/// transaction. If that fails, the cache keeps it all: rows already
-/// indexed are only findable twice.
-fn spill_receipt_cache(conn: &Connection) {
+/// transaction; returns how many submits it indexed. If that fails, the
+/// cache keeps it all: rows already indexed are only findable twice.
+fn spill_receipt_cache(conn: &Connection) -> u64 {
     let mark = receipt_cache::mark();
-    if let Err(e) = receipt_cache::spill_overflow(conn) {
-        log::warn!(
-            "store writer: cannot index submits awaiting receipts, keeping them in memory: {e}"
-        );
-        receipt_cache::undo_to(mark);
+    match receipt_cache::spill_overflow(conn) {
+        Ok(indexed) => indexed,
+        Err(e) => {
+            log::warn!(
+                "store writer: cannot index submits awaiting receipts, keeping them in memory: {e}"
+            );
+            receipt_cache::undo_to(mark);
+            0
+        }
     }
 }
 
@@ -445,10 +455,11 @@ pub(crate) fn commit_batch(conn: &Connection, mut jobs: Vec<Job>, stats: &StatsC
             }
             _ => {}
         }
-        spill_receipt_cache(conn);
+        let indexed = spill_receipt_cache(conn);
         match execute(conn, "COMMIT") {
             Ok(()) => {
                 receipt_cache::committed();
+                stats.receipts_indexed.fetch_add(indexed, Ordering::Relaxed);
                 stats.transactions.fetch_add(1, Ordering::Relaxed);
                 finish_all(group.drain(..), Ok(()), stats);
             }
@@ -537,6 +548,7 @@ mod tests {
                 ops: 4,
                 // Counted by the thread loop around each batch, not here.
                 busy_ns: 0,
+                receipts_indexed: 0,
             }
         );
     }

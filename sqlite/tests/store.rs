@@ -302,6 +302,7 @@ fn a_submit_pushed_out_of_the_receipt_cache_is_still_matched_by_its_receipt() {
         })
         .collect();
     // The two oldest left the cache awaiting their receipts: indexed.
+    assert_eq!(store.stats().receipts_indexed, 2);
     assert_eq!(indexed_by_smsc_id(&dir, "s0"), [ids[0].as_i64()]);
     assert_eq!(indexed_by_smsc_id(&dir, "s1"), [ids[1].as_i64()]);
     assert!(indexed_by_smsc_id(&dir, "s3").is_empty());

@@ -285,10 +285,11 @@ pub async fn metrics(
     let writer = store.stats();
     let _ = writeln!(
         out,
-        "# HELP smppd_store_transactions_total Store transactions committed.\n# TYPE smppd_store_transactions_total counter\nsmppd_store_transactions_total {}\n# HELP smppd_store_operations_total Store operations handled.\n# TYPE smppd_store_operations_total counter\nsmppd_store_operations_total {}\n# HELP smppd_store_writer_busy_seconds_total Time the store's single writer thread spent running batches (statements, commit, fsync) rather than waiting; a rate near 1 means the writer limits throughput.\n# TYPE smppd_store_writer_busy_seconds_total counter\nsmppd_store_writer_busy_seconds_total {:.6}",
+        "# HELP smppd_store_transactions_total Store transactions committed.\n# TYPE smppd_store_transactions_total counter\nsmppd_store_transactions_total {}\n# HELP smppd_store_operations_total Store operations handled.\n# TYPE smppd_store_operations_total counter\nsmppd_store_operations_total {}\n# HELP smppd_store_writer_busy_seconds_total Time the store's single writer thread spent running batches (statements, commit, fsync) rather than waiting; a rate near 1 means the writer limits throughput.\n# TYPE smppd_store_writer_busy_seconds_total counter\nsmppd_store_writer_busy_seconds_total {:.6}\n# HELP smppd_store_receipts_indexed_total Submits entered in the SMSC-id index because they left the receipt cache (database.receipt_cache) still awaiting their receipt; if it grows with traffic, receipts come later than the cache reaches.\n# TYPE smppd_store_receipts_indexed_total counter\nsmppd_store_receipts_indexed_total {}",
         writer.transactions,
         writer.ops,
-        writer.busy_ns as f64 / 1e9
+        writer.busy_ns as f64 / 1e9,
+        writer.receipts_indexed
     );
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
