@@ -115,7 +115,7 @@ pub struct DatabaseConfig {
     #[serde(default)]
     pub synchronous: SyncMode,
     /// Recent submits whose receipts are matched in memory (default 65,536,
-    /// about 4 MiB; 0 = none). A message still awaiting its receipt when it
+    /// about 5 MiB; 0 = none). A message still awaiting its receipt when it
     /// leaves this window is entered in the SMSC-id index instead.
     #[serde(default = "default_receipt_cache")]
     pub receipt_cache: usize,

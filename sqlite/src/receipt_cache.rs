@@ -11,16 +11,18 @@
 //!
 //! Most receipts come within seconds of their submit. So the writer keeps
 //! the SMSC ids of its recent submits here, keyed by (tenant, channel, SMSC
-//! id) like the index, and a message is entered in the index
-//! (`messages.smsc_lookup_id`) only if it leaves this cache still awaiting
-//! its receipt:
+//! id) like the index, and a message, or a part of a long message, is
+//! entered in the index (`smsc_lookup_id` of `messages` or
+//! `message_parts`) only if it leaves this cache still awaiting its
+//! receipt:
 //! - The cache holds at most `StoreOptions::receipt_cache` entries
 //!   ([`CAPACITY`] by default). Beyond that, the oldest
 //!   are written to the index ("spilled") inside the transaction, before
 //!   its `COMMIT`.
 //! - The cache is lost with the process. At open, before the writer starts,
-//!   the store indexes every message still awaiting its receipt, found
-//!   through the partial index `messages_awaiting_receipt`.
+//!   the store indexes every message and part still awaiting its receipt,
+//!   found through the partial indexes `messages_awaiting_receipt` and
+//!   `message_parts_awaiting_receipt`.
 //!
 //! So a receipt finds its message whether it comes a millisecond or a week
 //! later, before or after a restart.
@@ -38,16 +40,43 @@ use std::hash::BuildHasher;
 
 use rusqlite::{params, Connection};
 
-/// Most submits the cache remembers by default: a hash, a message id and a
-/// queue slot each, about 4 MiB of RSS reserved at start. At 30,000 messages/s
-/// that is about 2 s of traffic: receipts slower than that under full load
-/// are matched through the index instead.
+/// Most submits the cache remembers by default: a hash, a target and a
+/// queue slot each, about 5 MiB of RSS reserved at start. At 30,000
+/// messages/s that is about 2 s of traffic: receipts slower than that under
+/// full load are matched through the index instead.
 pub(crate) const CAPACITY: usize = 65_536;
 
 /// A hash of (tenant, channel, SMSC id). Two keys that collide are handled
 /// like one SMSC id given to two messages: the older is indexed, and every
 /// match is checked against the row's own columns.
 type Key = u64;
+
+/// What a receipt is for: a message, or one part of a long message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// The message id.
+    pub(crate) message: i64,
+    /// The part (from 1) of a long message; 0 for a one-part message.
+    pub(crate) part: u16,
+}
+
+impl Target {
+    /// A one-part message.
+    pub(crate) fn message(id: i64) -> Target {
+        Target {
+            message: id,
+            part: 0,
+        }
+    }
+}
+
+/// What a key points to, and whether that has its final status (then its
+/// eviction needs no index entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    target: Target,
+    done: bool,
+}
 
 /// One change, with what undoes it.
 enum Change {
@@ -57,41 +86,20 @@ enum Change {
     /// still live.
     Popped {
         key: Key,
-        id: i64,
+        target: Target,
         slot: Option<Slot>,
     },
-}
-
-/// What a key points to: a message id, bit-inverted (so negative) once
-/// the message has its final status and needs no index entry on eviction.
-type Slot = i64;
-
-fn slot(id: i64, done: bool) -> Slot {
-    if done {
-        !id
-    } else {
-        id
-    }
-}
-
-/// The message id in a slot.
-fn id_of(slot: Slot) -> i64 {
-    if slot < 0 {
-        !slot
-    } else {
-        slot
-    }
 }
 
 struct Cache {
     /// Most entries kept (live or stale) once a transaction ends.
     capacity: usize,
     hasher: RandomState,
-    /// The message each key points to.
-    ids: HashMap<Key, Slot>,
+    /// What each key points to.
+    slots: HashMap<Key, Slot>,
     /// Keys in the order they were set, oldest first. An entry whose key no
-    /// longer points to its id (it was set again) is stale.
-    order: VecDeque<(Key, i64)>,
+    /// longer points to its target (it was set again) is stale.
+    order: VecDeque<(Key, Target)>,
     /// Changes since the transaction began.
     journal: Vec<Change>,
 }
@@ -100,7 +108,7 @@ thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache {
         capacity: CAPACITY,
         hasher: RandomState::new(),
-        ids: HashMap::new(),
+        slots: HashMap::new(),
         order: VecDeque::new(),
         journal: Vec::new(),
     });
@@ -113,64 +121,81 @@ impl Cache {
     }
 }
 
-/// The SQL that enters a message awaiting its receipt in the durable index.
-const INDEX: &str = "UPDATE messages SET smsc_lookup_id = smsc_message_id \
-     WHERE id = ?1 AND status = 'submitted' AND smsc_lookup_id IS NULL";
+/// Enters `target` in the durable SMSC-id index if it still awaits its
+/// receipt; returns whether it did.
+fn index(conn: &Connection, target: Target) -> rusqlite::Result<bool> {
+    let changed = if target.part == 0 {
+        conn.prepare_cached(
+            "UPDATE messages SET smsc_lookup_id = smsc_message_id \
+             WHERE id = ?1 AND status = 'submitted' AND smsc_lookup_id IS NULL",
+        )?
+        .execute(params![target.message])?
+    } else {
+        conn.prepare_cached(
+            "UPDATE message_parts SET smsc_lookup_id = smsc_message_id \
+             WHERE message_id = ?1 AND part = ?2 AND status = 'submitted' \
+             AND smsc_lookup_id IS NULL",
+        )?
+        .execute(params![target.message, target.part])?
+    };
+    Ok(changed > 0)
+}
 
-/// Remembers that message `id` was submitted as `smsc_id` on `channel`;
-/// `done` if that already gave it its final status (its receipt came
-/// first). A message remembered under the same key before is indexed, if
-/// it still awaits its receipt, since the cache can no longer find it.
+/// Remembers that `target` was submitted as `smsc_id` on `channel`; `done`
+/// if that already gave it its final status (its receipt came first).
+/// Whatever was remembered under the same key before is indexed, if it
+/// still awaits its receipt, since the cache can no longer find it.
 pub(crate) fn remember(
     conn: &Connection,
     tenant: &str,
     channel: &str,
     smsc_id: &str,
-    id: i64,
+    target: Target,
     done: bool,
 ) -> rusqlite::Result<()> {
     let replaced = CACHE.with(|cache| {
         let cache = &mut *cache.borrow_mut();
         let key = cache.key(tenant, channel, smsc_id);
-        let replaced = cache.ids.insert(key, slot(id, done));
-        cache.order.push_back((key, id));
+        let replaced = cache.slots.insert(key, Slot { target, done });
+        cache.order.push_back((key, target));
         cache.journal.push(Change::Set { key, replaced });
         replaced
     });
     match replaced {
-        Some(older) if older >= 0 && older != id => {
-            conn.prepare_cached(INDEX)?.execute(params![older])?;
+        Some(older) if !older.done && older.target != target => {
+            index(conn, older.target)?;
             Ok(())
         }
         _ => Ok(()),
     }
 }
 
-/// Notes that message `id`, remembered as `smsc_id`, got its final
-/// status: evicting it then needs no index entry.
-pub(crate) fn finished(tenant: &str, channel: &str, smsc_id: &str, id: i64) {
+/// Notes that `target`, remembered as `smsc_id`, got its final status:
+/// evicting it then needs no index entry.
+pub(crate) fn finished(tenant: &str, channel: &str, smsc_id: &str, target: Target) {
     CACHE.with(|cache| {
         let cache = &mut *cache.borrow_mut();
         let key = cache.key(tenant, channel, smsc_id);
-        if let Some(held) = cache.ids.get_mut(&key) {
-            if *held == id {
-                *held = slot(id, true);
+        if let Some(slot) = cache.slots.get_mut(&key) {
+            if slot.target == target && !slot.done {
+                let replaced = *slot;
+                slot.done = true;
                 cache.journal.push(Change::Set {
                     key,
-                    replaced: Some(id),
+                    replaced: Some(replaced),
                 });
             }
         }
     });
 }
 
-/// The message last submitted as `smsc_id` on `channel`, if remembered.
+/// What was last submitted as `smsc_id` on `channel`, if remembered.
 /// Check it against the row: a hash collision can point elsewhere.
-pub(crate) fn lookup(tenant: &str, channel: &str, smsc_id: &str) -> Option<i64> {
+pub(crate) fn lookup(tenant: &str, channel: &str, smsc_id: &str) -> Option<Target> {
     CACHE.with(|cache| {
         let cache = cache.borrow();
         let key = cache.key(tenant, channel, smsc_id);
-        cache.ids.get(&key).copied().map(id_of)
+        cache.slots.get(&key).map(|slot| slot.target)
     })
 }
 
@@ -180,10 +205,11 @@ fn queued() -> usize {
     CACHE.with(|cache| cache.borrow().order.len())
 }
 
-/// Entries a transaction can add before its spill: one per operation,
-/// and a transaction holds at most a batch (512 by default). Reserved up
-/// front with the capacity, so the tables never grow by doubling.
-const SLACK: usize = 1_024;
+/// Entries a transaction can add before its spill: one per operation
+/// (ten per long message at most), and a transaction holds at most a
+/// batch (512 by default). Reserved up front with the capacity, so the
+/// tables never grow by doubling.
+const SLACK: usize = 8_192;
 
 /// Sets how many entries this thread's cache keeps, and reserves room for
 /// them (the memory is touched only as entries come).
@@ -192,7 +218,7 @@ pub(crate) fn set_capacity(capacity: usize) {
         let cache = &mut *cache.borrow_mut();
         cache.capacity = capacity;
         let room = capacity.saturating_add(SLACK);
-        cache.ids.reserve(room);
+        cache.slots.reserve(room);
         cache.order.reserve(room);
     });
 }
@@ -213,27 +239,25 @@ fn spill_beyond(conn: &Connection, capacity: usize) -> rusqlite::Result<u64> {
             if cache.order.len() <= capacity {
                 return None;
             }
-            let (key, id) = cache.order.pop_front()?;
+            let (key, target) = cache.order.pop_front()?;
             let slot = cache
-                .ids
+                .slots
                 .get(&key)
                 .copied()
-                .filter(|&slot| id_of(slot) == id);
+                .filter(|slot| slot.target == target);
             if slot.is_some() {
-                cache.ids.remove(&key);
+                cache.slots.remove(&key);
             }
-            cache.journal.push(Change::Popped { key, id, slot });
-            Some((slot.is_some_and(|slot| slot >= 0), id))
+            cache.journal.push(Change::Popped { key, target, slot });
+            Some((slot.is_some_and(|slot| !slot.done), target))
         });
         match popped {
             None => return Ok(indexed),
             // Stale, or final: nothing to keep.
             Some((false, _)) => {}
-            Some((true, id)) => {
-                // 0 if its receipt came and the cache was not told (a
-                // status set by other means): nothing to index then.
-                indexed += conn.prepare_cached(INDEX)?.execute(params![id])? as u64;
-            }
+            // Not indexed if its receipt came and the cache was not told
+            // (a status set by other means): nothing to index then.
+            Some((true, target)) => indexed += u64::from(index(conn, target)?),
         }
     }
 }
@@ -256,15 +280,15 @@ pub(crate) fn undo_to(mark: usize) {
                 Change::Set { key, replaced } => {
                     // Its queue entry stays, stale unless `replaced` is back.
                     match replaced {
-                        Some(id) => cache.ids.insert(key, id),
-                        None => cache.ids.remove(&key),
+                        Some(slot) => cache.slots.insert(key, slot),
+                        None => cache.slots.remove(&key),
                     };
                 }
-                Change::Popped { key, id, slot } => {
+                Change::Popped { key, target, slot } => {
                     if let Some(slot) = slot {
-                        cache.ids.insert(key, slot);
+                        cache.slots.insert(key, slot);
                     }
-                    cache.order.push_front((key, id));
+                    cache.order.push_front((key, target));
                 }
             }
         }
@@ -276,15 +300,22 @@ pub(crate) fn committed() {
     CACHE.with(|cache| cache.borrow_mut().journal.clear());
 }
 
-/// Indexes every message still awaiting its receipt: run at open, before
-/// the writer starts, since the cache that held them died with the last
-/// process. Returns how many.
+/// Indexes every message and part still awaiting its receipt: run at open,
+/// before the writer starts, since the cache that held them died with the
+/// last process. Returns how many.
 pub(crate) fn index_awaiting(conn: &Connection) -> rusqlite::Result<usize> {
-    conn.execute(
+    let messages = conn.execute(
         "UPDATE messages INDEXED BY messages_awaiting_receipt SET smsc_lookup_id = smsc_message_id \
          WHERE status = 'submitted' AND smsc_lookup_id IS NULL AND smsc_message_id IS NOT NULL",
         [],
-    )
+    )?;
+    let parts = conn.execute(
+        "UPDATE message_parts INDEXED BY message_parts_awaiting_receipt \
+         SET smsc_lookup_id = smsc_message_id \
+         WHERE status = 'submitted' AND smsc_lookup_id IS NULL",
+        [],
+    )?;
+    Ok(messages + parts)
 }
 
 #[cfg(test)]
@@ -303,7 +334,7 @@ mod tests {
             params![id, smsc_id],
         )
         .unwrap();
-        remember(conn, "acme", "main", smsc_id, id, false).unwrap();
+        remember(conn, "acme", "main", smsc_id, Target::message(id), false).unwrap();
     }
 
     fn indexed(conn: &Connection, smsc_id: &str) -> Vec<i64> {
@@ -321,8 +352,8 @@ mod tests {
     #[test]
     fn a_remembered_submit_is_found_only_under_its_own_tenant_and_channel() {
         let conn = connection();
-        remember(&conn, "acme", "main", "x1", 7, false).unwrap();
-        assert_eq!(lookup("acme", "main", "x1"), Some(7));
+        remember(&conn, "acme", "main", "x1", Target::message(7), false).unwrap();
+        assert_eq!(lookup("acme", "main", "x1"), Some(Target::message(7)));
         assert_eq!(lookup("other", "main", "x1"), None);
         assert_eq!(lookup("acme", "backup", "x1"), None);
         assert_eq!(lookup("acme", "mai", "nx1"), None);
@@ -333,21 +364,21 @@ mod tests {
         let conn = connection();
         submitted(&conn, 7, "x1");
         submitted(&conn, 8, "x1");
-        assert_eq!(lookup("acme", "main", "x1"), Some(8));
+        assert_eq!(lookup("acme", "main", "x1"), Some(Target::message(8)));
         assert_eq!(indexed(&conn, "x1"), [7]);
     }
 
     #[test]
     fn rolling_back_restores_the_cache_as_it_was_at_the_mark() {
         let conn = connection();
-        remember(&conn, "acme", "main", "a", 1, false).unwrap();
+        remember(&conn, "acme", "main", "a", Target::message(1), false).unwrap();
         committed();
         let mark = mark();
-        remember(&conn, "acme", "main", "a", 2, false).unwrap();
-        remember(&conn, "acme", "main", "b", 3, false).unwrap();
-        finished("acme", "main", "b", 3);
+        remember(&conn, "acme", "main", "a", Target::message(2), false).unwrap();
+        remember(&conn, "acme", "main", "b", Target::message(3), false).unwrap();
+        finished("acme", "main", "b", Target::message(3));
         undo_to(mark);
-        assert_eq!(lookup("acme", "main", "a"), Some(1));
+        assert_eq!(lookup("acme", "main", "a"), Some(Target::message(1)));
         assert_eq!(lookup("acme", "main", "b"), None);
     }
 
@@ -375,7 +406,7 @@ mod tests {
         );
         assert_eq!(lookup("acme", "main", "s1"), None);
         assert_eq!(lookup("acme", "main", "s2"), None);
-        assert_eq!(lookup("acme", "main", "s3"), Some(3));
+        assert_eq!(lookup("acme", "main", "s3"), Some(Target::message(3)));
         assert_eq!(queued(), 1);
     }
 
@@ -383,10 +414,10 @@ mod tests {
     fn a_submit_whose_final_receipt_came_is_evicted_without_a_statement() {
         let conn = connection();
         submitted(&conn, 1, "s1");
-        finished("acme", "main", "s1", 1);
+        finished("acme", "main", "s1", Target::message(1));
         assert_eq!(
             lookup("acme", "main", "s1"),
-            Some(1),
+            Some(Target::message(1)),
             "still matched while remembered"
         );
         // A row still 'submitted' would be indexed if the cache thought it
@@ -407,8 +438,8 @@ mod tests {
         assert_eq!(queued(), 0);
         undo_to(mark);
         assert_eq!(queued(), 2);
-        assert_eq!(lookup("acme", "main", "s1"), Some(1));
-        assert_eq!(lookup("acme", "main", "s2"), Some(2));
+        assert_eq!(lookup("acme", "main", "s1"), Some(Target::message(1)));
+        assert_eq!(lookup("acme", "main", "s2"), Some(Target::message(2)));
     }
 
     #[test]

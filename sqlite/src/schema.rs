@@ -306,6 +306,16 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE smsc_lookup_id IS NOT NULL;
     CREATE INDEX messages_awaiting_receipt ON messages(id)
         WHERE status = 'submitted' AND smsc_lookup_id IS NULL AND smsc_message_id IS NOT NULL;",
+    // 15: the same for the parts of long messages: the receipt cache
+    // remembers each part's SMSC id, and `message_parts_smsc` holds only
+    // the parts that left it still awaiting their receipt.
+    "ALTER TABLE message_parts ADD COLUMN smsc_lookup_id TEXT;
+    UPDATE message_parts SET smsc_lookup_id = smsc_message_id;
+    DROP INDEX message_parts_smsc;
+    CREATE INDEX message_parts_smsc ON message_parts(smsc_lookup_id, tenant, channel)
+        WHERE smsc_lookup_id IS NOT NULL;
+    CREATE INDEX message_parts_awaiting_receipt ON message_parts(message_id, part)
+        WHERE status = 'submitted' AND smsc_lookup_id IS NULL;",
 ];
 
 /// A fresh in-memory database at the latest schema, for unit tests.

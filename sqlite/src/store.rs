@@ -15,7 +15,7 @@ use rusqlite::types::FromSql;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::fold::{self, Fold, Link, Order, Role};
-use crate::receipt_cache;
+use crate::receipt_cache::{self, Target};
 use crate::types::{
     Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
     MessageRecord, MessageStatus, NewInbound, NewMessage, PartRecord, Priority, QueuedMessage,
@@ -69,7 +69,7 @@ pub struct StoreOptions {
     /// Read-only connections in the pool (default 4); 0 is treated as 1.
     pub read_connections: usize,
     /// Recent submits whose receipts are matched in memory (default
-    /// 65,536, about 4 MiB of RSS). Older ones still awaiting a receipt are
+    /// 65,536, about 5 MiB of RSS). Older ones still awaiting a receipt are
     /// entered in the SMSC-id index instead (see `receipt_cache`).
     pub receipt_cache: usize,
 }
@@ -130,7 +130,7 @@ impl Store {
         let awaiting = receipt_cache::index_awaiting(&conn)?;
         if awaiting > 0 {
             log::info!(
-                "store: {awaiting} submitted messages awaiting a receipt indexed by SMSC id"
+                "store: {awaiting} submitted messages or parts awaiting a receipt indexed by SMSC id"
             );
         }
         // More statements than we use, so none is ever evicted and re-prepared.
@@ -1325,12 +1325,20 @@ const FIND_CACHED: &str = "SELECT id, status, submitted_at FROM messages \
      WHERE id = ?4 AND tenant = ?1 AND channel = ?2 AND smsc_message_id = ?3 \
      AND status <> 'queued'";
 
-/// The part of a long message a receipt is for.
+/// The part of a long message a receipt is for, among those indexed by
+/// SMSC id.
 const FIND_PART_BY_SMSC_ID: &str =
     "SELECT p.message_id, p.part, p.status, m.submitted_at FROM message_parts p \
      JOIN messages m ON m.id = p.message_id \
-     WHERE p.tenant = ?1 AND p.channel = ?2 AND p.smsc_message_id = ?3 \
+     WHERE p.tenant = ?1 AND p.channel = ?2 AND p.smsc_lookup_id = ?3 \
      ORDER BY p.message_id DESC LIMIT 1";
+
+/// The part the receipt cache points to, if it still has that SMSC id.
+const FIND_CACHED_PART: &str =
+    "SELECT p.message_id, p.part, p.status, m.submitted_at FROM message_parts p \
+     JOIN messages m ON m.id = p.message_id \
+     WHERE p.message_id = ?4 AND p.part = ?5 AND p.tenant = ?1 AND p.channel = ?2 \
+     AND p.smsc_message_id = ?3";
 
 fn error_columns(error: &Option<ErrorInfo>) -> (Option<i64>, Option<&str>) {
     match error {
@@ -1505,7 +1513,7 @@ fn mark_submitted(
             tenant,
             channel,
             &smsc_message_ids[0],
-            id.as_i64(),
+            Target::message(id.as_i64()),
             status.is_terminal(),
         )?;
         if fold.order == Order::ReceiptFirst {
@@ -1529,7 +1537,14 @@ fn mark_submitted(
         let done = parked
             .as_ref()
             .is_some_and(|(status, _)| status.is_terminal());
-        receipt_cache::remember(conn, tenant, channel, smsc_id, id.as_i64(), done)?;
+        receipt_cache::remember(
+            conn,
+            tenant,
+            channel,
+            smsc_id,
+            Target::message(id.as_i64()),
+            done,
+        )?;
         return Ok(parked.map(|(status, _)| status));
     }
     conn.prepare_cached("DELETE FROM message_parts WHERE message_id = ?1")?
@@ -1555,6 +1570,11 @@ fn mark_submitted(
             name,
             done_at(status, now)
         ])?;
+        let part = Target {
+            message: id.as_i64(),
+            part: u16::try_from(index + 1).unwrap_or(u16::MAX),
+        };
+        receipt_cache::remember(conn, tenant, channel, smsc_id, part, status.is_terminal())?;
     }
     aggregate_parts(conn, now, id.as_i64())
 }
@@ -1648,15 +1668,27 @@ fn apply_receipt(
     let status = receipt_status(receipt.status);
     let (tenant, channel, smsc_id) = (&receipt.tenant, &receipt.channel, &receipt.smsc_message_id);
     let row = |row: &rusqlite::Row<'_>| Ok((row.get(0)?, row.get(1)?, row.get(2)?));
+    let part_row =
+        |row: &rusqlite::Row<'_>| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?));
     let cached = receipt_cache::lookup(tenant, channel, smsc_id);
-    let mut found: Option<(i64, String, Option<i64>)> = match cached {
-        Some(id) => conn
-            .prepare_cached(FIND_CACHED)?
-            .query_row(params![tenant, channel, smsc_id, id], row)
-            .optional()?,
-        None => None,
-    };
-    if found.is_none() {
+    let mut found: Option<(i64, String, Option<i64>)> = None;
+    let mut part: Option<(i64, i64, String, Option<i64>)> = None;
+    match cached {
+        Some(Target { message, part: 0 }) => {
+            found = conn
+                .prepare_cached(FIND_CACHED)?
+                .query_row(params![tenant, channel, smsc_id, message], row)
+                .optional()?;
+        }
+        Some(Target { message, part: n }) => {
+            part = conn
+                .prepare_cached(FIND_CACHED_PART)?
+                .query_row(params![tenant, channel, smsc_id, message, n], part_row)
+                .optional()?;
+        }
+        None => {}
+    }
+    if found.is_none() && part.is_none() {
         found = conn
             .prepare_cached(FIND_BY_SMSC_ID)?
             .query_row(params![tenant, channel, smsc_id], row)
@@ -1668,8 +1700,8 @@ fn apply_receipt(
         if status.is_terminal() || current == MessageStatus::Submitted.as_str() {
             set_outcome(conn, now, id, status, &receipt.error)?;
         }
-        if status.is_terminal() && cached == Some(id) {
-            receipt_cache::finished(tenant, channel, smsc_id, id);
+        if status.is_terminal() && cached == Some(Target::message(id)) {
+            receipt_cache::finished(tenant, channel, smsc_id, Target::message(id));
         }
         return Ok(ReceiptMatch::Matched {
             id: MessageId(id),
@@ -1678,13 +1710,12 @@ fn apply_receipt(
         });
     }
     // A part of a long message?
-    let part: Option<(i64, i64, String, Option<i64>)> = conn
-        .prepare_cached(FIND_PART_BY_SMSC_ID)?
-        .query_row(
-            params![receipt.tenant, receipt.channel, receipt.smsc_message_id],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-        )
-        .optional()?;
+    if part.is_none() {
+        part = conn
+            .prepare_cached(FIND_PART_BY_SMSC_ID)?
+            .query_row(params![tenant, channel, smsc_id], part_row)
+            .optional()?;
+    }
     if let Some((message_id, part, current, submitted_at_ms)) = part {
         if status.is_terminal() || current == MessageStatus::Submitted.as_str() {
             let (code, name) = error_columns(&receipt.error);
@@ -1693,6 +1724,13 @@ fn apply_receipt(
                  WHERE message_id = ?1 AND part = ?2",
             )?
             .execute(params![message_id, part, status.as_str(), code, name, done_at(status, now)])?;
+        }
+        let target = Target {
+            message: message_id,
+            part: u16::try_from(part).unwrap_or(u16::MAX),
+        };
+        if status.is_terminal() && cached == Some(target) {
+            receipt_cache::finished(tenant, channel, smsc_id, target);
         }
         return Ok(ReceiptMatch::Matched {
             id: MessageId(message_id),

@@ -1424,6 +1424,54 @@ fn a_long_message_is_delivered_only_when_every_part_is() {
     assert!(store.message_parts("other", id).unwrap().is_empty());
 }
 
+/// Which parts the durable SMSC-id index holds for `smsc_id`, as (message, part).
+fn parts_indexed_by_smsc_id(dir: &TempDir, smsc_id: &str) -> Vec<(i64, i64)> {
+    let conn = rusqlite::Connection::open(dir.path().join("smppd.db")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT message_id, part FROM message_parts WHERE smsc_lookup_id = ?1")
+        .unwrap();
+    stmt.query_map([smsc_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn the_parts_of_a_long_message_are_matched_from_the_cache_from_the_index_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for two submits: of the three parts, the first leaves the cache.
+    let store = open_with_receipt_cache(&dir, 2);
+    let id = insert(&store, "acme", "long");
+    let ids: Vec<String> = ["u1", "u2", "u3"].iter().map(|s| s.to_string()).collect();
+    wait(|done| store.mark_submitted_parts("acme", id, "ch", ids, done)).unwrap();
+    assert_eq!(parts_indexed_by_smsc_id(&dir, "u1"), [(id.as_i64(), 1)]);
+    assert!(parts_indexed_by_smsc_id(&dir, "u2").is_empty());
+    // From the index, then from the cache.
+    for p in ["u1", "u2"] {
+        let delivered = receipt("acme", "ch", p, MessageStatus::Delivered);
+        assert!(matches!(apply(&store, delivered), ReceiptMatch::Matched { id: m, .. } if m == id));
+    }
+    store.close();
+    drop(store);
+    // The last part's submit was only in the cache: the restart indexes it.
+    let store = open(&dir);
+    assert_eq!(parts_indexed_by_smsc_id(&dir, "u3"), [(id.as_i64(), 3)]);
+    let delivered = receipt("acme", "ch", "u3", MessageStatus::Delivered);
+    match apply(&store, delivered) {
+        ReceiptMatch::Matched {
+            id: m,
+            final_status,
+            ..
+        } => {
+            assert_eq!(m, id);
+            assert_eq!(final_status, Some(MessageStatus::Delivered));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(status(&store, "acme", id), MessageStatus::Delivered);
+    assert_eq!(pending_receipts(&dir), 0);
+}
+
 #[test]
 fn one_undeliverable_part_makes_the_message_undeliverable_with_its_error() {
     let dir = tempfile::tempdir().unwrap();
