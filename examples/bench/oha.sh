@@ -37,25 +37,14 @@ trap 'kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$
 RUST_LOG=warn "$B/examples/smsc_simulator" --listen 127.0.0.1:27751 --account t1:pw1 \
     --dlr-delay-ms 0 --message-id-format "$FORMAT" >"$WORK/sim.log" 2>&1 &
 PIDS+=($!)
-cat >"$WORK/smppd.toml" <<CFG
-[http]
-listen = "127.0.0.1:18081"
-[database]
-path = "$WORK/smppd.db"
-synchronous = "full"
-[[tenants]]
-id = "t1"
-api_key = "bench-key-t1"
-[[tenants.channels]]
-name = "sim"
-host = "127.0.0.1"
-port = 27751
-system_id = "t1"
-password = "pw1"
-bind = "transceiver"
-sessions = 2
-window = 100
-CFG
+# The config run.sh writes for one tenant, from the same templates.
+HERE=$ROOT/examples/bench
+sed -e 's|@HTTP_ADDR@|127.0.0.1:18081|' -e "s|@DB_PATH@|$WORK/smppd.db|" \
+    -e 's|@SYNCHRONOUS@|full|' -e 's|@HTTP_WORKERS@||' -e 's|@ENGINE_THREADS@||' \
+    -e 's|@FAIR_SHARE@|auto|' "$HERE/engine.toml.tmpl" >"$WORK/smppd.toml"
+sed -e 's|@TENANT@|t1|g' -e 's|@API_KEY@|bench-key-t1|' -e 's|@PASSWORD@|pw1|' \
+    -e 's|@WEIGHT@|1|' -e 's|@SMSC_PORT@|27751|' -e 's|@SESSIONS@|2|' -e 's|@WINDOW@|100|' \
+    "$HERE/tenant.toml.tmpl" >>"$WORK/smppd.toml"
 RUST_LOG=warn "$B/smppd" --config "$WORK/smppd.toml" >"$WORK/engine.log" 2>&1 &
 ENGINE=$!
 PIDS+=("$ENGINE")
