@@ -68,6 +68,23 @@ impl Target {
             part: 0,
         }
     }
+
+    /// Part `part` (from 1) of long message `message`.
+    pub(crate) fn part(message: i64, part: i64) -> Target {
+        Target {
+            message,
+            part: u16::try_from(part).unwrap_or(u16::MAX),
+        }
+    }
+}
+
+/// What [`lookup`] found, with its key, so that [`finished`] need not hash
+/// the SMSC id again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Remembered {
+    key: Key,
+    /// What the SMSC id was last submitted for.
+    pub(crate) target: Target,
 }
 
 /// What a key points to, and whether that has its final status (then its
@@ -170,12 +187,15 @@ pub(crate) fn remember(
     }
 }
 
-/// Notes that `target`, remembered as `smsc_id`, got its final status:
-/// evicting it then needs no index entry.
-pub(crate) fn finished(tenant: &str, channel: &str, smsc_id: &str, target: Target) {
+/// Notes that `target`, found `remembered`, got its final status:
+/// evicting it then needs no index entry. Does nothing if the cache
+/// pointed elsewhere, or no longer points there.
+pub(crate) fn finished(remembered: Option<Remembered>, target: Target) {
+    let Some(Remembered { key, .. }) = remembered.filter(|r| r.target == target) else {
+        return;
+    };
     CACHE.with(|cache| {
         let cache = &mut *cache.borrow_mut();
-        let key = cache.key(tenant, channel, smsc_id);
         if let Some(slot) = cache.slots.get_mut(&key) {
             if slot.target == target && !slot.done {
                 let replaced = *slot;
@@ -191,11 +211,14 @@ pub(crate) fn finished(tenant: &str, channel: &str, smsc_id: &str, target: Targe
 
 /// What was last submitted as `smsc_id` on `channel`, if remembered.
 /// Check it against the row: a hash collision can point elsewhere.
-pub(crate) fn lookup(tenant: &str, channel: &str, smsc_id: &str) -> Option<Target> {
+pub(crate) fn lookup(tenant: &str, channel: &str, smsc_id: &str) -> Option<Remembered> {
     CACHE.with(|cache| {
         let cache = cache.borrow();
         let key = cache.key(tenant, channel, smsc_id);
-        cache.slots.get(&key).map(|slot| slot.target)
+        cache.slots.get(&key).map(|slot| Remembered {
+            key,
+            target: slot.target,
+        })
     })
 }
 
@@ -225,10 +248,12 @@ pub(crate) fn set_capacity(capacity: usize) {
 
 /// Evicts the oldest entries while the cache holds more than its capacity,
 /// indexing those still awaiting their receipt; runs inside the writer's
-/// open transaction. Returns how many it indexed.
+/// open transaction. Returns how many it indexed. If that fails, the cache
+/// keeps them all: rows already indexed are only findable twice.
 pub(crate) fn spill_overflow(conn: &Connection) -> rusqlite::Result<u64> {
     let capacity = CACHE.with(|cache| cache.borrow().capacity);
-    spill_beyond(conn, capacity)
+    let before = mark();
+    spill_beyond(conn, capacity).inspect_err(|_| undo_to(before))
 }
 
 fn spill_beyond(conn: &Connection, capacity: usize) -> rusqlite::Result<u64> {
@@ -337,6 +362,11 @@ mod tests {
         remember(conn, "acme", "main", smsc_id, Target::message(id), false).unwrap();
     }
 
+    /// What the cache holds for `smsc_id` of `tenant` on `channel`.
+    fn target(tenant: &str, channel: &str, smsc_id: &str) -> Option<Target> {
+        lookup(tenant, channel, smsc_id).map(|r| r.target)
+    }
+
     fn indexed(conn: &Connection, smsc_id: &str) -> Vec<i64> {
         conn.prepare(
             "SELECT id FROM messages WHERE tenant = 'acme' AND channel = 'main' \
@@ -353,10 +383,10 @@ mod tests {
     fn a_remembered_submit_is_found_only_under_its_own_tenant_and_channel() {
         let conn = connection();
         remember(&conn, "acme", "main", "x1", Target::message(7), false).unwrap();
-        assert_eq!(lookup("acme", "main", "x1"), Some(Target::message(7)));
-        assert_eq!(lookup("other", "main", "x1"), None);
-        assert_eq!(lookup("acme", "backup", "x1"), None);
-        assert_eq!(lookup("acme", "mai", "nx1"), None);
+        assert_eq!(target("acme", "main", "x1"), Some(Target::message(7)));
+        assert_eq!(target("other", "main", "x1"), None);
+        assert_eq!(target("acme", "backup", "x1"), None);
+        assert_eq!(target("acme", "mai", "nx1"), None);
     }
 
     #[test]
@@ -364,7 +394,7 @@ mod tests {
         let conn = connection();
         submitted(&conn, 7, "x1");
         submitted(&conn, 8, "x1");
-        assert_eq!(lookup("acme", "main", "x1"), Some(Target::message(8)));
+        assert_eq!(target("acme", "main", "x1"), Some(Target::message(8)));
         assert_eq!(indexed(&conn, "x1"), [7]);
     }
 
@@ -376,10 +406,10 @@ mod tests {
         let mark = mark();
         remember(&conn, "acme", "main", "a", Target::message(2), false).unwrap();
         remember(&conn, "acme", "main", "b", Target::message(3), false).unwrap();
-        finished("acme", "main", "b", Target::message(3));
+        finished(lookup("acme", "main", "b"), Target::message(3));
         undo_to(mark);
-        assert_eq!(lookup("acme", "main", "a"), Some(Target::message(1)));
-        assert_eq!(lookup("acme", "main", "b"), None);
+        assert_eq!(target("acme", "main", "a"), Some(Target::message(1)));
+        assert_eq!(target("acme", "main", "b"), None);
     }
 
     #[test]
@@ -404,9 +434,9 @@ mod tests {
             indexed(&conn, "s3").is_empty(),
             "within capacity: stays in memory"
         );
-        assert_eq!(lookup("acme", "main", "s1"), None);
-        assert_eq!(lookup("acme", "main", "s2"), None);
-        assert_eq!(lookup("acme", "main", "s3"), Some(Target::message(3)));
+        assert_eq!(target("acme", "main", "s1"), None);
+        assert_eq!(target("acme", "main", "s2"), None);
+        assert_eq!(target("acme", "main", "s3"), Some(Target::message(3)));
         assert_eq!(queued(), 1);
     }
 
@@ -414,9 +444,9 @@ mod tests {
     fn a_submit_whose_final_receipt_came_is_evicted_without_a_statement() {
         let conn = connection();
         submitted(&conn, 1, "s1");
-        finished("acme", "main", "s1", Target::message(1));
+        finished(lookup("acme", "main", "s1"), Target::message(1));
         assert_eq!(
-            lookup("acme", "main", "s1"),
+            target("acme", "main", "s1"),
             Some(Target::message(1)),
             "still matched while remembered"
         );
@@ -424,7 +454,7 @@ mod tests {
         // awaited a receipt: it does not, so nothing is written.
         spill_beyond(&conn, 0).unwrap();
         assert!(indexed(&conn, "s1").is_empty());
-        assert_eq!(lookup("acme", "main", "s1"), None);
+        assert_eq!(target("acme", "main", "s1"), None);
     }
 
     #[test]
@@ -438,8 +468,26 @@ mod tests {
         assert_eq!(queued(), 0);
         undo_to(mark);
         assert_eq!(queued(), 2);
-        assert_eq!(lookup("acme", "main", "s1"), Some(Target::message(1)));
-        assert_eq!(lookup("acme", "main", "s2"), Some(Target::message(2)));
+        assert_eq!(target("acme", "main", "s1"), Some(Target::message(1)));
+        assert_eq!(target("acme", "main", "s2"), Some(Target::message(2)));
+    }
+
+    #[test]
+    fn a_spill_the_database_refuses_keeps_every_entry_in_the_cache() {
+        let conn = connection();
+        submitted(&conn, 1, "s1");
+        submitted(&conn, 2, "s2");
+        committed();
+        conn.execute_batch(
+            "CREATE TEMP TRIGGER refuse BEFORE UPDATE OF smsc_lookup_id ON messages \
+             BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+        )
+        .unwrap();
+        set_capacity(0);
+        assert!(spill_overflow(&conn).is_err());
+        assert_eq!(queued(), 2);
+        assert_eq!(target("acme", "main", "s1"), Some(Target::message(1)));
+        assert_eq!(target("acme", "main", "s2"), Some(Target::message(2)));
     }
 
     #[test]

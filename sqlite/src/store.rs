@@ -1570,10 +1570,7 @@ fn mark_submitted(
             name,
             done_at(status, now)
         ])?;
-        let part = Target {
-            message: id.as_i64(),
-            part: u16::try_from(index + 1).unwrap_or(u16::MAX),
-        };
+        let part = Target::part(id.as_i64(), index as i64 + 1);
         receipt_cache::remember(conn, tenant, channel, smsc_id, part, status.is_terminal())?;
     }
     aggregate_parts(conn, now, id.as_i64())
@@ -1673,7 +1670,7 @@ fn apply_receipt(
     let cached = receipt_cache::lookup(tenant, channel, smsc_id);
     let mut found: Option<(i64, String, Option<i64>)> = None;
     let mut part: Option<(i64, i64, String, Option<i64>)> = None;
-    match cached {
+    match cached.map(|c| c.target) {
         Some(Target { message, part: 0 }) => {
             found = conn
                 .prepare_cached(FIND_CACHED)?
@@ -1700,8 +1697,8 @@ fn apply_receipt(
         if status.is_terminal() || current == MessageStatus::Submitted.as_str() {
             set_outcome(conn, now, id, status, &receipt.error)?;
         }
-        if status.is_terminal() && cached == Some(Target::message(id)) {
-            receipt_cache::finished(tenant, channel, smsc_id, Target::message(id));
+        if status.is_terminal() {
+            receipt_cache::finished(cached, Target::message(id));
         }
         return Ok(ReceiptMatch::Matched {
             id: MessageId(id),
@@ -1725,12 +1722,8 @@ fn apply_receipt(
             )?
             .execute(params![message_id, part, status.as_str(), code, name, done_at(status, now)])?;
         }
-        let target = Target {
-            message: message_id,
-            part: u16::try_from(part).unwrap_or(u16::MAX),
-        };
-        if status.is_terminal() && cached == Some(target) {
-            receipt_cache::finished(tenant, channel, smsc_id, target);
+        if status.is_terminal() {
+            receipt_cache::finished(cached, Target::part(message_id, part));
         }
         return Ok(ReceiptMatch::Matched {
             id: MessageId(message_id),

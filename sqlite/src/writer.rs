@@ -383,20 +383,14 @@ fn run_in_savepoint(conn: &Connection, job: &mut dyn Operation, now_ms: i64) -> 
 }
 
 /// Moves the receipt cache's overflow to the durable index, in the open
-/// transaction; returns how many submits it indexed. If that fails, the
-/// cache keeps it all: rows already indexed are only findable twice.
+/// transaction; returns how many submits it indexed.
 fn spill_receipt_cache(conn: &Connection) -> u64 {
-    let mark = receipt_cache::mark();
-    match receipt_cache::spill_overflow(conn) {
-        Ok(indexed) => indexed,
-        Err(e) => {
-            log::warn!(
-                "store writer: cannot index submits awaiting receipts, keeping them in memory: {e}"
-            );
-            receipt_cache::undo_to(mark);
-            0
-        }
-    }
+    receipt_cache::spill_overflow(conn).unwrap_or_else(|e| {
+        log::warn!(
+            "store writer: cannot index submits awaiting receipts, keeping them in memory: {e}"
+        );
+        0
+    })
 }
 
 /// Runs one batch: as few transactions as possible (one unless an operation
