@@ -26,7 +26,9 @@ use clap::Parser;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use rusmpp::{Command, CommandStatus, Pdu};
 use serde_json::json;
-use smppd_actors::simulator::{Faults, MessageIdFormat, Simulator, SimulatorConfig};
+use smppd_actors::simulator::{
+    Faults, MessageIdFormat, ReceiptIdFormat, Simulator, SimulatorConfig,
+};
 use smppd_actors::smpp::codec::{Frame, SmppCodec};
 use smppd_actors::smpp::pdu::{self, BindParams};
 use smppd_actors::smpp::session::BindMode;
@@ -307,6 +309,7 @@ fn main() {
                 accounts: Vec::new(),
                 dlr_delay: Duration::ZERO,
                 message_id_format: MessageIdFormat::Hex,
+                receipt_id_format: ReceiptIdFormat::AsIssued,
                 faults: Faults::default(),
             })
             .expect("start the simulator");

@@ -15,7 +15,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use smppd_actors::simulator::{Account, Faults, MessageIdFormat, Simulator, SimulatorConfig};
+use smppd_actors::simulator::{
+    Account, Faults, MessageIdFormat, ReceiptIdFormat, Simulator, SimulatorConfig,
+};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum IdFormat {
@@ -25,6 +27,16 @@ enum IdFormat {
     Decimal,
     /// Random UUIDs, in no order.
     Uuid,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReceiptIds {
+    /// As submit_sm_resp gave them.
+    AsIssued,
+    /// The same number in decimal, zero-padded to 20 digits.
+    Decimal,
+    /// The same number in upper-case hexadecimal, zero-padded to 16 digits.
+    Hex,
 }
 
 /// SMPP 3.4 SMSC simulator.
@@ -43,6 +55,11 @@ struct Args {
     /// Message id style.
     #[arg(long, value_enum, default_value_t = IdFormat::Hex)]
     message_id_format: IdFormat,
+    /// How receipts quote the message id: as issued, or the same number in
+    /// the other base (as SMSCs that answer in hex and report in decimal
+    /// do; needs hex or decimal ids).
+    #[arg(long, value_enum, default_value_t = ReceiptIds::AsIssued)]
+    receipt_id_format: ReceiptIds,
     /// Fraction of submit_sm answered ESME_RTHROTTLED (0x58).
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     throttle_fraction: f64,
@@ -128,6 +145,11 @@ async fn main() -> std::io::Result<()> {
             IdFormat::Hex => MessageIdFormat::Hex,
             IdFormat::Decimal => MessageIdFormat::Decimal,
             IdFormat::Uuid => MessageIdFormat::Uuid,
+        },
+        receipt_id_format: match args.receipt_id_format {
+            ReceiptIds::AsIssued => ReceiptIdFormat::AsIssued,
+            ReceiptIds::Decimal => ReceiptIdFormat::Decimal,
+            ReceiptIds::Hex => ReceiptIdFormat::Hex,
         },
         faults: faults.clone(),
     })?;

@@ -17,7 +17,7 @@ use rusmpp::values::{
 };
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use smppd_actors::simulator::{
-    Account, Faults, MessageIdFormat, Simulator, SimulatorConfig, SimulatorHandle,
+    Account, Faults, MessageIdFormat, ReceiptIdFormat, Simulator, SimulatorConfig, SimulatorHandle,
 };
 use smppd_actors::smpp::codec::{Frame, SmppCodec};
 use tokio::io::AsyncWriteExt;
@@ -382,6 +382,56 @@ async fn decimal_message_ids_are_digits() {
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn receipts_can_quote_a_hexadecimal_id_in_decimal_in_the_tlv_and_the_text() {
+    within(async {
+        let sim = start(SimulatorConfig {
+            receipt_id_format: ReceiptIdFormat::Decimal,
+            ..fast()
+        });
+        let mut conn = bound(&sim, Mode::Transceiver).await;
+        let issued = message_id(&submit(&mut conn, 2, "x", 1).await);
+        let (seq, receipt) = recv_deliver(&mut conn).await;
+        ack(&mut conn, seq).await;
+        let quoted = format!("{:020}", u64::from_str_radix(&issued, 16).unwrap());
+        assert_eq!(receipt_fields(&receipt).0, Some(quoted.clone()));
+        let text = text_of(&receipt);
+        assert!(text.starts_with(&format!("id:{quoted} ")), "{text}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn receipts_can_quote_a_decimal_id_in_padded_hexadecimal() {
+    within(async {
+        let sim = start(SimulatorConfig {
+            message_id_format: MessageIdFormat::Decimal,
+            receipt_id_format: ReceiptIdFormat::Hex,
+            ..fast()
+        });
+        let mut conn = bound(&sim, Mode::Transceiver).await;
+        let issued = message_id(&submit(&mut conn, 2, "x", 1).await);
+        let (seq, receipt) = recv_deliver(&mut conn).await;
+        ack(&mut conn, seq).await;
+        let quoted = format!("{:016X}", issued.parse::<u64>().unwrap());
+        assert_eq!(receipt_fields(&receipt).0, Some(quoted));
+    })
+    .await;
+}
+
+#[test]
+fn uuid_ids_cannot_be_quoted_in_another_base() {
+    let refused = Simulator::start(SimulatorConfig {
+        message_id_format: MessageIdFormat::Uuid,
+        receipt_id_format: ReceiptIdFormat::Decimal,
+        ..fast()
+    });
+    assert_eq!(
+        refused.err().map(|e| e.kind()),
+        Some(std::io::ErrorKind::InvalidInput)
+    );
 }
 
 #[tokio::test]

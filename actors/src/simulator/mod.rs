@@ -53,6 +53,8 @@ pub struct SimulatorConfig {
     pub dlr_delay: Duration,
     /// How message ids look.
     pub message_id_format: MessageIdFormat,
+    /// How receipts quote them.
+    pub receipt_id_format: ReceiptIdFormat,
     /// Faults to inject from the start.
     pub faults: Faults,
 }
@@ -64,6 +66,7 @@ impl Default for SimulatorConfig {
             accounts: Vec::new(),
             dlr_delay: Duration::from_millis(100),
             message_id_format: MessageIdFormat::Hex,
+            receipt_id_format: ReceiptIdFormat::AsIssued,
             faults: Faults::default(),
         }
     }
@@ -89,6 +92,22 @@ pub enum MessageIdFormat {
     /// A random version-4 UUID, e.g. `3f1c…-…`: opaque ids in no order, as
     /// many SMSCs and aggregators hand out.
     Uuid,
+}
+
+/// How a receipt quotes the id of its message, in its
+/// receipted_message_id TLV and in its `id:` text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReceiptIdFormat {
+    /// Exactly as submit_sm_resp gave it (the default).
+    #[default]
+    AsIssued,
+    /// The same number in decimal, zero-padded to 20 digits: an SMSC that
+    /// answers in hexadecimal and reports in decimal, as SMPP 3.3-era
+    /// SMSCs do. Needs hexadecimal or decimal ids.
+    Decimal,
+    /// The same number in upper-case hexadecimal, zero-padded to 16 digits.
+    /// Needs hexadecimal or decimal ids.
+    Hex,
 }
 
 /// Faults to inject. Fractions are probabilities in `0.0..=1.0`, drawn per
@@ -201,10 +220,18 @@ impl Simulator {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        if config.message_id_format == MessageIdFormat::Uuid
+            && config.receipt_id_format != ReceiptIdFormat::AsIssued
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "receipts can quote a UUID message id only as issued",
+            ));
+        }
         let shared = Arc::new(Shared::new(
             config.accounts,
             config.dlr_delay,
-            config.message_id_format,
+            (config.message_id_format, config.receipt_id_format),
             config.faults,
         ));
         let thread_shared = shared.clone();

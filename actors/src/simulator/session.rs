@@ -489,7 +489,7 @@ impl Session {
             system_id: system_id.clone(),
             kind: DeliverKind::Receipt,
             pdu: Box::new(pdus::receipt(&ReceiptInput {
-                message_id: &message_id,
+                message_id: &self.shared.receipt_id(&message_id),
                 submit: &sm,
                 text: &content.text,
                 outcome,

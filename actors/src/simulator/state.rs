@@ -10,7 +10,9 @@ use rusmpp::pdus::DeliverSm;
 use rusmpp::Command;
 use tokio::sync::{mpsc, watch};
 
-use super::{Account, BoundSession, Faults, MessageIdFormat, ReceivedSubmit, SimulatorStats};
+use super::{
+    Account, BoundSession, Faults, MessageIdFormat, ReceiptIdFormat, ReceivedSubmit, SimulatorStats,
+};
 
 /// What a deliver_sm is, for logs and counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +79,7 @@ pub(crate) struct Shared {
     pub accounts: Vec<Account>,
     pub dlr_delay: Duration,
     pub message_id_format: MessageIdFormat,
+    receipt_id_format: ReceiptIdFormat,
     faults: RwLock<Faults>,
     next_message_id: AtomicU64,
     pub counters: Counters,
@@ -88,7 +91,7 @@ impl Shared {
     pub fn new(
         accounts: Vec<Account>,
         dlr_delay: Duration,
-        format: MessageIdFormat,
+        (format, receipt_id_format): (MessageIdFormat, ReceiptIdFormat),
         faults: Faults,
     ) -> Self {
         // Ids start from the clock so a restarted simulator does not hand
@@ -102,6 +105,7 @@ impl Shared {
             accounts,
             dlr_delay,
             message_id_format: format,
+            receipt_id_format,
             faults: RwLock::new(faults),
             next_message_id: AtomicU64::new(base),
             counters: Counters::default(),
@@ -124,6 +128,21 @@ impl Shared {
 
     pub fn set_faults(&self, faults: Faults) {
         *self.faults.write().unwrap_or_else(|e| e.into_inner()) = faults;
+    }
+
+    /// How a receipt quotes `issued`, an id from [`Shared::next_message_id`].
+    pub fn receipt_id(&self, issued: &str) -> String {
+        let radix = match self.message_id_format {
+            MessageIdFormat::Hex => 16,
+            MessageIdFormat::Decimal => 10,
+            // Refused at start with any other receipt format.
+            MessageIdFormat::Uuid => return issued.to_string(),
+        };
+        match (self.receipt_id_format, u64::from_str_radix(issued, radix)) {
+            (ReceiptIdFormat::Decimal, Ok(n)) => format!("{n:020}"),
+            (ReceiptIdFormat::Hex, Ok(n)) => format!("{n:016X}"),
+            _ => issued.to_string(),
+        }
     }
 
     /// A message id never handed out before by this simulator.
