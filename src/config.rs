@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use smppd_actors::smpp::pdu::{self, BindParams};
+use smppd_actors::smpp::receipt::{IdBase, IdBases};
 use smppd_actors::smpp::session::BindMode;
 use smppd_actors::smpp::status::ErrorClass;
 use smppd_actors::{ChannelSpec, TenantSpec};
@@ -296,6 +297,39 @@ pub struct ChannelConfig {
     /// a "0x…" string) → `throttled`, `temporary` or `permanent`.
     #[serde(default)]
     pub error_classes: HashMap<String, ErrorClassName>,
+    /// How the SMSC writes message ids in submit_sm_resp: `text` (default,
+    /// an opaque string), `decimal` or `hex`.
+    #[serde(default)]
+    pub submit_id_base: IdBaseName,
+    /// How it writes them in delivery receipts. With a number on both
+    /// sides, a receipt's id is read in this base and matched in
+    /// `submit_id_base`'s: for an SMSC that answers `1A2B` and reports
+    /// `id:6699`, `submit_id_base = "hex"` and `receipt_id_base = "decimal"`.
+    #[serde(default)]
+    pub receipt_id_base: IdBaseName,
+}
+
+/// `submit_id_base` and `receipt_id_base` values.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IdBaseName {
+    /// An opaque string, as SMPP 3.4 defines message ids.
+    #[default]
+    Text,
+    /// A decimal number.
+    Decimal,
+    /// A hexadecimal number.
+    Hex,
+}
+
+impl From<IdBaseName> for IdBase {
+    fn from(name: IdBaseName) -> Self {
+        match name {
+            IdBaseName::Text => IdBase::Text,
+            IdBaseName::Decimal => IdBase::Decimal,
+            IdBaseName::Hex => IdBase::Hex,
+        }
+    }
 }
 
 /// `error_classes` values.
@@ -758,6 +792,12 @@ impl ChannelConfig {
                 }
             }
         }
+        if id_bases(self).is_none() {
+            return Err(invalid(
+                key("receipt_id_base"),
+                "must be \"text\" when submit_id_base is, and \"decimal\" or \"hex\" when it is not",
+            ));
+        }
         if !(1..=10_000).contains(&self.window) {
             return Err(invalid(key("window"), "must be between 1 and 10000"));
         }
@@ -804,6 +844,10 @@ fn bind_params(c: &ChannelConfig) -> BindParams {
     }
 }
 
+fn id_bases(c: &ChannelConfig) -> Option<IdBases> {
+    IdBases::new(c.submit_id_base.into(), c.receipt_id_base.into())
+}
+
 fn channel_spec(c: &ChannelConfig) -> ChannelSpec {
     ChannelSpec {
         sessions: c.sessions,
@@ -827,6 +871,8 @@ fn channel_spec(c: &ChannelConfig) -> ChannelSpec {
             .iter()
             .filter_map(|(code, class)| Some((parse_status_code(code)?, ErrorClass::from(*class))))
             .collect(),
+        // Checked by `validate`.
+        id_bases: id_bases(c).unwrap_or_default(),
         ..ChannelSpec::with_defaults(&c.name, &c.host, c.port, bind_params(c))
     }
 }
@@ -890,6 +936,29 @@ enquire_link_interval_s = 30
     fn a_bad_bind_value_is_named() {
         let e = error(&EXAMPLE.replace("\"transceiver\"", "\"both\""));
         assert!(e.contains("both"), "{e}");
+    }
+
+    #[test]
+    fn id_bases_default_to_text_and_flow_into_the_channel_spec() {
+        let default = Config::parse(EXAMPLE).unwrap().tenants[0].spec();
+        assert_eq!(default.channels[0].id_bases, IdBases::default());
+        let mixed = format!("{EXAMPLE}submit_id_base = \"hex\"\nreceipt_id_base = \"decimal\"\n");
+        let spec = Config::parse(&mixed).unwrap().tenants[0].spec();
+        assert_eq!(
+            spec.channels[0].id_bases,
+            IdBases::new(IdBase::Hex, IdBase::Decimal).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_text_id_base_beside_a_number_is_refused_by_its_key() {
+        let e = error(&format!("{EXAMPLE}receipt_id_base = \"decimal\"\n"));
+        assert!(
+            e.starts_with("tenants[0].channels[0].receipt_id_base: must be \"text\""),
+            "{e}"
+        );
+        let e = error(&format!("{EXAMPLE}receipt_id_base = \"octal\"\n"));
+        assert!(e.contains("octal"), "{e}");
     }
 
     #[test]

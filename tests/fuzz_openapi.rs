@@ -1495,18 +1495,20 @@ impl Fuzzer<'_> {
 /// of `text` (it depends on the alphabet), `encoding: "gsm"` with a text
 /// outside GSM 03.38, a `validity` time past or over a year ahead, and a
 /// `callback_url` without the tenant's `webhook_secret`.
-const SEMANTIC_FIELDS: [&str; 8] = [
+const SEMANTIC_FIELDS: [&str; 9] = [
     "text",
     "encoding",
     "validity",
     "callback_url",
     // The operator API: `webhook_url` needs `webhook_secret`, `credit`
     // needs `price_per_part`, a channel `name` is unique and cannot
-    // change, and `error_classes` keys are command_status values.
+    // change, `error_classes` keys are command_status values, and
+    // `receipt_id_base` is `text` exactly when `submit_id_base` is.
     "webhook_secret",
     "credit",
     "name",
     "error_classes",
+    "receipt_id_base",
 ];
 
 /// Problems of a batch item, or of a message, that depend on the tenant's

@@ -4,8 +4,65 @@ mod support;
 
 use std::time::Duration;
 
-use smppd_actors::simulator::Faults;
+use smppd_actors::simulator::{
+    Account, Faults, ReceiptIdFormat, Simulator, SimulatorConfig, SimulatorHandle,
+};
 use support::*;
+
+/// An SMSC that answers submit_sm with hexadecimal ids and quotes them in
+/// its receipts as zero-padded decimal, as SMPP 3.3-era SMSCs do.
+fn simulator_reporting_ids_in_decimal() -> SimulatorHandle {
+    Simulator::start(SimulatorConfig {
+        accounts: vec![Account {
+            system_id: ACME.system_id.into(),
+            password: ACME.password.into(),
+        }],
+        dlr_delay: Duration::from_millis(20),
+        receipt_id_format: ReceiptIdFormat::Decimal,
+        ..SimulatorConfig::default()
+    })
+    .expect("simulator starts")
+}
+
+#[test]
+fn receipts_quoting_hexadecimal_ids_in_decimal_match_when_the_channel_declares_both_bases() {
+    let (_dir, db) = temp_db();
+    let sim = simulator_reporting_ids_in_decimal();
+    let bases = "submit_id_base = \"hex\"\nreceipt_id_base = \"decimal\"";
+    let engine = TestEngine::start(&config_text(&db, sim.local_addr().port(), &[ACME], bases));
+    let http = engine.http();
+    let ids: Vec<String> = (0..10)
+        .map(|i| http.send(ACME.api_key, "4915100000001", &format!("m{i}")))
+        .collect();
+    http.wait_for_status(ACME.api_key, &ids, &["delivered"], Duration::from_secs(20));
+    // The id shown is the one submit_sm_resp gave, not the receipt's.
+    let issued: Vec<String> = sim.submits().into_iter().map(|s| s.message_id).collect();
+    let shown = http.message(ACME.api_key, &ids[0]).body["smsc_message_id"]
+        .as_str()
+        .map(str::to_owned)
+        .expect("an SMSC id");
+    assert!(issued.contains(&shown), "{shown} not in {issued:?}");
+}
+
+#[test]
+fn without_the_bases_such_receipts_match_nothing_and_their_messages_stay_submitted() {
+    let (_dir, db) = temp_db();
+    let sim = simulator_reporting_ids_in_decimal();
+    let engine = TestEngine::start(&config_text(&db, sim.local_addr().port(), &[ACME], ""));
+    let http = engine.http();
+    let ids: Vec<String> = (0..3)
+        .map(|i| http.send(ACME.api_key, "4915100000001", &format!("m{i}")))
+        .collect();
+    // A receipt is acknowledged once the store has kept it (here: parked).
+    eventually(
+        Duration::from_secs(20),
+        "every receipt acknowledged",
+        || sim.stats().receipts_acknowledged == 3,
+    );
+    for id in &ids {
+        assert_eq!(http.message(ACME.api_key, id).body["status"], "submitted");
+    }
+}
 
 #[test]
 fn a_receipt_that_overtakes_its_submit_sm_resp_still_matches() {

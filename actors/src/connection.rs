@@ -436,7 +436,10 @@ impl Connection {
         let id = message.id;
         let prefix = self.log_prefix();
         let first = smsc_ids.first().cloned().unwrap_or_default();
-        let ids: Vec<String> = smsc_ids.iter().map(|i| receipt::normalize_id(i)).collect();
+        let ids: Vec<String> = smsc_ids
+            .iter()
+            .map(|i| self.channel.id_bases.submit_key(i))
+            .collect();
         self.store.mark_submitted_parts(
             &self.tenant,
             id,
@@ -495,6 +498,7 @@ impl Connection {
                         name: stat.unwrap_or_else(|| receipt::stat_word(status).to_string()),
                     }),
                 };
+                let smsc_message_id = self.channel.id_bases.receipt_key(&smsc_message_id);
                 let stats = self.stats.clone();
                 let prefix = self.log_prefix();
                 let id_for_log = smsc_message_id.clone();

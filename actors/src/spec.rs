@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::smpp::pdu::BindParams;
+use crate::smpp::receipt::IdBases;
 use crate::smpp::status::{self, ErrorClass};
 
 /// One tenant and its SMPP accounts.
@@ -66,6 +67,8 @@ pub struct ChannelSpec {
     /// This SMSC's own meaning of some command_status values (vendor codes
     /// 0x400–0x4FF especially), overriding the built-in table.
     pub error_classes: HashMap<u32, ErrorClass>,
+    /// How this SMSC writes message ids in submit_sm_resp and in receipts.
+    pub id_bases: IdBases,
 }
 
 impl ChannelSpec {
@@ -91,6 +94,7 @@ impl ChannelSpec {
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
             error_classes: HashMap::new(),
+            id_bases: IdBases::default(),
         }
     }
 

@@ -278,7 +278,9 @@ pub fn validate_addresses(source: &str, destination: &str) -> Result<(), PduErro
 pub enum Delivery {
     /// A receipt for a message we submitted.
     Receipt {
-        /// The SMSC's id of the original message, normalised.
+        /// The SMSC's id of the original message as the receipt quotes it
+        /// (trimmed); [`crate::smpp::receipt::IdBases::receipt_key`] turns
+        /// it into the key it is matched by.
         smsc_message_id: String,
         /// What it says.
         state: ReceiptState,
@@ -435,7 +437,7 @@ pub fn read_deliver_sm(pdu: &DeliverSm) -> Delivery {
     };
     let error_code = parsed.as_ref().and_then(|p| p.err).or(network_error);
     Delivery::Receipt {
-        smsc_message_id: receipt::normalize_id(&id),
+        smsc_message_id: id.trim().to_string(),
         state,
         error_code,
         stat,
@@ -614,7 +616,7 @@ mod tests {
                 state,
                 ..
             } => {
-                assert_eq!(smsc_message_id, "42");
+                assert_eq!(smsc_message_id, "0042");
                 assert_eq!(state, ReceiptState::Final(MessageStatus::Expired));
             }
             other => panic!("{other:?}"),

@@ -109,6 +109,90 @@ pub fn stat_word(status: MessageStatus) -> &'static str {
     }
 }
 
+/// How an SMSC writes message ids in one place (its submit_sm_resp, or its
+/// receipts).
+///
+/// SMPP 3.4 makes a message id an opaque C string, and most SMSCs quote it
+/// in a receipt exactly as they issued it. Some write the same number in
+/// two bases: hexadecimal in submit_sm_resp and decimal in the receipt (the
+/// SMPP 3.3 habit), or the other way round. Kannel calls this
+/// `msg-id-type`, Jasmin `dlr_msg_id_bases`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdBase {
+    /// An opaque string, compared without surrounding blanks and case, and
+    /// without leading zeros when it is all digits (the default).
+    #[default]
+    Text,
+    /// A decimal number.
+    Decimal,
+    /// A hexadecimal number, in either case.
+    Hex,
+}
+
+impl IdBase {
+    fn radix(self) -> Option<u32> {
+        match self {
+            IdBase::Text => None,
+            IdBase::Decimal => Some(10),
+            IdBase::Hex => Some(16),
+        }
+    }
+}
+
+/// How one channel's SMSC writes its ids in submit_sm_resp and in receipts,
+/// and from that the key under which both are stored and matched.
+///
+/// The key is the id in the submit_sm_resp's form, so the id a user sees
+/// is the one the SMSC handed out (without padding). Both bases are text,
+/// or both are numbers: [`IdBases::new`] refuses a mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IdBases {
+    submit: IdBase,
+    receipt: IdBase,
+}
+
+impl IdBases {
+    /// The bases of submit_sm_resp ids and of receipt ids; `None` when one
+    /// is text and the other a number, which cannot be matched.
+    pub fn new(submit: IdBase, receipt: IdBase) -> Option<Self> {
+        ((submit == IdBase::Text) == (receipt == IdBase::Text)).then_some(Self { submit, receipt })
+    }
+
+    /// The key of an id from a submit_sm_resp.
+    pub fn submit_key(&self, id: &str) -> String {
+        convert(id, self.submit, self.submit)
+    }
+
+    /// The key of the id a receipt quotes: the same as its submit's when
+    /// both name the same message.
+    pub fn receipt_key(&self, id: &str) -> String {
+        convert(id, self.receipt, self.submit)
+    }
+}
+
+/// `id`, written in base `from`, rewritten in base `to` without leading
+/// zeros. An id that is not a number in `from` (or does not fit 128 bits)
+/// is kept as text: it cannot match a converted one, so its receipt waits
+/// as an unknown id would, instead of being pinned on another message.
+fn convert(id: &str, from: IdBase, to: IdBase) -> String {
+    let trimmed = id.trim();
+    // Digits only: `from_str_radix` would also take a leading `+`.
+    let number = from.radix().zip(to.radix()).and_then(|(from, to)| {
+        let digits = trimmed.chars().all(|c| c.is_digit(from));
+        Some((
+            u128::from_str_radix(trimmed, from)
+                .ok()
+                .filter(|_| digits)?,
+            to,
+        ))
+    });
+    match number {
+        Some((n, 16)) => format!("{n:x}"),
+        Some((n, _)) => n.to_string(),
+        None => normalize_id(trimmed),
+    }
+}
+
 /// Normalises an SMSC message id so that the id from submit_sm_resp and the
 /// one in the receipt compare equal: trimmed, and for purely decimal ids
 /// without leading zeros (some SMSCs zero-pad one of the two).
@@ -209,6 +293,52 @@ mod tests {
             ReceiptState::Final(MessageStatus::Undeliverable)
         );
         assert_eq!(state_from_message_state(6), ReceiptState::Intermediate);
+    }
+
+    fn bases(submit: IdBase, receipt: IdBase) -> IdBases {
+        IdBases::new(submit, receipt).unwrap()
+    }
+
+    #[test]
+    fn a_decimal_receipt_id_matches_its_hexadecimal_submit_id() {
+        let ids = bases(IdBase::Hex, IdBase::Decimal);
+        assert_eq!(ids.submit_key("0001A2B3"), "1a2b3");
+        assert_eq!(ids.receipt_key("107187"), "1a2b3");
+        assert_eq!(ids.receipt_key(" 0107187 "), "1a2b3");
+    }
+
+    #[test]
+    fn a_hexadecimal_receipt_id_matches_its_decimal_submit_id() {
+        let ids = bases(IdBase::Decimal, IdBase::Hex);
+        assert_eq!(ids.submit_key("00107187"), "107187");
+        assert_eq!(ids.receipt_key("1A2B3"), "107187");
+    }
+
+    #[test]
+    fn hexadecimal_ids_on_both_sides_compare_without_padding_or_case() {
+        let ids = bases(IdBase::Hex, IdBase::Hex);
+        assert_eq!(ids.submit_key("00AB"), ids.receipt_key("ab"));
+    }
+
+    #[test]
+    fn an_id_that_is_not_a_number_in_its_base_is_kept_as_text() {
+        let ids = bases(IdBase::Hex, IdBase::Decimal);
+        assert_eq!(ids.receipt_key("12ab"), "12ab");
+        assert_eq!(ids.receipt_key("+42"), "+42");
+        assert_eq!(ids.receipt_key(&"9".repeat(60)), "9".repeat(60));
+    }
+
+    #[test]
+    fn text_ids_are_only_normalised() {
+        let ids = IdBases::default();
+        assert_eq!(ids.submit_key("00AB"), "00ab");
+        assert_eq!(ids.receipt_key("0042"), "42");
+    }
+
+    #[test]
+    fn text_on_one_side_and_a_number_on_the_other_is_refused() {
+        assert_eq!(IdBases::new(IdBase::Text, IdBase::Decimal), None);
+        assert_eq!(IdBases::new(IdBase::Hex, IdBase::Text), None);
     }
 
     #[test]

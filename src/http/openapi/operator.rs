@@ -111,12 +111,25 @@ pub enum ErrorClassName {
     Permanent,
 }
 
+/// How an SMSC writes message ids (`submit_id_base`, `receipt_id_base`).
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IdBaseName {
+    /// An opaque string, as SMPP 3.4 defines message ids.
+    Text,
+    /// A decimal number.
+    Decimal,
+    /// A hexadecimal number.
+    Hex,
+}
+
 /// A tenant; the body of `POST /admin/v1/tenants`: the keys of a
 /// `[[tenants]]` table of the config file (any other is `400` naming it).
 /// Checks JSON Schema cannot state are `400 invalid-field` too:
 /// `webhook_url` needs `webhook_secret`, `credit` needs `price_per_part`,
-/// channel names are unique, and `error_classes` keys are command_status
-/// values other than 0.
+/// channel names are unique, `error_classes` keys are command_status
+/// values other than 0, and a channel's `receipt_id_base` is `text` exactly
+/// when its `submit_id_base` is.
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"id": "globex", "max_accept_rate": 200.0, "price_per_part": 0.04,
@@ -286,6 +299,13 @@ pub struct NewChannel {
     /// This SMSC's own meaning of command_status values: the code (decimal, or `0x` hex, not 0) → its class.
     #[schema(nullable = false)]
     pub error_classes: Option<HashMap<String, ErrorClassName>>,
+    /// How the SMSC writes message ids in submit_sm_resp (default `text`).
+    #[schema(nullable = false)]
+    pub submit_id_base: Option<IdBaseName>,
+    /// How it writes them in receipts (default `text`): both `text`, or
+    /// both a number, else `400 invalid-field`.
+    #[schema(nullable = false)]
+    pub receipt_id_base: Option<IdBaseName>,
 }
 
 /// A JSON merge patch of a channel (`null`: back to the default).
@@ -367,6 +387,10 @@ pub struct ChannelPatch {
     pub retry_max_s: Option<u64>,
     /// This SMSC's own meaning of command_status values: the code (decimal, or `0x` hex, not 0) → its class.
     pub error_classes: Option<HashMap<String, ErrorClassName>>,
+    /// How the SMSC writes message ids in submit_sm_resp (default `text`).
+    pub submit_id_base: Option<IdBaseName>,
+    /// How it writes them in receipts (default `text`).
+    pub receipt_id_base: Option<IdBaseName>,
 }
 
 /// A tenant as the operator API shows it: every setting with its default
@@ -463,6 +487,10 @@ pub struct ChannelView {
     pub retry_max_s: u64,
     /// command_status overrides.
     pub error_classes: HashMap<String, ErrorClassName>,
+    /// How the SMSC writes message ids in submit_sm_resp.
+    pub submit_id_base: IdBaseName,
+    /// How it writes them in receipts.
+    pub receipt_id_base: IdBaseName,
 }
 
 /// `GET /admin/v1/tenants`.
