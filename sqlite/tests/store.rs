@@ -154,6 +154,51 @@ fn a_status_change_that_fails_after_writing_its_row_is_undone_whole() {
 }
 
 #[test]
+fn an_insert_that_fails_after_writing_its_row_is_undone_whole() {
+    // The charge is reserved by its own statement before the row is
+    // written, so a failing insert leaves a change behind: the writer must
+    // undo it with the row and the queued counter its trigger raised.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    wait(|done| store.ensure_account("acme", 100, done)).unwrap();
+    let charged = |text: &str| NewMessage {
+        charge: Some(30),
+        ..message("acme", text)
+    };
+    let kept = insert_with(&store, charged("kept")).unwrap();
+    rusqlite::Connection::open(dir.path().join("smppd.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse_boom AFTER INSERT ON messages WHEN NEW.body = 'boom'
+             BEGIN SELECT RAISE(FAIL, 'refused by the test'); END;",
+        )
+        .unwrap();
+    let refused = insert_with(&store, charged("boom"));
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(store.queued_count("acme").unwrap(), 1);
+    assert_eq!(
+        store.balance("acme").unwrap(),
+        Some(Balance {
+            available: 70,
+            reserved: 30,
+            spent: 0
+        })
+    );
+    let rows: i64 = rusqlite::Connection::open(dir.path().join("smppd.db"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1);
+    // The next insert commits, for a tenant with a counter row and for one
+    // without.
+    let next = insert_with(&store, charged("next")).unwrap();
+    assert!(next.as_i64() > kept.as_i64());
+    insert(&store, "globex", "first of its tenant");
+    assert_eq!(store.queued_count("acme").unwrap(), 2);
+    assert_eq!(store.queued_count("globex").unwrap(), 1);
+}
+
+#[test]
 fn a_submitted_message_is_delivered_by_its_receipt() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
