@@ -307,6 +307,21 @@ pub struct ChannelConfig {
     /// `id:6699`, `submit_id_base = "hex"` and `receipt_id_base = "decimal"`.
     #[serde(default)]
     pub receipt_id_base: IdBaseName,
+    /// source_addr_ton of every submit_sm (0–6). Default: guessed from the
+    /// address (1 for more than 8 digits, 0 for a short code, 5 for an
+    /// alphanumeric sender).
+    #[serde(default)]
+    pub source_addr_ton: Option<u8>,
+    /// source_addr_npi (0, 1, 3, 4, 6, 8, 9, 10, 14 or 18). Default:
+    /// guessed (1 for digits, 0 for an alphanumeric sender).
+    #[serde(default)]
+    pub source_addr_npi: Option<u8>,
+    /// dest_addr_ton of every submit_sm. Default: guessed, as for the source.
+    #[serde(default)]
+    pub dest_addr_ton: Option<u8>,
+    /// dest_addr_npi of every submit_sm. Default: guessed, as for the source.
+    #[serde(default)]
+    pub dest_addr_npi: Option<u8>,
 }
 
 /// `submit_id_base` and `receipt_id_base` values.
@@ -792,6 +807,25 @@ impl ChannelConfig {
                 }
             }
         }
+        for (field, ton) in [
+            ("source_addr_ton", self.source_addr_ton),
+            ("dest_addr_ton", self.dest_addr_ton),
+        ] {
+            if ton.is_some_and(|v| !pdu::TON_VALUES.contains(&v)) {
+                return Err(invalid(key(field), "must be a TON from 0 to 6"));
+            }
+        }
+        for (field, npi) in [
+            ("source_addr_npi", self.source_addr_npi),
+            ("dest_addr_npi", self.dest_addr_npi),
+        ] {
+            if npi.is_some_and(|v| !pdu::NPI_VALUES.contains(&v)) {
+                return Err(invalid(
+                    key(field),
+                    "must be an NPI of SMPP 3.4: 0, 1, 3, 4, 6, 8, 9, 10, 14 or 18",
+                ));
+            }
+        }
         if id_bases(self).is_none() {
             return Err(invalid(
                 key("receipt_id_base"),
@@ -873,6 +907,12 @@ fn channel_spec(c: &ChannelConfig) -> ChannelSpec {
             .collect(),
         // Checked by `validate`.
         id_bases: id_bases(c).unwrap_or_default(),
+        addressing: pdu::Addressing {
+            source_ton: c.source_addr_ton,
+            source_npi: c.source_addr_npi,
+            dest_ton: c.dest_addr_ton,
+            dest_npi: c.dest_addr_npi,
+        },
         ..ChannelSpec::with_defaults(&c.name, &c.host, c.port, bind_params(c))
     }
 }
@@ -948,6 +988,32 @@ enquire_link_interval_s = 30
             spec.channels[0].id_bases,
             IdBases::new(IdBase::Hex, IdBase::Decimal).unwrap()
         );
+    }
+
+    #[test]
+    fn ton_and_npi_overrides_flow_into_the_channel_spec_and_bad_ones_are_named() {
+        let set = format!("{EXAMPLE}source_addr_ton = 5\ndest_addr_npi = 1\n");
+        let spec = Config::parse(&set).unwrap().tenants[0].spec();
+        assert_eq!(
+            spec.channels[0].addressing,
+            pdu::Addressing {
+                source_ton: Some(5),
+                dest_npi: Some(1),
+                ..pdu::Addressing::default()
+            }
+        );
+        let e = error(&format!("{EXAMPLE}dest_addr_ton = 7\n"));
+        assert!(
+            e.starts_with("tenants[0].channels[0].dest_addr_ton: must be a TON"),
+            "{e}"
+        );
+        let e = error(&format!("{EXAMPLE}source_addr_npi = 2\n"));
+        assert!(
+            e.starts_with("tenants[0].channels[0].source_addr_npi: must be an NPI"),
+            "{e}"
+        );
+        let e = error(&format!("{EXAMPLE}source_addr_npi = 300\n"));
+        assert!(e.contains("line 19") && e.contains("300"), "{e}");
     }
 
     #[test]

@@ -1495,7 +1495,7 @@ impl Fuzzer<'_> {
 /// of `text` (it depends on the alphabet), `encoding: "gsm"` with a text
 /// outside GSM 03.38, a `validity` time past or over a year ahead, and a
 /// `callback_url` without the tenant's `webhook_secret`.
-const SEMANTIC_FIELDS: [&str; 9] = [
+const SEMANTIC_FIELDS: [&str; 11] = [
     "text",
     "encoding",
     "validity",
@@ -1503,12 +1503,15 @@ const SEMANTIC_FIELDS: [&str; 9] = [
     // The operator API: `webhook_url` needs `webhook_secret`, `credit`
     // needs `price_per_part`, a channel `name` is unique and cannot
     // change, `error_classes` keys are command_status values, and
-    // `receipt_id_base` is `text` exactly when `submit_id_base` is.
+    // `receipt_id_base` is `text` exactly when `submit_id_base` is, and an
+    // NPI is one of the ten SMPP 3.4 defines (not every number up to 18).
     "webhook_secret",
     "credit",
     "name",
     "error_classes",
     "receipt_id_base",
+    "source_addr_npi",
+    "dest_addr_npi",
 ];
 
 /// Problems of a batch item, or of a message, that depend on the tenant's

@@ -723,7 +723,7 @@ impl Handler<Submit> for Connection {
         // A fresh concatenation reference per attempt: a retried long
         // message is a new message to the handset.
         let reference = rand::random::<u8>();
-        let pdus = match pdu::submit_sm_parts(
+        let mut pdus = match pdu::submit_sm_parts(
             &message.source,
             &message.destination,
             &message.text,
@@ -749,6 +749,9 @@ impl Handler<Submit> for Connection {
                 );
             }
         };
+        for pdu in &mut pdus {
+            self.channel.addressing.apply(pdu);
+        }
         let deadline = Instant::now() + self.channel.window_wait_timeout;
         let group = Rc::new(RefCell::new(PartGroup::new(message, pdus.len())));
         for (part, pdu) in pdus.into_iter().enumerate() {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::smpp::pdu::BindParams;
+use crate::smpp::pdu::{Addressing, BindParams};
 use crate::smpp::receipt::IdBases;
 use crate::smpp::status::{self, ErrorClass};
 
@@ -69,6 +69,8 @@ pub struct ChannelSpec {
     pub error_classes: HashMap<u32, ErrorClass>,
     /// How this SMSC writes message ids in submit_sm_resp and in receipts.
     pub id_bases: IdBases,
+    /// TON/NPI set instead of the guess from each address.
+    pub addressing: Addressing,
 }
 
 impl ChannelSpec {
@@ -95,6 +97,7 @@ impl ChannelSpec {
             retry_max: Duration::from_secs(60),
             error_classes: HashMap::new(),
             id_bases: IdBases::default(),
+            addressing: Addressing::default(),
         }
     }
 

@@ -148,6 +148,10 @@ pub struct ReceivedSubmit {
     pub source: String,
     /// destination_addr.
     pub destination: String,
+    /// source_addr_ton and source_addr_npi.
+    pub source_ton_npi: (u8, u8),
+    /// dest_addr_ton and dest_addr_npi.
+    pub dest_ton_npi: (u8, u8),
     /// short_message (or message_payload), UDH removed, decoded by
     /// data_coding.
     pub text: String,

@@ -506,6 +506,8 @@ impl Session {
             system_id,
             source: sm.source_addr.to_string(),
             destination,
+            source_ton_npi: (u8::from(sm.source_addr_ton), u8::from(sm.source_addr_npi)),
+            dest_ton_npi: (u8::from(sm.dest_addr_ton), u8::from(sm.dest_addr_npi)),
             text: content.text,
             data_coding: u8::from(sm.data_coding),
             registered_delivery,

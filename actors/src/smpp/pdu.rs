@@ -139,6 +139,45 @@ fn address(field: &'static str, value: &str) -> Result<(Ton, Npi, COctetString<1
     Ok((ton, npi, c_string::<1, 21>(field, raw)?))
 }
 
+/// SMPP 3.4 §5.2.5: the type-of-number values.
+pub const TON_VALUES: std::ops::RangeInclusive<u8> = 0..=6;
+
+/// SMPP 3.4 §5.2.6: the numbering-plan values.
+pub const NPI_VALUES: [u8; 10] = [0, 1, 3, 4, 6, 8, 9, 10, 14, 18];
+
+/// TON and NPI a channel sets instead of the guess from the address (see
+/// `address`): many SMSCs insist on their own, for instance TON 1 for
+/// every destination, or a national TON for short codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Addressing {
+    /// source_addr_ton, when not guessed.
+    pub source_ton: Option<u8>,
+    /// source_addr_npi, when not guessed.
+    pub source_npi: Option<u8>,
+    /// dest_addr_ton, when not guessed.
+    pub dest_ton: Option<u8>,
+    /// dest_addr_npi, when not guessed.
+    pub dest_npi: Option<u8>,
+}
+
+impl Addressing {
+    /// Sets the overridden fields of `sm`; the others keep their guess.
+    pub fn apply(&self, sm: &mut SubmitSm) {
+        if let Some(v) = self.source_ton {
+            sm.source_addr_ton = Ton::from(v);
+        }
+        if let Some(v) = self.source_npi {
+            sm.source_addr_npi = Npi::from(v);
+        }
+        if let Some(v) = self.dest_ton {
+            sm.dest_addr_ton = Ton::from(v);
+        }
+        if let Some(v) = self.dest_npi {
+            sm.dest_addr_npi = Npi::from(v);
+        }
+    }
+}
+
 /// Checks a text fits one SMS, returning its encoding.
 pub fn encode_single_part(text: &str) -> Result<Encoded, PduError> {
     let encoded = encoding::encode(text);
@@ -585,6 +624,22 @@ mod tests {
             }
         ));
         assert!(submit_sm("1", "2", &"a".repeat(160), 1, None).is_ok());
+    }
+
+    #[test]
+    fn a_channel_s_addressing_replaces_only_the_fields_it_sets() {
+        let mut sm = submit_sm("ACME", "4917000000", "hi", 1, None).unwrap();
+        Addressing {
+            source_ton: Some(3),
+            dest_npi: Some(8),
+            ..Addressing::default()
+        }
+        .apply(&mut sm);
+        assert_eq!(u8::from(sm.source_addr_ton), 3);
+        assert_eq!(u8::from(sm.source_addr_npi), 0, "guessed: alphanumeric");
+        assert_eq!(u8::from(sm.dest_addr_ton), 1, "guessed: international");
+        assert_eq!(u8::from(sm.dest_addr_npi), 8);
+        assert_eq!(sm.source_addr.to_string(), "ACME");
     }
 
     #[test]

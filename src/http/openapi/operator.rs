@@ -128,8 +128,8 @@ pub enum IdBaseName {
 /// Checks JSON Schema cannot state are `400 invalid-field` too:
 /// `webhook_url` needs `webhook_secret`, `credit` needs `price_per_part`,
 /// channel names are unique, `error_classes` keys are command_status
-/// values other than 0, and a channel's `receipt_id_base` is `text` exactly
-/// when its `submit_id_base` is.
+/// values other than 0, a channel's `receipt_id_base` is `text` exactly
+/// when its `submit_id_base` is, and an NPI is one SMPP 3.4 defines.
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"id": "globex", "max_accept_rate": 200.0, "price_per_part": 0.04,
@@ -305,7 +305,19 @@ pub struct NewChannel {
     /// How it writes them in receipts (default `text`): both `text`, or
     /// both a number, else `400 invalid-field`.
     #[schema(nullable = false)]
-    pub receipt_id_base: Option<IdBaseName>,
+    pub receipt_id_base: Option<IdBaseName>,    /// source_addr_ton of every submit_sm, 0 to 6 (default: guessed from
+    /// the address).
+    #[schema(nullable = false, minimum = 0, maximum = 6)]
+    pub source_addr_ton: Option<u8>,
+    /// source_addr_npi: 0, 1, 3, 4, 6, 8, 9, 10, 14 or 18 (default: guessed).
+    #[schema(nullable = false, minimum = 0, maximum = 18)]
+    pub source_addr_npi: Option<u8>,
+    /// dest_addr_ton of every submit_sm, 0 to 6 (default: guessed).
+    #[schema(nullable = false, minimum = 0, maximum = 6)]
+    pub dest_addr_ton: Option<u8>,
+    /// dest_addr_npi: 0, 1, 3, 4, 6, 8, 9, 10, 14 or 18 (default: guessed).
+    #[schema(nullable = false, minimum = 0, maximum = 18)]
+    pub dest_addr_npi: Option<u8>,
 }
 
 /// A JSON merge patch of a channel (`null`: back to the default).
@@ -390,7 +402,18 @@ pub struct ChannelPatch {
     /// How the SMSC writes message ids in submit_sm_resp (default `text`).
     pub submit_id_base: Option<IdBaseName>,
     /// How it writes them in receipts (default `text`).
-    pub receipt_id_base: Option<IdBaseName>,
+    pub receipt_id_base: Option<IdBaseName>,    /// source_addr_ton, 0 to 6; null: guessed from the address.
+    #[schema(minimum = 0, maximum = 6)]
+    pub source_addr_ton: Option<u8>,
+    /// source_addr_npi: 0, 1, 3, 4, 6, 8, 9, 10, 14 or 18; null: guessed.
+    #[schema(minimum = 0, maximum = 18)]
+    pub source_addr_npi: Option<u8>,
+    /// dest_addr_ton, 0 to 6; null: guessed.
+    #[schema(minimum = 0, maximum = 6)]
+    pub dest_addr_ton: Option<u8>,
+    /// dest_addr_npi: 0, 1, 3, 4, 6, 8, 9, 10, 14 or 18; null: guessed.
+    #[schema(minimum = 0, maximum = 18)]
+    pub dest_addr_npi: Option<u8>,
 }
 
 /// A tenant as the operator API shows it: every setting with its default
@@ -490,7 +513,18 @@ pub struct ChannelView {
     /// How the SMSC writes message ids in submit_sm_resp.
     pub submit_id_base: IdBaseName,
     /// How it writes them in receipts.
-    pub receipt_id_base: IdBaseName,
+    pub receipt_id_base: IdBaseName,    /// source_addr_ton; null: guessed from each address.
+    #[schema(required = true)]
+    pub source_addr_ton: Option<u8>,
+    /// source_addr_npi; null: guessed.
+    #[schema(required = true)]
+    pub source_addr_npi: Option<u8>,
+    /// dest_addr_ton; null: guessed.
+    #[schema(required = true)]
+    pub dest_addr_ton: Option<u8>,
+    /// dest_addr_npi; null: guessed.
+    #[schema(required = true)]
+    pub dest_addr_npi: Option<u8>,
 }
 
 /// `GET /admin/v1/tenants`.
