@@ -307,6 +307,10 @@ pub struct ChannelConfig {
     /// `id:6699`, `submit_id_base = "hex"` and `receipt_id_base = "decimal"`.
     #[serde(default)]
     pub receipt_id_base: IdBaseName,
+    /// service_type of every submit_sm: at most 5 printable ASCII
+    /// characters (default empty: the SMSC's default service).
+    #[serde(default)]
+    pub service_type: String,
     /// source_addr_ton of every submit_sm (0–6). Default: guessed from the
     /// address (1 for more than 8 digits, 0 for a short code, 5 for an
     /// alphanumeric sender).
@@ -807,6 +811,8 @@ impl ChannelConfig {
                 }
             }
         }
+        pdu::service_type(&self.service_type)
+            .map_err(|e| invalid(key("service_type"), e.to_string()))?;
         for (field, ton) in [
             ("source_addr_ton", self.source_addr_ton),
             ("dest_addr_ton", self.dest_addr_ton),
@@ -907,6 +913,8 @@ fn channel_spec(c: &ChannelConfig) -> ChannelSpec {
             .collect(),
         // Checked by `validate`.
         id_bases: id_bases(c).unwrap_or_default(),
+        // Checked by `validate`.
+        service_type: pdu::service_type(&c.service_type).unwrap_or_default(),
         addressing: pdu::Addressing {
             source_ton: c.source_addr_ton,
             source_npi: c.source_addr_npi,
@@ -1001,6 +1009,11 @@ enquire_link_interval_s = 30
                 dest_npi: Some(1),
                 ..pdu::Addressing::default()
             }
+        );
+        let e = error(&format!("{EXAMPLE}service_type = \"TOOLONG\"\n"));
+        assert!(
+            e.starts_with("tenants[0].channels[0].service_type: "),
+            "{e}"
         );
         let e = error(&format!("{EXAMPLE}dest_addr_ton = 7\n"));
         assert!(

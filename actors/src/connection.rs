@@ -751,6 +751,7 @@ impl Handler<Submit> for Connection {
         };
         for pdu in &mut pdus {
             self.channel.addressing.apply(pdu);
+            pdu.service_type = self.channel.service_type.clone();
         }
         let deadline = Instant::now() + self.channel.window_wait_timeout;
         let group = Rc::new(RefCell::new(PartGroup::new(message, pdus.len())));

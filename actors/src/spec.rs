@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rusmpp::values::ServiceType;
+
 use crate::smpp::pdu::{Addressing, BindParams};
 use crate::smpp::receipt::IdBases;
 use crate::smpp::status::{self, ErrorClass};
@@ -71,6 +73,8 @@ pub struct ChannelSpec {
     pub id_bases: IdBases,
     /// TON/NPI set instead of the guess from each address.
     pub addressing: Addressing,
+    /// service_type of every submit_sm (empty: the SMSC's default).
+    pub service_type: ServiceType,
 }
 
 impl ChannelSpec {
@@ -98,6 +102,7 @@ impl ChannelSpec {
             error_classes: HashMap::new(),
             id_bases: IdBases::default(),
             addressing: Addressing::default(),
+            service_type: ServiceType::default(),
         }
     }
 

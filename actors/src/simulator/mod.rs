@@ -148,6 +148,8 @@ pub struct ReceivedSubmit {
     pub source: String,
     /// destination_addr.
     pub destination: String,
+    /// service_type.
+    pub service_type: String,
     /// source_addr_ton and source_addr_npi.
     pub source_ton_npi: (u8, u8),
     /// dest_addr_ton and dest_addr_npi.

@@ -506,6 +506,7 @@ impl Session {
             system_id,
             source: sm.source_addr.to_string(),
             destination,
+            service_type: sm.service_type.value().to_string(),
             source_ton_npi: (u8::from(sm.source_addr_ton), u8::from(sm.source_addr_npi)),
             dest_ton_npi: (u8::from(sm.dest_addr_ton), u8::from(sm.dest_addr_npi)),
             text: content.text,

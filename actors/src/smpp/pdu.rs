@@ -139,6 +139,12 @@ fn address(field: &'static str, value: &str) -> Result<(Ton, Npi, COctetString<1
     Ok((ton, npi, c_string::<1, 21>(field, raw)?))
 }
 
+/// A submit_sm service_type (SMPP 3.4 §5.2.11): at most 5 printable
+/// ASCII characters, empty for the SMSC's default service.
+pub fn service_type(value: &str) -> Result<ServiceType, PduError> {
+    Ok(ServiceType::new(c_string::<1, 6>("service_type", value)?))
+}
+
 /// SMPP 3.4 §5.2.5: the type-of-number values.
 pub const TON_VALUES: std::ops::RangeInclusive<u8> = 0..=6;
 
@@ -624,6 +630,20 @@ mod tests {
             }
         ));
         assert!(submit_sm("1", "2", &"a".repeat(160), 1, None).is_ok());
+    }
+
+    #[test]
+    fn a_service_type_is_at_most_five_printable_characters() {
+        assert_eq!(service_type("CMT").unwrap().value().to_string(), "CMT");
+        assert_eq!(service_type("").unwrap(), ServiceType::default());
+        assert!(matches!(
+            service_type("TOOLONG"),
+            Err(PduError::TooLong { max: 5, .. })
+        ));
+        assert!(matches!(
+            service_type("C\u{e9}"),
+            Err(PduError::NotAscii { .. })
+        ));
     }
 
     #[test]

@@ -305,7 +305,12 @@ pub struct NewChannel {
     /// How it writes them in receipts (default `text`): both `text`, or
     /// both a number, else `400 invalid-field`.
     #[schema(nullable = false)]
-    pub receipt_id_base: Option<IdBaseName>,    /// source_addr_ton of every submit_sm, 0 to 6 (default: guessed from
+    pub receipt_id_base: Option<IdBaseName>,
+    /// service_type of every submit_sm, at most 5 printable ASCII
+    /// characters (default empty).
+    #[schema(nullable = false, max_length = 5, pattern = r"^[ -~]*$")]
+    pub service_type: Option<String>,
+    /// source_addr_ton of every submit_sm, 0 to 6 (default: guessed from
     /// the address).
     #[schema(nullable = false, minimum = 0, maximum = 6)]
     pub source_addr_ton: Option<u8>,
@@ -402,7 +407,11 @@ pub struct ChannelPatch {
     /// How the SMSC writes message ids in submit_sm_resp (default `text`).
     pub submit_id_base: Option<IdBaseName>,
     /// How it writes them in receipts (default `text`).
-    pub receipt_id_base: Option<IdBaseName>,    /// source_addr_ton, 0 to 6; null: guessed from the address.
+    pub receipt_id_base: Option<IdBaseName>,
+    /// service_type, at most 5 printable ASCII characters (default empty).
+    #[schema(max_length = 5, pattern = r"^[ -~]*$")]
+    pub service_type: Option<String>,
+    /// source_addr_ton, 0 to 6; null: guessed from the address.
     #[schema(minimum = 0, maximum = 6)]
     pub source_addr_ton: Option<u8>,
     /// source_addr_npi: 0, 1, 3, 4, 6, 8, 9, 10, 14 or 18; null: guessed.
@@ -513,7 +522,10 @@ pub struct ChannelView {
     /// How the SMSC writes message ids in submit_sm_resp.
     pub submit_id_base: IdBaseName,
     /// How it writes them in receipts.
-    pub receipt_id_base: IdBaseName,    /// source_addr_ton; null: guessed from each address.
+    pub receipt_id_base: IdBaseName,
+    /// service_type of every submit_sm (empty: the SMSC's default).
+    pub service_type: String,
+    /// source_addr_ton; null: guessed from each address.
     #[schema(required = true)]
     pub source_addr_ton: Option<u8>,
     /// source_addr_npi; null: guessed.

@@ -1,17 +1,18 @@
-//! Addresses go out with the TON and NPI their channel sets, else with the
-//! ones guessed from the address.
+//! Every submit_sm carries what its channel sets: the TON and NPI of its
+//! addresses (else the ones guessed from each address) and its
+//! service_type.
 
 mod support;
 
 use std::time::Duration;
 
-use smppd_actors::simulator::Faults;
+use smppd_actors::simulator::{Faults, ReceivedSubmit};
 use support::*;
 
 /// Sends one message per (from, to) through a channel with `extra` in its
-/// table and returns, per message, the (TON, NPI) of its source and of its
-/// destination as the simulator received them.
-fn sent_ton_npi(extra: &str, sends: &[(&str, &str)]) -> Vec<((u8, u8), (u8, u8))> {
+/// table and returns the submits the simulator received, in the order of
+/// `sends`.
+fn sent(extra: &str, sends: &[(&str, &str)]) -> Vec<ReceivedSubmit> {
     let (_dir, db) = temp_db();
     let sim = simulator(&[ACME], Faults::default());
     let engine = TestEngine::start(&config_text(&db, sim.local_addr().port(), &[ACME], extra));
@@ -31,21 +32,29 @@ fn sent_ton_npi(extra: &str, sends: &[(&str, &str)]) -> Vec<((u8, u8), (u8, u8))
         .iter()
         .map(|(from, _)| {
             let from = from.trim_start_matches('+');
-            let s = submits
+            submits
                 .iter()
                 .find(|s| s.source == from)
-                .expect("a submit from that sender");
-            (s.source_ton_npi, s.dest_ton_npi)
+                .expect("a submit from that sender")
+                .clone()
         })
+        .collect()
+}
+
+/// The (TON, NPI) of the source and of the destination of each submit.
+fn ton_npi(submits: &[ReceivedSubmit]) -> Vec<((u8, u8), (u8, u8))> {
+    submits
+        .iter()
+        .map(|s| (s.source_ton_npi, s.dest_ton_npi))
         .collect()
 }
 
 #[test]
 fn without_overrides_ton_and_npi_are_guessed_from_each_address() {
-    let sent = sent_ton_npi(
+    let sent = ton_npi(&sent(
         "",
         &[("ACME", "+4915100000001"), ("12345", "4915100000002")],
-    );
+    ));
     // Alphanumeric: TON 5, NPI 0. A short code: TON 0, NPI 1. More than
     // eight digits: international, TON 1, NPI 1.
     assert_eq!(sent, [((5, 0), (1, 1)), ((0, 1), (1, 1))]);
@@ -53,10 +62,18 @@ fn without_overrides_ton_and_npi_are_guessed_from_each_address() {
 
 #[test]
 fn a_channel_s_ton_and_npi_replace_the_guess_for_the_fields_it_sets() {
-    let sent = sent_ton_npi(
+    let sent = ton_npi(&sent(
         "source_addr_ton = 3\ndest_addr_ton = 2\ndest_addr_npi = 8",
         &[("ACME", "+4915100000001"), ("12345", "4915100000002")],
-    );
+    ));
     // source_addr_npi is not set: still guessed per sender.
     assert_eq!(sent, [((3, 0), (2, 8)), ((3, 1), (2, 8))]);
+}
+
+#[test]
+fn the_service_type_is_empty_unless_the_channel_sets_one() {
+    let default = sent("", &[("ACME", "+4915100000001")]);
+    assert_eq!(default[0].service_type, "");
+    let set = sent("service_type = \"CMT\"", &[("ACME", "+4915100000001")]);
+    assert_eq!(set[0].service_type, "CMT");
 }
