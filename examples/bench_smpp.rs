@@ -101,6 +101,7 @@ async fn bind(addr: SocketAddr, args: &Args) -> Result<(Reader, Writer), String>
         password: args.password.clone(),
         system_type: String::new(),
         mode: BindMode::Transceiver,
+        address: Default::default(),
     })
     .map_err(|e| e.to_string())?;
     writer

@@ -307,6 +307,17 @@ pub struct ChannelConfig {
     /// `id:6699`, `submit_id_base = "hex"` and `receipt_id_base = "decimal"`.
     #[serde(default)]
     pub receipt_id_base: IdBaseName,
+    /// addr_ton of the binds (0–6, default 0): with `bind_addr_npi` and
+    /// `address_range`, which addresses a receiver asks to be served.
+    #[serde(default)]
+    pub bind_addr_ton: u8,
+    /// addr_npi of the binds (an SMPP 3.4 NPI, default 0).
+    #[serde(default)]
+    pub bind_addr_npi: u8,
+    /// address_range of the binds: at most 40 printable ASCII characters,
+    /// often a regular expression (default empty: the SMSC decides).
+    #[serde(default)]
+    pub address_range: String,
     /// service_type of every submit_sm: at most 5 printable ASCII
     /// characters (default empty: the SMSC's default service).
     #[serde(default)]
@@ -814,6 +825,7 @@ impl ChannelConfig {
         pdu::service_type(&self.service_type)
             .map_err(|e| invalid(key("service_type"), e.to_string()))?;
         for (field, ton) in [
+            ("bind_addr_ton", Some(self.bind_addr_ton)),
             ("source_addr_ton", self.source_addr_ton),
             ("dest_addr_ton", self.dest_addr_ton),
         ] {
@@ -822,6 +834,7 @@ impl ChannelConfig {
             }
         }
         for (field, npi) in [
+            ("bind_addr_npi", Some(self.bind_addr_npi)),
             ("source_addr_npi", self.source_addr_npi),
             ("dest_addr_npi", self.dest_addr_npi),
         ] {
@@ -881,6 +894,11 @@ fn bind_params(c: &ChannelConfig) -> BindParams {
         password: c.password.clone(),
         system_type: c.system_type.clone(),
         mode: c.bind.into(),
+        address: pdu::BindAddress {
+            ton: c.bind_addr_ton,
+            npi: c.bind_addr_npi,
+            range: c.address_range.clone(),
+        },
     }
 }
 
@@ -1009,6 +1027,31 @@ enquire_link_interval_s = 30
                 dest_npi: Some(1),
                 ..pdu::Addressing::default()
             }
+        );
+        let bound = format!(
+            "{EXAMPLE}bind_addr_ton = 2\nbind_addr_npi = 8\naddress_range = \"^1[0-9]*$\"\n"
+        );
+        let spec = Config::parse(&bound).unwrap().tenants[0].spec();
+        assert_eq!(
+            spec.channels[0].bind.address,
+            pdu::BindAddress {
+                ton: 2,
+                npi: 8,
+                range: "^1[0-9]*$".into()
+            }
+        );
+        let e = error(&format!(
+            "{EXAMPLE}address_range = \"{}\"\n",
+            "9".repeat(41)
+        ));
+        assert!(
+            e.starts_with("tenants[0].channels[0].address_range: "),
+            "{e}"
+        );
+        let e = error(&format!("{EXAMPLE}bind_addr_npi = 5\n"));
+        assert!(
+            e.starts_with("tenants[0].channels[0].bind_addr_npi: "),
+            "{e}"
         );
         let e = error(&format!("{EXAMPLE}service_type = \"TOOLONG\"\n"));
         assert!(

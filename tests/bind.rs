@@ -27,6 +27,32 @@ fn sessions_bind_as_smpp_3_4_in_the_configured_mode() {
 }
 
 #[test]
+fn a_bind_asks_for_no_address_range_unless_the_channel_gives_one() {
+    let (_dir, db) = temp_db();
+    let sim = simulator(&[ACME], Faults::default());
+    let port = sim.local_addr().port();
+    let plain = TestEngine::start(&config_text(&db, port, &[ACME], ""));
+    wait_for_binds(&sim, 1);
+    let bound = sim.bound_sessions();
+    assert_eq!(
+        (bound[0].addr_ton_npi, bound[0].address_range.as_str()),
+        ((0, 0), "")
+    );
+    drop(plain);
+    eventually(Duration::from_secs(10), "the first engine unbound", || {
+        sim.bound_sessions().is_empty()
+    });
+    let ranged = "bind_addr_ton = 1\nbind_addr_npi = 1\naddress_range = \"^4915[0-9]+$\"";
+    let _engine = TestEngine::start(&config_text(&db, port, &[ACME], ranged));
+    wait_for_binds(&sim, 1);
+    let bound = sim.bound_sessions();
+    assert_eq!(
+        (bound[0].addr_ton_npi, bound[0].address_range.as_str()),
+        ((1, 1), "^4915[0-9]+$")
+    );
+}
+
+#[test]
 fn a_transmitter_with_a_receiver_session_gets_its_receipts_on_the_receiver() {
     let (_dir, db) = temp_db();
     let sim = simulator(&[ACME], Faults::default());

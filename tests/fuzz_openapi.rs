@@ -1495,7 +1495,7 @@ impl Fuzzer<'_> {
 /// of `text` (it depends on the alphabet), `encoding: "gsm"` with a text
 /// outside GSM 03.38, a `validity` time past or over a year ahead, and a
 /// `callback_url` without the tenant's `webhook_secret`.
-const SEMANTIC_FIELDS: [&str; 11] = [
+const SEMANTIC_FIELDS: [&str; 12] = [
     "text",
     "encoding",
     "validity",
@@ -1512,6 +1512,7 @@ const SEMANTIC_FIELDS: [&str; 11] = [
     "receipt_id_base",
     "source_addr_npi",
     "dest_addr_npi",
+    "bind_addr_npi",
 ];
 
 /// Problems of a batch item, or of a message, that depend on the tenant's

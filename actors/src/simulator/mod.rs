@@ -178,6 +178,10 @@ pub struct BoundSession {
     pub mode: &'static str,
     /// interface_version of its bind.
     pub interface_version: u8,
+    /// addr_ton and addr_npi of its bind.
+    pub addr_ton_npi: (u8, u8),
+    /// address_range of its bind.
+    pub address_range: String,
 }
 
 /// Counters since start.

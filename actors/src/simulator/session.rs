@@ -25,6 +25,28 @@ use crate::smpp::codec::{Frame, MalformedPdu, SmppCodec};
 use crate::smpp::pdu::c_string;
 use crate::smpp::status;
 
+/// The fields of a bind the simulator checks or records.
+struct BindRequest {
+    system_id: String,
+    password: String,
+    interface_version: InterfaceVersion,
+    addr_ton_npi: (u8, u8),
+    address_range: String,
+}
+
+/// A [`BindRequest`] from any of the three bind PDUs (the same fields).
+macro_rules! bind_request {
+    ($b:expr) => {
+        BindRequest {
+            system_id: $b.system_id.to_string(),
+            password: $b.password.to_string(),
+            interface_version: $b.interface_version,
+            addr_ton_npi: (u8::from($b.addr_ton), u8::from($b.addr_npi)),
+            address_range: $b.address_range.to_string(),
+        }
+    };
+}
+
 /// The system_id the simulator answers successful binds with.
 pub const SMSC_SYSTEM_ID: &str = "smppd-sim";
 
@@ -228,28 +250,16 @@ impl Session {
         };
         match pdu {
             Pdu::BindTransmitter(b) => {
-                let (s, p, v) = (
-                    b.system_id.to_string(),
-                    b.password.to_string(),
-                    b.interface_version,
-                );
-                self.on_bind("transmitter", id, seq, s, p, v).await
+                let request = bind_request!(b);
+                self.on_bind("transmitter", id, seq, request).await
             }
             Pdu::BindReceiver(b) => {
-                let (s, p, v) = (
-                    b.system_id.to_string(),
-                    b.password.to_string(),
-                    b.interface_version,
-                );
-                self.on_bind("receiver", id, seq, s, p, v).await
+                let request = bind_request!(b);
+                self.on_bind("receiver", id, seq, request).await
             }
             Pdu::BindTransceiver(b) => {
-                let (s, p, v) = (
-                    b.system_id.to_string(),
-                    b.password.to_string(),
-                    b.interface_version,
-                );
-                self.on_bind("transceiver", id, seq, s, p, v).await
+                let request = bind_request!(b);
+                self.on_bind("transceiver", id, seq, request).await
             }
             Pdu::EnquireLink => {
                 self.shared
@@ -326,10 +336,15 @@ impl Session {
         mode: &'static str,
         id: CommandId,
         seq: u32,
-        system_id: String,
-        password: String,
-        interface_version: InterfaceVersion,
+        request: BindRequest,
     ) -> Flow {
+        let BindRequest {
+            system_id,
+            password,
+            interface_version,
+            addr_ton_npi,
+            address_range,
+        } = request;
         let resp_id = id.matching_response();
         let refuse = |reason: u32| {
             log::warn!(
@@ -372,6 +387,8 @@ impl Session {
             system_id,
             mode,
             interface_version: version,
+            addr_ton_npi,
+            address_range,
         };
         // Registered before the response is written, so whoever sees the
         // bind_resp also sees the session bound. Queued deliver_sm go to

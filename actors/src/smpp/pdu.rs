@@ -84,6 +84,21 @@ pub struct BindParams {
     pub system_type: String,
     /// Transmitter, receiver or transceiver.
     pub mode: BindMode,
+    /// addr_ton, addr_npi and address_range.
+    pub address: BindAddress,
+}
+
+/// The addresses a bind asks to be served (SMPP 3.4 §4.1.1: addr_ton,
+/// addr_npi, address_range): some SMSCs route mobile-originated messages to
+/// a receiver by them. 0, 0 and empty (the default) leave it to the SMSC.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BindAddress {
+    /// addr_ton.
+    pub ton: u8,
+    /// addr_npi.
+    pub npi: u8,
+    /// address_range: at most 40 characters, often a regular expression.
+    pub range: String,
 }
 
 /// Checks the bind parameters fit SMPP's field sizes (so a config error is
@@ -92,6 +107,7 @@ pub fn validate_bind(params: &BindParams) -> Result<(), PduError> {
     c_string::<1, 16>("system_id", &params.system_id)?;
     c_string::<1, 9>("password", &params.password)?;
     c_string::<1, 13>("system_type", &params.system_type)?;
+    c_string::<1, 41>("address_range", &params.address.range)?;
     Ok(())
 }
 
@@ -100,6 +116,7 @@ pub fn bind(params: &BindParams) -> Result<Pdu, PduError> {
     let system_id = c_string::<1, 16>("system_id", &params.system_id)?;
     let password = c_string::<1, 9>("password", &params.password)?;
     let system_type = c_string::<1, 13>("system_type", &params.system_type)?;
+    let address_range = c_string::<1, 41>("address_range", &params.address.range)?;
     macro_rules! build {
         ($ty:ident) => {
             $ty::builder()
@@ -107,9 +124,9 @@ pub fn bind(params: &BindParams) -> Result<Pdu, PduError> {
                 .password(password)
                 .system_type(system_type)
                 .interface_version(InterfaceVersion::Smpp3_4)
-                .addr_ton(Ton::Unknown)
-                .addr_npi(Npi::Unknown)
-                .address_range(COctetString::empty())
+                .addr_ton(Ton::from(params.address.ton))
+                .addr_npi(Npi::from(params.address.npi))
+                .address_range(address_range)
                 .build()
                 .into()
         };
@@ -512,6 +529,7 @@ mod tests {
             password: "secret1".into(),
             system_type: String::new(),
             mode: BindMode::Transceiver,
+            address: BindAddress::default(),
         })
         .unwrap();
         match pdu {
@@ -530,6 +548,7 @@ mod tests {
             password: "123456789".into(),
             system_type: String::new(),
             mode: BindMode::Transmitter,
+            address: BindAddress::default(),
         })
         .unwrap_err();
         assert_eq!(

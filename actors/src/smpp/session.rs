@@ -591,6 +591,7 @@ mod tests {
                 password: "pw".into(),
                 system_type: String::new(),
                 mode,
+                address: Default::default(),
             },
             window: 2,
             enquire_link_interval: Duration::from_secs(30),

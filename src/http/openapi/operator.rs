@@ -306,6 +306,16 @@ pub struct NewChannel {
     /// both a number, else `400 invalid-field`.
     #[schema(nullable = false)]
     pub receipt_id_base: Option<IdBaseName>,
+    /// addr_ton of every bind, 0 to 6 (default 0).
+    #[schema(nullable = false, minimum = 0, maximum = 6)]
+    pub bind_addr_ton: Option<u8>,
+    /// addr_npi of every bind: 0, 1, 3, 4, 6, 8, 9, 10, 14 or 18 (default 0).
+    #[schema(nullable = false, minimum = 0, maximum = 18)]
+    pub bind_addr_npi: Option<u8>,
+    /// address_range of every bind, at most 40 printable ASCII characters
+    /// (default empty).
+    #[schema(nullable = false, max_length = 40, pattern = r"^[ -~]*$")]
+    pub address_range: Option<String>,
     /// service_type of every submit_sm, at most 5 printable ASCII
     /// characters (default empty).
     #[schema(nullable = false, max_length = 5, pattern = r"^[ -~]*$")]
@@ -408,6 +418,16 @@ pub struct ChannelPatch {
     pub submit_id_base: Option<IdBaseName>,
     /// How it writes them in receipts (default `text`).
     pub receipt_id_base: Option<IdBaseName>,
+    /// addr_ton of every bind, 0 to 6 (default 0).
+    #[schema(minimum = 0, maximum = 6)]
+    pub bind_addr_ton: Option<u8>,
+    /// addr_npi of every bind: 0, 1, 3, 4, 6, 8, 9, 10, 14 or 18 (default 0).
+    #[schema(minimum = 0, maximum = 18)]
+    pub bind_addr_npi: Option<u8>,
+    /// address_range of every bind, at most 40 printable ASCII characters
+    /// (default empty).
+    #[schema(max_length = 40, pattern = r"^[ -~]*$")]
+    pub address_range: Option<String>,
     /// service_type, at most 5 printable ASCII characters (default empty).
     #[schema(max_length = 5, pattern = r"^[ -~]*$")]
     pub service_type: Option<String>,
@@ -523,6 +543,12 @@ pub struct ChannelView {
     pub submit_id_base: IdBaseName,
     /// How it writes them in receipts.
     pub receipt_id_base: IdBaseName,
+    /// addr_ton of every bind.
+    pub bind_addr_ton: u8,
+    /// addr_npi of every bind.
+    pub bind_addr_npi: u8,
+    /// address_range of every bind.
+    pub address_range: String,
     /// service_type of every submit_sm (empty: the SMSC's default).
     pub service_type: String,
     /// source_addr_ton; null: guessed from each address.
