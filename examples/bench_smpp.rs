@@ -311,6 +311,7 @@ fn main() {
                 dlr_delay: Duration::ZERO,
                 message_id_format: MessageIdFormat::Hex,
                 receipt_id_format: ReceiptIdFormat::AsIssued,
+                receipts_as_data_sm: false,
                 faults: Faults::default(),
             })
             .expect("start the simulator");

@@ -60,6 +60,9 @@ struct Args {
     /// do; needs hex or decimal ids).
     #[arg(long, value_enum, default_value_t = ReceiptIds::AsIssued)]
     receipt_id_format: ReceiptIds,
+    /// Send delivery receipts as data_sm instead of deliver_sm.
+    #[arg(long)]
+    receipts_as_data_sm: bool,
     /// Fraction of submit_sm answered ESME_RTHROTTLED (0x58).
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     throttle_fraction: f64,
@@ -151,6 +154,7 @@ async fn main() -> std::io::Result<()> {
             ReceiptIds::Decimal => ReceiptIdFormat::Decimal,
             ReceiptIds::Hex => ReceiptIdFormat::Hex,
         },
+        receipts_as_data_sm: args.receipts_as_data_sm,
         faults: faults.clone(),
     })?;
     println!(

@@ -25,6 +25,45 @@ fn simulator_reporting_ids_in_decimal() -> SimulatorHandle {
 }
 
 #[test]
+fn receipts_sent_as_data_sm_are_matched_and_answered_with_data_sm_resp() {
+    let (_dir, db) = temp_db();
+    let sim = Simulator::start(SimulatorConfig {
+        accounts: vec![Account {
+            system_id: ACME.system_id.into(),
+            password: ACME.password.into(),
+        }],
+        dlr_delay: Duration::from_millis(20),
+        receipts_as_data_sm: true,
+        faults: Faults {
+            undeliverable_fraction: 0.5,
+            ..Faults::default()
+        },
+        ..SimulatorConfig::default()
+    })
+    .expect("simulator starts");
+    let engine = TestEngine::start(&config_text(&db, sim.local_addr().port(), &[ACME], ""));
+    let http = engine.http();
+    let ids: Vec<String> = (0..20)
+        .map(|i| http.send(ACME.api_key, "4915100000001", &format!("m{i}")))
+        .collect();
+    http.wait_for_status(
+        ACME.api_key,
+        &ids,
+        &["delivered", "undeliverable"],
+        Duration::from_secs(20),
+    );
+    let statuses: Vec<String> = ids.iter().map(|id| http.status(ACME.api_key, id)).collect();
+    assert!(statuses.iter().any(|s| s == "delivered"), "{statuses:?}");
+    assert!(
+        statuses.iter().any(|s| s == "undeliverable"),
+        "{statuses:?}"
+    );
+    eventually(Duration::from_secs(10), "every data_sm answered", || {
+        sim.stats().receipts_acknowledged == 20
+    });
+}
+
+#[test]
 fn receipts_quoting_hexadecimal_ids_in_decimal_match_when_the_channel_declares_both_bases() {
     let (_dir, db) = temp_db();
     let sim = simulator_reporting_ids_in_decimal();

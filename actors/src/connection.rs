@@ -109,10 +109,12 @@ pub struct InjectPanic;
 #[rtype(result = "()")]
 struct Acknowledge(Vec<DeliverAck>);
 
-/// The deliver_sm_resp owed for one deliver_sm.
+/// The deliver_sm_resp (or data_sm_resp) owed for one deliver_sm (or
+/// data_sm).
 struct DeliverAck {
     sequence_number: u32,
     status: u32,
+    data: bool,
 }
 
 /// The connection actor.
@@ -460,12 +462,8 @@ impl Connection {
         self.report(message, Attempt::Sent(SubmitOutcome::Accepted(first)));
     }
 
-    fn deliver(
-        &mut self,
-        sequence_number: u32,
-        pdu: &rusmpp::pdus::DeliverSm,
-        ctx: &mut Context<Self>,
-    ) {
+    fn deliver(&mut self, sequence_number: u32, pdu: &pdu::Inbound, ctx: &mut Context<Self>) {
+        let data = matches!(pdu, pdu::Inbound::Data(_));
         let acks = self
             .acks
             .get_or_insert_with(|| {
@@ -482,9 +480,10 @@ impl Connection {
             acks.push(DeliverAck {
                 sequence_number,
                 status,
+                data,
             });
         };
-        match pdu::read_deliver_sm(pdu) {
+        match pdu.read() {
             Delivery::Receipt {
                 smsc_message_id,
                 state: ReceiptState::Final(status),
@@ -773,7 +772,7 @@ impl Handler<Acknowledge> for Connection {
     fn handle(&mut self, Acknowledge(acks): Acknowledge, _ctx: &mut Self::Context) {
         if let (Some(session), Some(writer)) = (self.session.as_ref(), self.writer.as_mut()) {
             for ack in acks {
-                writer.write(*session.deliver_sm_resp(ack.sequence_number, ack.status));
+                writer.write(*session.delivery_resp(ack.sequence_number, ack.status, ack.data));
             }
         }
     }

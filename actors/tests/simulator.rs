@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rusmpp::pdus::{
-    BindReceiver, BindTransceiver, BindTransmitter, DeliverSm, DeliverSmResp, SubmitSm,
+    BindReceiver, BindTransceiver, BindTransmitter, DataSmResp, DeliverSm, DeliverSmResp, SubmitSm,
 };
 use rusmpp::tlvs::{TlvTag, TlvValue};
 use rusmpp::types::{COctetString, EmptyOrFullCOctetString, OctetString};
@@ -417,6 +417,49 @@ async fn receipts_can_quote_a_decimal_id_in_padded_hexadecimal() {
         ack(&mut conn, seq).await;
         let quoted = format!("{:016X}", issued.parse::<u64>().unwrap());
         assert_eq!(receipt_fields(&receipt).0, Some(quoted));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn receipts_can_come_as_data_sm_and_are_acknowledged_by_data_sm_resp() {
+    within(async {
+        let sim = start(SimulatorConfig {
+            receipts_as_data_sm: true,
+            ..fast()
+        });
+        let mut conn = bound(&sim, Mode::Transceiver).await;
+        let issued = message_id(&submit(&mut conn, 2, "hello", 1).await);
+        let c = recv(&mut conn).await;
+        let Some(Pdu::DataSm(d)) = c.pdu() else {
+            panic!("expected data_sm, got {:?}", c.id());
+        };
+        assert_eq!(u8::from(d.esm_class), 0x04);
+        let mut id = None;
+        let mut state = None;
+        let mut text = None;
+        for tlv in d.tlvs() {
+            match (tlv.tag(), tlv.value()) {
+                (TlvTag::ReceiptedMessageId, Some(TlvValue::ReceiptedMessageId(v))) => {
+                    id = Some(v.to_string())
+                }
+                (TlvTag::MessageState, Some(TlvValue::MessageState(v))) => {
+                    state = Some(u8::from(*v))
+                }
+                (TlvTag::MessagePayload, Some(TlvValue::MessagePayload(p))) => {
+                    text = Some(String::from_utf8_lossy(p.value.as_ref()).into_owned())
+                }
+                _ => {}
+            }
+        }
+        assert_eq!((id, state), (Some(issued.clone()), Some(2)));
+        let text = text.expect("the receipt text in message_payload");
+        assert!(text.starts_with(&format!("id:{issued} ")), "{text}");
+        send(&mut conn, c.sequence_number(), DataSmResp::default()).await;
+        eventually("receipt acknowledged", || {
+            sim.stats().receipts_acknowledged == 1
+        })
+        .await;
     })
     .await;
 }

@@ -55,6 +55,8 @@ pub struct SimulatorConfig {
     pub message_id_format: MessageIdFormat,
     /// How receipts quote them.
     pub receipt_id_format: ReceiptIdFormat,
+    /// Send receipts as data_sm (SMPP 3.4 §4.7) instead of deliver_sm.
+    pub receipts_as_data_sm: bool,
     /// Faults to inject from the start.
     pub faults: Faults,
 }
@@ -67,6 +69,7 @@ impl Default for SimulatorConfig {
             dlr_delay: Duration::from_millis(100),
             message_id_format: MessageIdFormat::Hex,
             receipt_id_format: ReceiptIdFormat::AsIssued,
+            receipts_as_data_sm: false,
             faults: Faults::default(),
         }
     }
@@ -238,12 +241,14 @@ impl Simulator {
                 "receipts can quote a UUID message id only as issued",
             ));
         }
-        let shared = Arc::new(Shared::new(
+        let mut shared = Shared::new(
             config.accounts,
             config.dlr_delay,
             (config.message_id_format, config.receipt_id_format),
             config.faults,
-        ));
+        );
+        shared.receipts_as_data_sm = config.receipts_as_data_sm;
+        let shared = Arc::new(shared);
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("smsc-simulator".into())
@@ -391,7 +396,7 @@ impl SimulatorHandle {
             Ok(pdu) => self.inner.shared.dispatch(Deliver {
                 system_id: system_id.to_string(),
                 kind: DeliverKind::MobileOriginated,
-                pdu: Box::new(pdu),
+                pdu: Box::new(pdu.into()),
             }),
             Err(err) => {
                 log::warn!("simulator: MO from {source:?} to {destination:?} not sent: {err}")
@@ -486,7 +491,7 @@ impl SimulatorHandle {
                     self.inner.shared.dispatch(Deliver {
                         system_id: system_id.to_string(),
                         kind: DeliverKind::MobileOriginated,
-                        pdu: Box::new(pdu),
+                        pdu: Box::new(pdu.into()),
                     });
                 }
                 Err(err) => log::warn!("simulator: MO part not sent: {err}"),

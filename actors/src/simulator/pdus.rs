@@ -2,8 +2,10 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusmpp::pdus::{DeliverSm, SubmitSm};
-use rusmpp::tlvs::{MessageDeliveryRequestTlvValue, TlvTag, TlvValue};
+use rusmpp::pdus::{DataSm, DeliverSm, SubmitSm};
+use rusmpp::tlvs::{
+    MessageDeliveryRequestTlvValue, MessageSubmissionRequestTlvValue, TlvTag, TlvValue,
+};
 use rusmpp::types::{AnyOctetString, COctetString, EmptyOrFullCOctetString, OctetString};
 use rusmpp::values::{
     DataCoding, EsmClass, MessagePayload, MessageState, Npi, PriorityFlag, RegisteredDelivery,
@@ -123,10 +125,56 @@ fn addr(value: &str) -> COctetString<1, 21> {
     c_string::<1, 21>("address", value).unwrap_or_else(|_| COctetString::empty())
 }
 
-/// The delivery receipt for an accepted submit_sm: esm_class 0x04,
-/// data_coding 0, addresses swapped, receipted_message_id and message_state
-/// TLVs.
-pub(crate) fn receipt(input: &ReceiptInput<'_>) -> DeliverSm {
+/// The delivery receipt for an accepted submit_sm: a deliver_sm, or with
+/// `as_data_sm` a data_sm, either with esm_class 0x04, data_coding 0,
+/// addresses swapped, receipted_message_id and message_state TLVs.
+pub(crate) fn receipt(input: &ReceiptInput<'_>, as_data_sm: bool) -> Pdu {
+    if as_data_sm {
+        receipt_data_sm(input).into()
+    } else {
+        receipt_deliver_sm(input).into()
+    }
+}
+
+/// The receipt as a data_sm (SMPP 3.4 §4.7): no short_message, so the
+/// Appendix B text goes in message_payload. rusmpp only builds the TLVs
+/// SMPP 5.0 lists for a submitted data_sm, so the two receipt TLVs are
+/// written as raw tag, length and value.
+fn receipt_data_sm(input: &ReceiptInput<'_>) -> DataSm {
+    let sm = input.submit;
+    let state = match input.outcome {
+        Outcome::Delivered => MessageState::Delivered,
+        Outcome::Undeliverable => MessageState::Undeliverable,
+    };
+    let id = [input.message_id.as_bytes(), &[0]].concat();
+    DataSm::builder()
+        .service_type(ServiceType::default())
+        .source_addr_ton(sm.dest_addr_ton)
+        .source_addr_npi(sm.dest_addr_npi)
+        .source_addr(addr(&sm.destination_addr.to_string()))
+        .dest_addr_ton(sm.source_addr_ton)
+        .dest_addr_npi(sm.source_addr_npi)
+        .destination_addr(addr(&sm.source_addr.to_string()))
+        .esm_class(EsmClass::from(0x04))
+        .registered_delivery(RegisteredDelivery::from(0))
+        .data_coding(DataCoding::from(0))
+        .tlvs(vec![
+            MessageSubmissionRequestTlvValue::Other {
+                tag: TlvTag::ReceiptedMessageId,
+                value: AnyOctetString::from_vec(id),
+            },
+            MessageSubmissionRequestTlvValue::Other {
+                tag: TlvTag::MessageState,
+                value: AnyOctetString::from_vec(vec![u8::from(state)]),
+            },
+            MessageSubmissionRequestTlvValue::MessagePayload(MessagePayload::new(
+                AnyOctetString::from_vec(gsm_bytes(&receipt_text(input))),
+            )),
+        ])
+        .build()
+}
+
+fn receipt_deliver_sm(input: &ReceiptInput<'_>) -> DeliverSm {
     let sm = input.submit;
     let text = receipt_text(input);
     let mut bytes = gsm_bytes(&text);

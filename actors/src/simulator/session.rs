@@ -505,14 +505,17 @@ impl Session {
         let receipt = wants_receipt.then(|| Deliver {
             system_id: system_id.clone(),
             kind: DeliverKind::Receipt,
-            pdu: Box::new(pdus::receipt(&ReceiptInput {
-                message_id: &self.shared.receipt_id(&message_id),
-                submit: &sm,
-                text: &content.text,
-                outcome,
-                submit_time: now,
-                done_time: now + self.shared.dlr_delay,
-            })),
+            pdu: Box::new(pdus::receipt(
+                &ReceiptInput {
+                    message_id: &self.shared.receipt_id(&message_id),
+                    submit: &sm,
+                    text: &content.text,
+                    outcome,
+                    submit_time: now,
+                    done_time: now + self.shared.dlr_delay,
+                },
+                self.shared.receipts_as_data_sm,
+            )),
         });
         log::debug!(
             "simulator: connection {}: submit_sm seq {seq} accepted as {message_id} ({} -> {destination})",
@@ -591,7 +594,7 @@ impl Session {
         match out {
             Outbound::Deliver(deliver) => {
                 let seq = self.next_seq();
-                let pdu = Pdu::DeliverSm((*deliver.pdu).clone());
+                let pdu = (*deliver.pdu).clone();
                 let kind = deliver.kind;
                 self.in_flight.insert(seq, deliver);
                 if !self
@@ -637,10 +640,11 @@ impl Session {
             return;
         }
         match id {
-            CommandId::DeliverSmResp | CommandId::GenericNack => {
+            CommandId::DeliverSmResp | CommandId::DataSmResp | CommandId::GenericNack => {
                 match self.in_flight.remove(&seq) {
                     Some(deliver)
-                        if status == status::ESME_ROK && id == CommandId::DeliverSmResp =>
+                        if status == status::ESME_ROK
+                            && id == deliver.pdu.command_id().matching_response() =>
                     {
                         if deliver.kind == DeliverKind::Receipt {
                             self.shared

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
-use rusmpp::pdus::DeliverSm;
 use rusmpp::Command;
+use rusmpp::Pdu;
 use tokio::sync::{mpsc, watch};
 
 use super::{
@@ -28,7 +28,8 @@ pub(crate) enum DeliverKind {
 pub(crate) struct Deliver {
     pub system_id: String,
     pub kind: DeliverKind,
-    pub pdu: Box<DeliverSm>,
+    /// A deliver_sm, or a data_sm for receipts sent that way.
+    pub pdu: Box<Pdu>,
 }
 
 /// Work for a session task.
@@ -80,6 +81,8 @@ pub(crate) struct Shared {
     pub dlr_delay: Duration,
     pub message_id_format: MessageIdFormat,
     receipt_id_format: ReceiptIdFormat,
+    /// Receipts go out as data_sm.
+    pub receipts_as_data_sm: bool,
     faults: RwLock<Faults>,
     next_message_id: AtomicU64,
     pub counters: Counters,
@@ -106,6 +109,7 @@ impl Shared {
             dlr_delay,
             message_id_format: format,
             receipt_id_format,
+            receipts_as_data_sm: false,
             faults: RwLock::new(faults),
             next_message_id: AtomicU64::new(base),
             counters: Counters::default(),

@@ -3,7 +3,7 @@
 //! - binds default to interface_version 0x50; we set 3.4 (0x34) explicitly;
 //! - the default `EsmClass` of 0.4.0 encodes as 0x08; we always set it.
 
-use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter, DeliverSm, SubmitSm};
+use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter, DataSm, DeliverSm, SubmitSm};
 use rusmpp::tlvs::{TlvTag, TlvValue};
 use rusmpp::types::{COctetString, EmptyOrFullCOctetString, OctetString};
 use rusmpp::values::{
@@ -415,6 +415,45 @@ pub fn split_udh(bytes: &[u8]) -> (Option<Concatenated>, &[u8]) {
     (part, &bytes[end..])
 }
 
+/// A message from the SMSC that carries a receipt or a mobile-originated
+/// message: a deliver_sm, or a data_sm (SMPP 3.4 §4.7: an SMSC may use
+/// either; the data_sm has no short_message, only the `message_payload`
+/// TLV, and its receipts are in the same TLVs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    /// A deliver_sm, answered with deliver_sm_resp.
+    Deliver(DeliverSm),
+    /// A data_sm, answered with data_sm_resp.
+    Data(DataSm),
+}
+
+impl Inbound {
+    /// Reads it as [`read_deliver_sm`] does.
+    pub fn read(&self) -> Delivery {
+        match self {
+            Inbound::Deliver(pdu) => read_deliver_sm(pdu),
+            Inbound::Data(pdu) => read_delivery(DeliveryFields {
+                esm: u8::from(pdu.esm_class),
+                data_coding: u8::from(pdu.data_coding),
+                source: &pdu.source_addr,
+                destination: &pdu.destination_addr,
+                short: &[],
+                tlvs: pdu.tlvs(),
+            }),
+        }
+    }
+}
+
+/// What reading a deliver_sm or a data_sm needs.
+struct DeliveryFields<'a> {
+    esm: u8,
+    data_coding: u8,
+    source: &'a COctetString<1, 21>,
+    destination: &'a COctetString<1, 21>,
+    short: &'a [u8],
+    tlvs: &'a [rusmpp::tlvs::Tlv],
+}
+
 /// Classifies and reads a deliver_sm. esm_class bits 2..5 = 0b0001 (0x04)
 /// mark an SMSC delivery receipt; 0x08/0x10/0x20 are other acknowledgement
 /// kinds that we also treat as receipts when they carry an id.
@@ -425,15 +464,32 @@ pub fn split_udh(bytes: &[u8]) -> (Option<Concatenated>, &[u8]) {
 /// UDH (esm_class UDHI) or, without one, by the three SAR TLVs
 /// (`sar_msg_ref_num`, `sar_total_segments`, `sar_segment_seqnum`, §5.3.2.22–24).
 pub fn read_deliver_sm(pdu: &DeliverSm) -> Delivery {
-    let esm = u8::from(pdu.esm_class);
+    read_delivery(DeliveryFields {
+        esm: u8::from(pdu.esm_class),
+        data_coding: u8::from(pdu.data_coding),
+        source: &pdu.source_addr,
+        destination: &pdu.destination_addr,
+        short: pdu.short_message().as_ref(),
+        tlvs: pdu.tlvs(),
+    })
+}
+
+fn read_delivery(fields: DeliveryFields<'_>) -> Delivery {
+    let DeliveryFields {
+        esm,
+        data_coding,
+        source,
+        destination,
+        short,
+        tlvs,
+    } = fields;
     let message_type = esm & 0x3C;
-    let data_coding = u8::from(pdu.data_coding);
     let mut tlv_id = None;
     let mut tlv_state = None;
     let mut network_error = None;
     let mut payload = None;
     let (mut sar_ref, mut sar_total, mut sar_seq) = (None, None, None);
-    for tlv in pdu.tlvs() {
+    for tlv in tlvs {
         match (tlv.tag(), tlv.value()) {
             (TlvTag::ReceiptedMessageId, Some(TlvValue::ReceiptedMessageId(id))) => {
                 tlv_id = Some(id.to_string());
@@ -453,7 +509,6 @@ pub fn read_deliver_sm(pdu: &DeliverSm) -> Delivery {
             _ => {}
         }
     }
-    let short = pdu.short_message().as_ref();
     let bytes = match payload {
         Some(payload) if short.is_empty() => payload,
         _ => short,
@@ -478,8 +533,8 @@ pub fn read_deliver_sm(pdu: &DeliverSm) -> Delivery {
             _ => None,
         };
         return Delivery::MobileOriginated {
-            source: pdu.source_addr.to_string(),
-            destination: pdu.destination_addr.to_string(),
+            source: source.to_string(),
+            destination: destination.to_string(),
             text,
             part: part.or(sar),
         };
@@ -699,6 +754,47 @@ mod tests {
                 stat: Some("UNDELIV".into()),
             }
         );
+    }
+
+    #[test]
+    fn a_data_sm_is_read_like_a_deliver_sm_with_its_text_in_message_payload() {
+        let payload = |text: &str| {
+            rusmpp::tlvs::MessageSubmissionRequestTlvValue::MessagePayload(
+                rusmpp::values::MessagePayload::new(rusmpp::types::AnyOctetString::from_vec(
+                    text.as_bytes().to_vec(),
+                )),
+            )
+        };
+        let data_sm = |esm: u8, text: &str| {
+            Inbound::Data(
+                DataSm::builder()
+                    .source_addr(c_string::<1, 21>("source_addr", "4915100000001").unwrap())
+                    .destination_addr(c_string::<1, 21>("destination_addr", "12345").unwrap())
+                    .esm_class(EsmClass::from(esm))
+                    .tlvs(vec![payload(text)])
+                    .build(),
+            )
+        };
+        assert_eq!(
+            data_sm(0x00, "hello").read(),
+            Delivery::MobileOriginated {
+                source: "4915100000001".into(),
+                destination: "12345".into(),
+                text: "hello".into(),
+                part: None,
+            }
+        );
+        match data_sm(0x04, "id:0042 sub:001 dlvrd:001 stat:DELIVRD err:000").read() {
+            Delivery::Receipt {
+                smsc_message_id,
+                state,
+                ..
+            } => {
+                assert_eq!(smsc_message_id, "0042");
+                assert_eq!(state, ReceiptState::Final(MessageStatus::Delivered));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -19,11 +19,11 @@
 
 use std::time::{Duration, Instant};
 
-use rusmpp::pdus::{DeliverSm, SubmitSm};
+use rusmpp::pdus::SubmitSm;
 use rusmpp::{Command, CommandStatus, Pdu};
 
 use super::codec::{Frame, MalformedPdu};
-use super::pdu::{self, BindParams, PduError};
+use super::pdu::{self, BindParams, Inbound, PduError};
 use super::status;
 use super::window::{ReserveError, Window};
 
@@ -191,14 +191,14 @@ pub enum Event<T> {
         /// How it ended.
         outcome: SubmitOutcome,
     },
-    /// A deliver_sm arrived. The caller answers with
-    /// [`Session::deliver_sm_resp`] once it has handled it (we acknowledge
+    /// A deliver_sm or a data_sm arrived. The caller answers with
+    /// [`Session::delivery_resp`] once it has handled it (we acknowledge
     /// receipts only after they are stored).
     Deliver {
-        /// To echo in deliver_sm_resp.
+        /// To echo in the response.
         sequence_number: u32,
         /// The PDU.
-        pdu: Box<DeliverSm>,
+        pdu: Box<Inbound>,
     },
     /// The session is over; flush pending writes and close the socket.
     Close(CloseReason),
@@ -331,6 +331,16 @@ impl<T> Session<T> {
             status,
             rusmpp::pdus::DeliverSmResp::default(),
         )
+    }
+
+    /// Our answer to a deliver_sm (`data` false) or a data_sm (`data`
+    /// true), once it is handled.
+    pub fn delivery_resp(&self, sequence_number: u32, status: u32, data: bool) -> Box<Command> {
+        if data {
+            Self::response(sequence_number, status, rusmpp::pdus::DataSmResp::default())
+        } else {
+            self.deliver_sm_resp(sequence_number, status)
+        }
     }
 
     /// Bound → Unbinding: the unbind to send. `None` if not bound (nothing to
@@ -535,23 +545,12 @@ impl<T> Session<T> {
                 }
                 Vec::new()
             }
-            Some(Pdu::DeliverSm(pdu)) => {
-                if self.state != SessionState::Bound && self.state != SessionState::Unbinding
-                    || !self.config.bind.mode.can_receive()
-                {
-                    return vec![Event::Send(
-                        self.deliver_sm_resp(seq, status::ESME_RINVBNDSTS),
-                    )];
-                }
-                vec![Event::Deliver {
-                    sequence_number: seq,
-                    pdu: Box::new(pdu.clone()),
-                }]
-            }
+            Some(Pdu::DeliverSm(pdu)) => self.inbound(seq, Inbound::Deliver(pdu.clone())),
+            Some(Pdu::DataSm(pdu)) => self.inbound(seq, Inbound::Data(pdu.clone())),
             Some(Pdu::AlertNotification(_)) | Some(Pdu::Outbind(_)) => Vec::new(),
             _ if id & 0x8000_0000 == 0 => {
-                // A request we do not implement (data_sm, query_sm from an
-                // SMSC, a vendor command): generic_nack, invalid command id.
+                // A request we do not implement (query_sm from an SMSC, a
+                // vendor command): generic_nack, invalid command id.
                 vec![Event::Send(Self::response(
                     seq,
                     status::ESME_RINVCMDID,
@@ -560,6 +559,25 @@ impl<T> Session<T> {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// A deliver_sm or data_sm: handed over while bound to receive, else
+    /// refused with ESME_RINVBNDSTS.
+    fn inbound(&self, seq: u32, pdu: Inbound) -> Vec<Event<T>> {
+        if self.state != SessionState::Bound && self.state != SessionState::Unbinding
+            || !self.config.bind.mode.can_receive()
+        {
+            let data = matches!(pdu, Inbound::Data(_));
+            return vec![Event::Send(self.delivery_resp(
+                seq,
+                status::ESME_RINVBNDSTS,
+                data,
+            ))];
+        }
+        vec![Event::Deliver {
+            sequence_number: seq,
+            pdu: Box::new(pdu),
+        }]
     }
 
     fn submit_done(&mut self, seq: u32, code: u32, message_id: Option<String>) -> Vec<Event<T>> {
@@ -581,7 +599,7 @@ impl<T> Session<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rusmpp::pdus::{BindTransceiverResp, SubmitSmResp};
+    use rusmpp::pdus::{BindTransceiverResp, DataSm, DeliverSm, SubmitSmResp};
     use rusmpp::types::COctetString;
 
     fn config(mode: BindMode) -> SessionConfig {
@@ -885,6 +903,25 @@ mod tests {
         assert!(
             matches!(&ev[..], [Event::Send(c)] if u32::from(c.status()) == status::ESME_RINVBNDSTS)
         );
+    }
+
+    #[test]
+    fn a_data_sm_is_handed_over_and_answered_with_data_sm_resp() {
+        let now = Instant::now();
+        let mut s = bound(now);
+        let ev = s.handle(frame(0, 6, DataSm::default()), now);
+        assert!(matches!(
+            &ev[..],
+            [Event::Deliver {
+                sequence_number: 6,
+                pdu,
+            }] if matches!(**pdu, Inbound::Data(_))
+        ));
+        let resp = s.delivery_resp(6, status::ESME_ROK, true);
+        assert_eq!(resp.id(), rusmpp::CommandId::DataSmResp);
+        assert_eq!(resp.sequence_number(), 6);
+        let resp = s.delivery_resp(7, status::ESME_ROK, false);
+        assert_eq!(resp.id(), rusmpp::CommandId::DeliverSmResp);
     }
 
     #[test]
