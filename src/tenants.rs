@@ -151,10 +151,40 @@ fn settings_json(tenant: &TenantConfig) -> String {
     canonical(&serde_json::to_value(tenant).unwrap_or(Value::Null))
 }
 
+/// Channel keys added after the first digests were stored, with their
+/// defaults. While at its default such a key is left out of the digest:
+/// otherwise upgrading would make every config-file tenant look edited and
+/// re-apply its entry over what the operator API changed since.
+fn later_channel_defaults() -> [(&'static str, Value); 10] {
+    [
+        ("submit_id_base", Value::from("text")),
+        ("receipt_id_base", Value::from("text")),
+        ("source_addr_ton", Value::Null),
+        ("source_addr_npi", Value::Null),
+        ("dest_addr_ton", Value::Null),
+        ("dest_addr_npi", Value::Null),
+        ("service_type", Value::from("")),
+        ("bind_addr_ton", Value::from(0)),
+        ("bind_addr_npi", Value::from(0)),
+        ("address_range", Value::from("")),
+    ]
+}
+
 /// What identifies a config-file entry, key included.
 fn seed_digest(tenant: &TenantConfig) -> [u8; 32] {
+    let mut settings = serde_json::to_value(tenant).unwrap_or(Value::Null);
+    if let Some(Value::Array(channels)) = settings.get_mut("channels") {
+        let defaults = later_channel_defaults();
+        for channel in channels.iter_mut().filter_map(Value::as_object_mut) {
+            for (key, default) in &defaults {
+                if channel.get(*key) == Some(default) {
+                    channel.remove(*key);
+                }
+            }
+        }
+    }
     let mut hash = Sha256::new();
-    hash.update(settings_json(tenant).as_bytes());
+    hash.update(canonical(&settings).as_bytes());
     hash.update(b"\n");
     hash.update(tenant.api_key.as_bytes());
     hash.finalize().into()
@@ -668,5 +698,28 @@ mod tests {
         assert_eq!(seed_digest(&tenant), seed_digest(&tenant.clone()));
         assert_ne!(seed_digest(&tenant), seed_digest(&other_key));
         assert_ne!(seed_digest(&tenant), seed_digest(&other_rate));
+    }
+
+    #[test]
+    fn channel_keys_added_later_leave_the_seed_digest_alone_at_their_defaults() {
+        let text = "[[tenants]]\nid = \"a\"\napi_key = \"key-number-one\"\n\
+                    [[tenants.channels]]\nname = \"c\"\nhost = \"h\"\nport = 1\n\
+                    system_id = \"s\"\npassword = \"p\"\n";
+        let tenant = Config::parse(text).unwrap().tenants[0].clone();
+        // The digest an earlier build stored: the settings without those keys.
+        let mut earlier = serde_json::to_value(&tenant).unwrap();
+        let channel = earlier["channels"][0].as_object_mut().unwrap();
+        for (key, _) in later_channel_defaults() {
+            assert!(channel.remove(key).is_some(), "{key} is serialized");
+        }
+        let mut hash = Sha256::new();
+        hash.update(canonical(&earlier).as_bytes());
+        hash.update(b"\n");
+        hash.update(tenant.api_key.as_bytes());
+        let stored: [u8; 32] = hash.finalize().into();
+        assert_eq!(seed_digest(&tenant), stored);
+        // Set to anything else, they count.
+        let set = Config::parse(&format!("{text}service_type = \"CMT\"\n")).unwrap();
+        assert_ne!(seed_digest(&set.tenants[0]), stored);
     }
 }
