@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use smppd_actors::smpp::encoding::DefaultAlphabet;
 use smppd_actors::smpp::pdu::{self, BindParams};
 use smppd_actors::smpp::receipt::{IdBase, IdBases};
 use smppd_actors::smpp::session::BindMode;
@@ -318,6 +319,12 @@ pub struct ChannelConfig {
     /// often a regular expression (default empty: the SMSC decides).
     #[serde(default)]
     pub address_range: String,
+    /// What the SMSC takes data_coding 0 ("SMSC default alphabet") to
+    /// mean: `gsm` (GSM 03.38, the default), `latin1` or `ascii`. Texts
+    /// that fit GSM 03.38 go out with data_coding 0 in that alphabet, and
+    /// data_coding 0 MO messages are read in it.
+    #[serde(default)]
+    pub default_alphabet: DefaultAlphabetName,
     /// service_type of every submit_sm: at most 5 printable ASCII
     /// characters (default empty: the SMSC's default service).
     #[serde(default)]
@@ -337,6 +344,29 @@ pub struct ChannelConfig {
     /// dest_addr_npi of every submit_sm. Default: guessed, as for the source.
     #[serde(default)]
     pub dest_addr_npi: Option<u8>,
+}
+
+/// `default_alphabet` values.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAlphabetName {
+    /// GSM 03.38.
+    #[default]
+    Gsm,
+    /// ISO-8859-1.
+    Latin1,
+    /// US-ASCII.
+    Ascii,
+}
+
+impl From<DefaultAlphabetName> for DefaultAlphabet {
+    fn from(name: DefaultAlphabetName) -> Self {
+        match name {
+            DefaultAlphabetName::Gsm => DefaultAlphabet::Gsm,
+            DefaultAlphabetName::Latin1 => DefaultAlphabet::Latin1,
+            DefaultAlphabetName::Ascii => DefaultAlphabet::Ascii,
+        }
+    }
 }
 
 /// `submit_id_base` and `receipt_id_base` values.
@@ -933,6 +963,7 @@ fn channel_spec(c: &ChannelConfig) -> ChannelSpec {
         id_bases: id_bases(c).unwrap_or_default(),
         // Checked by `validate`.
         service_type: pdu::service_type(&c.service_type).unwrap_or_default(),
+        default_alphabet: c.default_alphabet.into(),
         addressing: pdu::Addressing {
             source_ton: c.source_addr_ton,
             source_npi: c.source_addr_npi,
@@ -1053,6 +1084,11 @@ enquire_link_interval_s = 30
             e.starts_with("tenants[0].channels[0].bind_addr_npi: "),
             "{e}"
         );
+        let latin1 = format!("{EXAMPLE}default_alphabet = \"latin1\"\n");
+        let spec = Config::parse(&latin1).unwrap().tenants[0].spec();
+        assert_eq!(spec.channels[0].default_alphabet, DefaultAlphabet::Latin1);
+        let e = error(&format!("{EXAMPLE}default_alphabet = \"ebcdic\"\n"));
+        assert!(e.contains("ebcdic"), "{e}");
         let e = error(&format!("{EXAMPLE}service_type = \"TOOLONG\"\n"));
         assert!(
             e.starts_with("tenants[0].channels[0].service_type: "),

@@ -155,8 +155,9 @@ fn settings_json(tenant: &TenantConfig) -> String {
 /// defaults. While at its default such a key is left out of the digest:
 /// otherwise upgrading would make every config-file tenant look edited and
 /// re-apply its entry over what the operator API changed since.
-fn later_channel_defaults() -> [(&'static str, Value); 10] {
+fn later_channel_defaults() -> [(&'static str, Value); 11] {
     [
+        ("default_alphabet", Value::from("gsm")),
         ("submit_id_base", Value::from("text")),
         ("receipt_id_base", Value::from("text")),
         ("source_addr_ton", Value::Null),

@@ -1,6 +1,6 @@
 //! Every submit_sm carries what its channel sets: the TON and NPI of its
-//! addresses (else the ones guessed from each address) and its
-//! service_type.
+//! addresses (else the ones guessed from each address), its service_type,
+//! and its text in the SMSC's default alphabet.
 
 mod support;
 
@@ -13,6 +13,11 @@ use support::*;
 /// table and returns the submits the simulator received, in the order of
 /// `sends`.
 fn sent(extra: &str, sends: &[(&str, &str)]) -> Vec<ReceivedSubmit> {
+    sent_text(extra, sends, "hi")
+}
+
+/// [`sent`] with `text` in every message.
+fn sent_text(extra: &str, sends: &[(&str, &str)], text: &str) -> Vec<ReceivedSubmit> {
     let (_dir, db) = temp_db();
     let sim = simulator(&[ACME], Faults::default());
     let engine = TestEngine::start(&config_text(&db, sim.local_addr().port(), &[ACME], extra));
@@ -20,7 +25,7 @@ fn sent(extra: &str, sends: &[(&str, &str)]) -> Vec<ReceivedSubmit> {
     let ids: Vec<String> = sends
         .iter()
         .map(|(from, to)| {
-            let body = serde_json::json!({"to": to, "from": from, "text": "hi"}).to_string();
+            let body = serde_json::json!({"to": to, "from": from, "text": text}).to_string();
             let reply = http.post("/v1/messages", Some(ACME.api_key), &body);
             assert_eq!(reply.status, 202, "{reply:?}");
             reply.body["id"].as_str().expect("an id").to_string()
@@ -76,4 +81,20 @@ fn the_service_type_is_empty_unless_the_channel_sets_one() {
     assert_eq!(default[0].service_type, "");
     let set = sent("service_type = \"CMT\"", &[("ACME", "+4915100000001")]);
     assert_eq!(set[0].service_type, "CMT");
+}
+
+#[test]
+fn texts_go_out_in_gsm_03_38_unless_the_smsc_takes_data_coding_0_as_latin1() {
+    let text = "caf\u{e9} @ $5";
+    let gsm = sent_text("", &[("ACME", "+4915100000001")], text);
+    assert_eq!(gsm[0].data_coding, 0);
+    // é is 0x05, @ is 0x00 and $ is 0x02 in GSM 03.38.
+    assert_eq!(gsm[0].bytes, b"caf\x05 \x00 \x025");
+    let latin1 = sent_text(
+        "default_alphabet = \"latin1\"",
+        &[("ACME", "+4915100000001")],
+        text,
+    );
+    assert_eq!(latin1[0].data_coding, 0);
+    assert_eq!(latin1[0].bytes, b"caf\xe9 @ $5");
 }

@@ -483,7 +483,7 @@ impl Connection {
                 data,
             });
         };
-        match pdu.read() {
+        match pdu.read(self.channel.default_alphabet) {
             Delivery::Receipt {
                 smsc_message_id,
                 state: ReceiptState::Final(status),
@@ -751,6 +751,7 @@ impl Handler<Submit> for Connection {
         for pdu in &mut pdus {
             self.channel.addressing.apply(pdu);
             pdu.service_type = self.channel.service_type.clone();
+            pdu::recode_default_alphabet(pdu, self.channel.default_alphabet);
         }
         let deadline = Instant::now() + self.channel.window_wait_timeout;
         let group = Rc::new(RefCell::new(PartGroup::new(message, pdus.len())));

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rusmpp::values::ServiceType;
 
+use crate::smpp::encoding::DefaultAlphabet;
 use crate::smpp::pdu::{Addressing, BindParams};
 use crate::smpp::receipt::IdBases;
 use crate::smpp::status::{self, ErrorClass};
@@ -75,6 +76,8 @@ pub struct ChannelSpec {
     pub addressing: Addressing,
     /// service_type of every submit_sm (empty: the SMSC's default).
     pub service_type: ServiceType,
+    /// What the SMSC takes data_coding 0x00 to mean.
+    pub default_alphabet: DefaultAlphabet,
 }
 
 impl ChannelSpec {
@@ -103,6 +106,7 @@ impl ChannelSpec {
             id_bases: IdBases::default(),
             addressing: Addressing::default(),
             service_type: ServiceType::default(),
+            default_alphabet: DefaultAlphabet::default(),
         }
     }
 

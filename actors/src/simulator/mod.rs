@@ -160,6 +160,8 @@ pub struct ReceivedSubmit {
     /// short_message (or message_payload), UDH removed, decoded by
     /// data_coding.
     pub text: String,
+    /// The octets of the text as sent (after any UDH), before decoding.
+    pub bytes: Vec<u8>,
     /// data_coding as sent.
     pub data_coding: u8,
     /// registered_delivery as sent.

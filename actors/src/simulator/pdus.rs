@@ -23,6 +23,8 @@ const UDHI: u8 = 0x40;
 /// short_message is empty, with a UDH stripped, decoded by data_coding.
 pub(crate) struct SubmitContent {
     pub text: String,
+    /// The octets the text was decoded from.
+    pub bytes: Vec<u8>,
     /// The user data header, when esm_class says there is one.
     pub udh: Option<Vec<u8>>,
     /// Both short_message and message_payload were given (SMPP 3.4 §5.3.2.32
@@ -54,6 +56,7 @@ pub(crate) fn submit_content(sm: &SubmitSm) -> SubmitContent {
     }
     SubmitContent {
         text: encoding::decode(u8::from(sm.data_coding), bytes),
+        bytes: bytes.to_vec(),
         udh,
         both_bodies,
     }

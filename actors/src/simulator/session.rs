@@ -530,6 +530,7 @@ impl Session {
             source_ton_npi: (u8::from(sm.source_addr_ton), u8::from(sm.source_addr_npi)),
             dest_ton_npi: (u8::from(sm.dest_addr_ton), u8::from(sm.dest_addr_npi)),
             text: content.text,
+            bytes: content.bytes,
             data_coding: u8::from(sm.data_coding),
             registered_delivery,
             esm_class,

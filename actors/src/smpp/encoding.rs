@@ -236,6 +236,57 @@ pub fn concat_udh(reference: u8, total: u8, sequence: u8) -> [u8; 6] {
     [0x05, 0x00, 0x03, reference, total, sequence]
 }
 
+/// What an SMSC takes data_coding 0x00, "SMSC default alphabet" (SMPP 3.4
+/// §5.2.19), to mean. Most mean GSM 03.38; some take Latin-1 or ASCII
+/// bytes instead and convert them themselves (Kannel's `alt-charset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DefaultAlphabet {
+    /// GSM 03.38, unpacked: one septet per octet (the default).
+    #[default]
+    Gsm,
+    /// ISO-8859-1.
+    Latin1,
+    /// US-ASCII (IA5).
+    Ascii,
+}
+
+impl DefaultAlphabet {
+    /// `gsm`, GSM 03.38 septets of a text we encoded, rewritten for this
+    /// alphabet: one octet per character. A character it lacks (the Greek
+    /// capitals and `€` in Latin-1, anything past `~` in ASCII) becomes `?`,
+    /// as an SMSC converting to GSM itself would have no way to send it
+    /// either. The number of characters, which is what the SMSC counts
+    /// against its limits, is unchanged.
+    pub fn recode(self, gsm: &[u8]) -> Vec<u8> {
+        let limit = match self {
+            DefaultAlphabet::Gsm => return gsm.to_vec(),
+            DefaultAlphabet::Latin1 => 0xFF,
+            DefaultAlphabet::Ascii => 0x7F,
+        };
+        decode(0x00, gsm)
+            .chars()
+            .map(|c| {
+                u8::try_from(u32::from(c))
+                    .ok()
+                    .filter(|b| *b <= limit)
+                    .unwrap_or(b'?')
+            })
+            .collect()
+    }
+
+    /// Decodes data_coding 0x00 bytes from an SMSC with this alphabet.
+    pub fn decode(self, bytes: &[u8]) -> String {
+        match self {
+            DefaultAlphabet::Gsm => decode(0x00, bytes),
+            DefaultAlphabet::Latin1 => decode(0x03, bytes),
+            DefaultAlphabet::Ascii => bytes
+                .iter()
+                .map(|&b| if b.is_ascii() { b as char } else { '?' })
+                .collect(),
+        }
+    }
+}
+
 /// Decodes short_message bytes received with `data_coding`, for MO texts and
 /// receipts: GSM unpacked (0x00), IA5/ASCII (0x01), Latin-1 (0x03), UCS-2
 /// (0x08); anything else as lossy UTF-8.
@@ -274,6 +325,32 @@ pub fn decode(data_coding: u8, bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_latin1_or_ascii_smsc_gets_one_octet_per_character_of_the_gsm_text() {
+        let gsm = encode("caf\u{e9} @ $5 [x] \u{20ac}\u{3a9}");
+        assert_eq!(gsm.coding, Coding::Gsm7);
+        assert_eq!(
+            DefaultAlphabet::Latin1.recode(&gsm.bytes),
+            b"caf\xe9 @ $5 [x] ??".to_vec()
+        );
+        assert_eq!(
+            DefaultAlphabet::Ascii.recode(&gsm.bytes),
+            b"caf? @ $5 [x] ??".to_vec()
+        );
+        assert_eq!(DefaultAlphabet::Gsm.recode(&gsm.bytes), gsm.bytes);
+    }
+
+    #[test]
+    fn data_coding_zero_is_decoded_in_the_smsc_s_alphabet() {
+        assert_eq!(
+            DefaultAlphabet::Latin1.decode(b"caf\xe9 @_"),
+            "caf\u{e9} @_"
+        );
+        assert_eq!(DefaultAlphabet::Ascii.decode(b"a@\xe9"), "a@?");
+        // In GSM 0x00 is '@' and 0x11 is '_'.
+        assert_eq!(DefaultAlphabet::Gsm.decode(&[0x00, 0x11]), "@_");
+    }
 
     #[test]
     fn every_character_of_the_default_alphabet_encodes_to_its_own_septet() {

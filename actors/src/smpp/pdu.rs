@@ -11,7 +11,7 @@ use rusmpp::values::{
 };
 use rusmpp::Pdu;
 
-use super::encoding::{self, Encoded};
+use super::encoding::{self, DefaultAlphabet, Encoded};
 use super::receipt::{self, ReceiptState};
 use super::session::BindMode;
 
@@ -160,6 +160,30 @@ fn address(field: &'static str, value: &str) -> Result<(Ton, Npi, COctetString<1
 /// ASCII characters, empty for the SMSC's default service.
 pub fn service_type(value: &str) -> Result<ServiceType, PduError> {
     Ok(ServiceType::new(c_string::<1, 6>("service_type", value)?))
+}
+
+/// Rewrites a data_coding 0x00 submit_sm we built (GSM 03.38 septets, after
+/// any UDH) for an SMSC whose default `alphabet` is another
+/// ([`DefaultAlphabet::recode`]). Other data codings are left alone.
+pub fn recode_default_alphabet(sm: &mut SubmitSm, alphabet: DefaultAlphabet) {
+    if alphabet == DefaultAlphabet::Gsm || u8::from(sm.data_coding) != 0x00 {
+        return;
+    }
+    let bytes = sm.short_message().as_ref();
+    let udh_len = if u8::from(sm.esm_class) & 0x40 != 0 {
+        bytes
+            .first()
+            .map_or(0, |&n| (usize::from(n) + 1).min(bytes.len()))
+    } else {
+        0
+    };
+    let (udh, text) = bytes.split_at(udh_len);
+    let recoded = [udh, &alphabet.recode(text)].concat();
+    // Never longer than before: one octet per character, at most one per
+    // septet.
+    if let Ok(short_message) = OctetString::from_vec(recoded) {
+        sm.set_short_message(short_message);
+    }
 }
 
 /// SMPP 3.4 §5.2.5: the type-of-number values.
@@ -428,11 +452,16 @@ pub enum Inbound {
 }
 
 impl Inbound {
-    /// Reads it as [`read_deliver_sm`] does.
-    pub fn read(&self) -> Delivery {
+    /// Reads it as [`read_deliver_sm`] does, decoding data_coding 0x00 in
+    /// the SMSC's `alphabet`.
+    pub fn read(&self, alphabet: DefaultAlphabet) -> Delivery {
         match self {
-            Inbound::Deliver(pdu) => read_deliver_sm(pdu),
+            Inbound::Deliver(pdu) => read_delivery(DeliveryFields {
+                alphabet,
+                ..deliver_sm_fields(pdu)
+            }),
             Inbound::Data(pdu) => read_delivery(DeliveryFields {
+                alphabet,
                 esm: u8::from(pdu.esm_class),
                 data_coding: u8::from(pdu.data_coding),
                 source: &pdu.source_addr,
@@ -446,6 +475,7 @@ impl Inbound {
 
 /// What reading a deliver_sm or a data_sm needs.
 struct DeliveryFields<'a> {
+    alphabet: DefaultAlphabet,
     esm: u8,
     data_coding: u8,
     source: &'a COctetString<1, 21>,
@@ -464,18 +494,24 @@ struct DeliveryFields<'a> {
 /// UDH (esm_class UDHI) or, without one, by the three SAR TLVs
 /// (`sar_msg_ref_num`, `sar_total_segments`, `sar_segment_seqnum`, §5.3.2.22–24).
 pub fn read_deliver_sm(pdu: &DeliverSm) -> Delivery {
-    read_delivery(DeliveryFields {
+    read_delivery(deliver_sm_fields(pdu))
+}
+
+fn deliver_sm_fields(pdu: &DeliverSm) -> DeliveryFields<'_> {
+    DeliveryFields {
+        alphabet: DefaultAlphabet::Gsm,
         esm: u8::from(pdu.esm_class),
         data_coding: u8::from(pdu.data_coding),
         source: &pdu.source_addr,
         destination: &pdu.destination_addr,
         short: pdu.short_message().as_ref(),
         tlvs: pdu.tlvs(),
-    })
+    }
 }
 
 fn read_delivery(fields: DeliveryFields<'_>) -> Delivery {
     let DeliveryFields {
+        alphabet,
         esm,
         data_coding,
         source,
@@ -518,7 +554,10 @@ fn read_delivery(fields: DeliveryFields<'_>) -> Delivery {
     } else {
         (None, bytes)
     };
-    let text = encoding::decode(data_coding, body);
+    let text = match data_coding {
+        0x00 => alphabet.decode(body),
+        _ => encoding::decode(data_coding, body),
+    };
     if message_type == 0 {
         let sar = match (sar_ref, sar_total, sar_seq) {
             (Some(reference), Some(total), Some(sequence))
@@ -776,7 +815,7 @@ mod tests {
             )
         };
         assert_eq!(
-            data_sm(0x00, "hello").read(),
+            data_sm(0x00, "hello").read(DefaultAlphabet::Gsm),
             Delivery::MobileOriginated {
                 source: "4915100000001".into(),
                 destination: "12345".into(),
@@ -784,7 +823,9 @@ mod tests {
                 part: None,
             }
         );
-        match data_sm(0x04, "id:0042 sub:001 dlvrd:001 stat:DELIVRD err:000").read() {
+        match data_sm(0x04, "id:0042 sub:001 dlvrd:001 stat:DELIVRD err:000")
+            .read(DefaultAlphabet::Gsm)
+        {
             Delivery::Receipt {
                 smsc_message_id,
                 state,
@@ -793,6 +834,41 @@ mod tests {
                 assert_eq!(smsc_message_id, "0042");
                 assert_eq!(state, ReceiptState::Final(MessageStatus::Delivered));
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_latin1_smsc_gets_latin1_octets_after_the_udh_and_its_mo_is_read_as_latin1() {
+        let mut parts = submit_sm_parts(
+            "ACME",
+            "4917000000",
+            &format!("{}caf\u{e9} @", "x".repeat(160)),
+            None,
+            1,
+            None,
+            7,
+        )
+        .unwrap();
+        for sm in &mut parts {
+            recode_default_alphabet(sm, DefaultAlphabet::Latin1);
+        }
+        let last = parts[1].short_message().as_ref();
+        assert_eq!(
+            &last[..6],
+            &encoding::concat_udh(7, 2, 2)[..],
+            "UDH untouched"
+        );
+        assert!(last.ends_with(b"caf\xe9 @"), "{last:?}");
+        let mut ucs2 = submit_sm("ACME", "4917000000", "\u{4f60}", 1, None).unwrap();
+        let before = ucs2.short_message().clone();
+        recode_default_alphabet(&mut ucs2, DefaultAlphabet::Latin1);
+        assert_eq!(ucs2.short_message(), &before, "UCS-2 is left alone");
+
+        let mut mo = deliver(0x00, "");
+        mo.set_short_message(OctetString::from_vec(b"caf\xe9 @".to_vec()).unwrap());
+        match Inbound::Deliver(mo).read(DefaultAlphabet::Latin1) {
+            Delivery::MobileOriginated { text, .. } => assert_eq!(text, "caf\u{e9} @"),
             other => panic!("{other:?}"),
         }
     }

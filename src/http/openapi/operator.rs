@@ -111,6 +111,18 @@ pub enum ErrorClassName {
     Permanent,
 }
 
+/// What an SMSC takes data_coding 0 to mean (`default_alphabet`).
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAlphabetName {
+    /// GSM 03.38.
+    Gsm,
+    /// ISO-8859-1.
+    Latin1,
+    /// US-ASCII.
+    Ascii,
+}
+
 /// How an SMSC writes message ids (`submit_id_base`, `receipt_id_base`).
 #[derive(ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -320,6 +332,9 @@ pub struct NewChannel {
     /// characters (default empty).
     #[schema(nullable = false, max_length = 5, pattern = r"^[ -~]*$")]
     pub service_type: Option<String>,
+    /// What the SMSC takes data_coding 0 to mean (default `gsm`).
+    #[schema(nullable = false)]
+    pub default_alphabet: Option<DefaultAlphabetName>,
     /// source_addr_ton of every submit_sm, 0 to 6 (default: guessed from
     /// the address).
     #[schema(nullable = false, minimum = 0, maximum = 6)]
@@ -431,6 +446,8 @@ pub struct ChannelPatch {
     /// service_type, at most 5 printable ASCII characters (default empty).
     #[schema(max_length = 5, pattern = r"^[ -~]*$")]
     pub service_type: Option<String>,
+    /// What the SMSC takes data_coding 0 to mean (default `gsm`).
+    pub default_alphabet: Option<DefaultAlphabetName>,
     /// source_addr_ton, 0 to 6; null: guessed from the address.
     #[schema(minimum = 0, maximum = 6)]
     pub source_addr_ton: Option<u8>,
@@ -551,6 +568,8 @@ pub struct ChannelView {
     pub address_range: String,
     /// service_type of every submit_sm (empty: the SMSC's default).
     pub service_type: String,
+    /// What the SMSC takes data_coding 0 to mean.
+    pub default_alphabet: DefaultAlphabetName,
     /// source_addr_ton; null: guessed from each address.
     #[schema(required = true)]
     pub source_addr_ton: Option<u8>,
