@@ -198,6 +198,11 @@ pub struct TenantConfig {
     /// is saturated (default 1; see [`crate::fair`]).
     #[serde(default = "one_f64")]
     pub weight: f64,
+    /// The `from` values its messages may carry (default: any). A number
+    /// matches with or without its leading `+`; an alphanumeric sender
+    /// matches exactly. Any other `from` is refused with 400.
+    #[serde(default)]
+    pub allowed_senders: Option<Vec<String>>,
     /// Price of one SMS part, in currency units (e.g. 0.05). Setting it
     /// turns on credit control: each message reserves parts × price on
     /// accept and is refused with 402 when the balance does not cover it.
@@ -298,16 +303,14 @@ pub struct ChannelConfig {
     /// a "0x…" string) → `throttled`, `temporary` or `permanent`.
     #[serde(default)]
     pub error_classes: HashMap<String, ErrorClassName>,
-    /// How the SMSC writes message ids in submit_sm_resp: `text` (default,
-    /// an opaque string), `decimal` or `hex`.
+    /// How the SMSC writes message ids in submit_sm_resp and in receipts:
+    /// `text` (default: opaque strings, as SMPP 3.4 defines them),
+    /// `decimal` or `hex` (numbers, compared without leading zeros), or
+    /// `hex/decimal` (hexadecimal in submit_sm_resp, the same number in
+    /// decimal in receipts: an SMSC that answers `1A2B` and reports
+    /// `id:6699`) and `decimal/hex` (the other way round).
     #[serde(default)]
-    pub submit_id_base: IdBaseName,
-    /// How it writes them in delivery receipts. With a number on both
-    /// sides, a receipt's id is read in this base and matched in
-    /// `submit_id_base`'s: for an SMSC that answers `1A2B` and reports
-    /// `id:6699`, `submit_id_base = "hex"` and `receipt_id_base = "decimal"`.
-    #[serde(default)]
-    pub receipt_id_base: IdBaseName,
+    pub message_id_bases: IdBasesName,
     /// addr_ton of the binds (0–6, default 0): with `bind_addr_npi` and
     /// `address_range`, which addresses a receiver asks to be served.
     #[serde(default)]
@@ -369,26 +372,38 @@ impl From<DefaultAlphabetName> for DefaultAlphabet {
     }
 }
 
-/// `submit_id_base` and `receipt_id_base` values.
+/// `message_id_bases` values.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum IdBaseName {
-    /// An opaque string, as SMPP 3.4 defines message ids.
+pub enum IdBasesName {
+    /// Opaque strings on both sides.
     #[default]
+    #[serde(rename = "text")]
     Text,
-    /// A decimal number.
+    /// Decimal numbers on both sides.
+    #[serde(rename = "decimal")]
     Decimal,
-    /// A hexadecimal number.
+    /// Hexadecimal numbers on both sides.
+    #[serde(rename = "hex")]
     Hex,
+    /// Hexadecimal in submit_sm_resp, decimal in receipts.
+    #[serde(rename = "hex/decimal")]
+    HexDecimal,
+    /// Decimal in submit_sm_resp, hexadecimal in receipts.
+    #[serde(rename = "decimal/hex")]
+    DecimalHex,
 }
 
-impl From<IdBaseName> for IdBase {
-    fn from(name: IdBaseName) -> Self {
-        match name {
-            IdBaseName::Text => IdBase::Text,
-            IdBaseName::Decimal => IdBase::Decimal,
-            IdBaseName::Hex => IdBase::Hex,
-        }
+impl From<IdBasesName> for IdBases {
+    fn from(name: IdBasesName) -> Self {
+        let (submit, receipt) = match name {
+            IdBasesName::Text => (IdBase::Text, IdBase::Text),
+            IdBasesName::Decimal => (IdBase::Decimal, IdBase::Decimal),
+            IdBasesName::Hex => (IdBase::Hex, IdBase::Hex),
+            IdBasesName::HexDecimal => (IdBase::Hex, IdBase::Decimal),
+            IdBasesName::DecimalHex => (IdBase::Decimal, IdBase::Hex),
+        };
+        // Every name is a pair of text with text, or of numbers.
+        IdBases::new(submit, receipt).unwrap_or_default()
     }
 }
 
@@ -430,6 +445,26 @@ fn in_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError
         Ok(())
     } else {
         Err(invalid(key, format!("must be between {min} and {max}")))
+    }
+}
+
+/// A `from` a message may carry: a phone number of at most 20 digits with
+/// an optional leading `+`, or 1 to 11 printable ASCII characters.
+pub fn is_sender(from: &str) -> bool {
+    let digits = from.strip_prefix('+').unwrap_or(from);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.len() <= 20
+    } else {
+        !from.is_empty() && from.len() <= 11 && from.bytes().all(|b| (0x20..0x7f).contains(&b))
+    }
+}
+
+/// How a sender is compared: a number without its leading `+`, anything
+/// else as it is.
+pub fn sender_key(from: &str) -> &str {
+    match from.strip_prefix('+') {
+        Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => digits,
+        _ => from,
     }
 }
 
@@ -750,6 +785,23 @@ impl TenantConfig {
             0,
             86_400_000,
         )?;
+        if let Some(senders) = &self.allowed_senders {
+            if senders.is_empty() || senders.len() > 10_000 {
+                return Err(invalid(
+                    key("allowed_senders"),
+                    "must list 1 to 10,000 senders (leave it out to allow any)",
+                ));
+            }
+            if let Some(bad) = senders.iter().find(|s| !is_sender(s)) {
+                return Err(invalid(
+                    key("allowed_senders"),
+                    format!(
+                        "{bad:?} is not a sender: a phone number (at most 20 digits, optional '+') \
+                         or at most 11 printable ASCII characters"
+                    ),
+                ));
+            }
+        }
         if self.credit.is_some() && self.price_per_part.is_none() {
             return Err(invalid(
                 key("credit"),
@@ -875,12 +927,6 @@ impl ChannelConfig {
                 ));
             }
         }
-        if id_bases(self).is_none() {
-            return Err(invalid(
-                key("receipt_id_base"),
-                "must be \"text\" when submit_id_base is, and \"decimal\" or \"hex\" when it is not",
-            ));
-        }
         if !(1..=10_000).contains(&self.window) {
             return Err(invalid(key("window"), "must be between 1 and 10000"));
         }
@@ -932,10 +978,6 @@ fn bind_params(c: &ChannelConfig) -> BindParams {
     }
 }
 
-fn id_bases(c: &ChannelConfig) -> Option<IdBases> {
-    IdBases::new(c.submit_id_base.into(), c.receipt_id_base.into())
-}
-
 fn channel_spec(c: &ChannelConfig) -> ChannelSpec {
     ChannelSpec {
         sessions: c.sessions,
@@ -959,8 +1001,7 @@ fn channel_spec(c: &ChannelConfig) -> ChannelSpec {
             .iter()
             .filter_map(|(code, class)| Some((parse_status_code(code)?, ErrorClass::from(*class))))
             .collect(),
-        // Checked by `validate`.
-        id_bases: id_bases(c).unwrap_or_default(),
+        id_bases: c.message_id_bases.into(),
         // Checked by `validate`.
         service_type: pdu::service_type(&c.service_type).unwrap_or_default(),
         default_alphabet: c.default_alphabet.into(),
@@ -1036,15 +1077,17 @@ enquire_link_interval_s = 30
     }
 
     #[test]
-    fn id_bases_default_to_text_and_flow_into_the_channel_spec() {
+    fn message_id_bases_default_to_text_and_flow_into_the_channel_spec() {
         let default = Config::parse(EXAMPLE).unwrap().tenants[0].spec();
         assert_eq!(default.channels[0].id_bases, IdBases::default());
-        let mixed = format!("{EXAMPLE}submit_id_base = \"hex\"\nreceipt_id_base = \"decimal\"\n");
+        let mixed = format!("{EXAMPLE}message_id_bases = \"hex/decimal\"\n");
         let spec = Config::parse(&mixed).unwrap().tenants[0].spec();
         assert_eq!(
             spec.channels[0].id_bases,
             IdBases::new(IdBase::Hex, IdBase::Decimal).unwrap()
         );
+        let e = error(&format!("{EXAMPLE}message_id_bases = \"octal\"\n"));
+        assert!(e.contains("octal") && e.contains("hex/decimal"), "{e}");
     }
 
     #[test]
@@ -1109,14 +1152,26 @@ enquire_link_interval_s = 30
     }
 
     #[test]
-    fn a_text_id_base_beside_a_number_is_refused_by_its_key() {
-        let e = error(&format!("{EXAMPLE}receipt_id_base = \"decimal\"\n"));
-        assert!(
-            e.starts_with("tenants[0].channels[0].receipt_id_base: must be \"text\""),
-            "{e}"
+    fn allowed_senders_must_be_senders_and_not_an_empty_list() {
+        let tenant = "[[tenants]]\nid = \"a\"\napi_key = \"key-number-one\"\n";
+        let ok = Config::parse(&format!(
+            "{tenant}allowed_senders = [\"ACME\", \"+49301\"]\n"
+        ));
+        assert_eq!(
+            ok.unwrap().tenants[0].allowed_senders.as_deref(),
+            Some(&["ACME".to_string(), "+49301".to_string()][..])
         );
-        let e = error(&format!("{EXAMPLE}receipt_id_base = \"octal\"\n"));
-        assert!(e.contains("octal"), "{e}");
+        for bad in [
+            "[]",
+            "[\"\"]",
+            "[\"TWELVE-CHARS\"]",
+            "[\"+123456789012345678901\"]",
+        ] {
+            let e = error(&format!("{tenant}allowed_senders = {bad}\n"));
+            assert!(e.starts_with("tenants[0].allowed_senders: "), "{bad}: {e}");
+        }
+        assert_eq!(sender_key("+4930"), "4930");
+        assert_eq!(sender_key("+ACME"), "+ACME");
     }
 
     #[test]

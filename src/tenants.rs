@@ -155,11 +155,10 @@ fn settings_json(tenant: &TenantConfig) -> String {
 /// defaults. While at its default such a key is left out of the digest:
 /// otherwise upgrading would make every config-file tenant look edited and
 /// re-apply its entry over what the operator API changed since.
-fn later_channel_defaults() -> [(&'static str, Value); 11] {
+fn later_channel_defaults() -> [(&'static str, Value); 10] {
     [
         ("default_alphabet", Value::from("gsm")),
-        ("submit_id_base", Value::from("text")),
-        ("receipt_id_base", Value::from("text")),
+        ("message_id_bases", Value::from("text")),
         ("source_addr_ton", Value::Null),
         ("source_addr_npi", Value::Null),
         ("dest_addr_ton", Value::Null),
@@ -171,9 +170,22 @@ fn later_channel_defaults() -> [(&'static str, Value); 11] {
     ]
 }
 
+/// Tenant keys added after the first digests were stored: see
+/// [`later_channel_defaults`].
+fn later_tenant_defaults() -> [(&'static str, Value); 1] {
+    [("allowed_senders", Value::Null)]
+}
+
 /// What identifies a config-file entry, key included.
 fn seed_digest(tenant: &TenantConfig) -> [u8; 32] {
     let mut settings = serde_json::to_value(tenant).unwrap_or(Value::Null);
+    if let Some(map) = settings.as_object_mut() {
+        for (key, default) in later_tenant_defaults() {
+            if map.get(key) == Some(&default) {
+                map.remove(key);
+            }
+        }
+    }
     if let Some(Value::Array(channels)) = settings.get_mut("channels") {
         let defaults = later_channel_defaults();
         for channel in channels.iter_mut().filter_map(Value::as_object_mut) {
@@ -702,13 +714,17 @@ mod tests {
     }
 
     #[test]
-    fn channel_keys_added_later_leave_the_seed_digest_alone_at_their_defaults() {
+    fn keys_added_later_leave_the_seed_digest_alone_at_their_defaults() {
         let text = "[[tenants]]\nid = \"a\"\napi_key = \"key-number-one\"\n\
                     [[tenants.channels]]\nname = \"c\"\nhost = \"h\"\nport = 1\n\
                     system_id = \"s\"\npassword = \"p\"\n";
         let tenant = Config::parse(text).unwrap().tenants[0].clone();
         // The digest an earlier build stored: the settings without those keys.
         let mut earlier = serde_json::to_value(&tenant).unwrap();
+        for (key, _) in later_tenant_defaults() {
+            let map = earlier.as_object_mut().unwrap();
+            assert!(map.remove(key).is_some(), "{key} is serialized");
+        }
         let channel = earlier["channels"][0].as_object_mut().unwrap();
         for (key, _) in later_channel_defaults() {
             assert!(channel.remove(key).is_some(), "{key} is serialized");

@@ -1495,24 +1495,20 @@ impl Fuzzer<'_> {
 /// of `text` (it depends on the alphabet), `encoding: "gsm"` with a text
 /// outside GSM 03.38, a `validity` time past or over a year ahead, and a
 /// `callback_url` without the tenant's `webhook_secret`.
-const SEMANTIC_FIELDS: [&str; 12] = [
+const SEMANTIC_FIELDS: [&str; 9] = [
     "text",
     "encoding",
     "validity",
     "callback_url",
     // The operator API: `webhook_url` needs `webhook_secret`, `credit`
     // needs `price_per_part`, a channel `name` is unique and cannot
-    // change, `error_classes` keys are command_status values, and
-    // `receipt_id_base` is `text` exactly when `submit_id_base` is, and an
-    // NPI is one of the ten SMPP 3.4 defines (not every number up to 18).
+    // change, and `error_classes` keys are command_status values.
     "webhook_secret",
     "credit",
     "name",
     "error_classes",
-    "receipt_id_base",
-    "source_addr_npi",
-    "dest_addr_npi",
-    "bind_addr_npi",
+    // A tenant's senders must each be a phone number or a short name.
+    "allowed_senders",
 ];
 
 /// Problems of a batch item, or of a message, that depend on the tenant's

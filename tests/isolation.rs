@@ -1,4 +1,5 @@
-//! Tenants never see each other: own binds, own ids, own keys.
+//! Tenants never see each other: own binds, own ids, own keys, and only
+//! the senders they were given.
 
 mod support;
 
@@ -126,4 +127,55 @@ fn a_tenant_sees_only_its_own_connections() {
     assert!(connections
         .iter()
         .all(|c| c["channel"] == "sim" && c["state"] == "bound"));
+}
+
+#[test]
+fn a_tenant_sends_only_from_its_allowed_senders() {
+    let (_dir, db) = temp_db();
+    let sim = simulator(&[ACME, BETA], Faults::default());
+    let port = sim.local_addr().port();
+    let mut config = config_text_with(
+        &db,
+        port,
+        &[ACME],
+        "allowed_senders = [\"ACME\", \"+4930123456\"]",
+        "",
+    );
+    config.push_str(&tenant_text(port, &BETA, "", ""));
+    let engine = TestEngine::start(&config);
+    let http = engine.http();
+    let send = |key: &str, from: &str| {
+        let body = serde_json::json!({"to": "4915100000001", "from": from, "text": "hi"});
+        http.post("/v1/messages", Some(key), &body.to_string())
+    };
+    for from in ["ACME", "+4930123456", "4930123456"] {
+        assert_eq!(send(ACME.api_key, from).status, 202, "{from}");
+    }
+    // Another tenant's sender, a different case, an unlisted number.
+    for from in ["BETA", "acme", "4930999999"] {
+        let refused = send(ACME.api_key, from);
+        assert_eq!(refused.status, 400, "{from}");
+        assert_eq!(refused.body["type"], "urn:smppd:problem:invalid-field");
+        assert_eq!(refused.body["field"], "from");
+    }
+    // In a batch only the item is refused.
+    let batch = serde_json::json!({"messages": [
+        {"to": "4915100000001", "from": "ACME", "text": "good"},
+        {"to": "4915100000001", "from": "BETA", "text": "bad"},
+    ]});
+    let reply = http.post("/v1/messages/batch", Some(ACME.api_key), &batch.to_string());
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let results = reply.body["results"].as_array().expect("results").clone();
+    assert!(results[0]["id"].is_string(), "{results:?}");
+    assert_eq!(results[1]["error"]["field"], "messages[1].from");
+    // Nothing refused was stored or sent.
+    eventually(Duration::from_secs(20), "four messages submitted", || {
+        sim.submits().len() == 4
+    });
+    assert!(sim
+        .submits()
+        .iter()
+        .all(|s| s.source != "BETA" && s.source != "acme"));
+    // The setting is per tenant: beta may send from anything.
+    assert_eq!(send(BETA.api_key, "ANYTHING").status, 202);
 }

@@ -64,10 +64,10 @@ fn receipts_sent_as_data_sm_are_matched_and_answered_with_data_sm_resp() {
 }
 
 #[test]
-fn receipts_quoting_hexadecimal_ids_in_decimal_match_when_the_channel_declares_both_bases() {
+fn receipts_quoting_hexadecimal_ids_in_decimal_match_when_the_channel_says_hex_slash_decimal() {
     let (_dir, db) = temp_db();
     let sim = simulator_reporting_ids_in_decimal();
-    let bases = "submit_id_base = \"hex\"\nreceipt_id_base = \"decimal\"";
+    let bases = "message_id_bases = \"hex/decimal\"";
     let engine = TestEngine::start(&config_text(&db, sim.local_addr().port(), &[ACME], bases));
     let http = engine.http();
     let ids: Vec<String> = (0..10)

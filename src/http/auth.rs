@@ -8,7 +8,7 @@
 //! much of a wrong key matched. Keys rotate through the operator API, with
 //! a grace period in which old and new both work. No key is ever logged.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::{ready, Ready};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -92,6 +92,9 @@ pub struct TenantInfo {
     /// Whether deliveries can be signed (a per-message `callback_url`
     /// needs it).
     pub signs_webhooks: bool,
+    /// The senders its messages may use, compared as
+    /// [`crate::config::sender_key`]; `None`: any.
+    pub allowed_senders: Option<Arc<HashSet<String>>>,
     /// Suspended by the operator: every call is refused with 403.
     pub suspended: bool,
     /// Its fair-share pacing (shared across its settings' versions).
@@ -107,6 +110,14 @@ impl TenantInfo {
             max_in_flight: tenant.max_in_flight,
             price_per_part: tenant.price_per_part.map(micros),
             signs_webhooks: tenant.webhook_secret.is_some(),
+            allowed_senders: tenant.allowed_senders.as_ref().map(|senders| {
+                Arc::new(
+                    senders
+                        .iter()
+                        .map(|s| crate::config::sender_key(s).to_owned())
+                        .collect(),
+                )
+            }),
             suspended,
             pace: paces.get(&tenant.id, tenant.weight),
         }

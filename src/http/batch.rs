@@ -114,7 +114,7 @@ pub async fn send_batch(
         .enumerate()
         .map(|(i, v)| match v.as_object() {
             Some(object) => parse_item(object)
-                .and_then(|r| r.check_callback(&tenant.0).map(|()| r))
+                .and_then(|r| r.check_tenant(&tenant.0).map(|()| r))
                 .map_err(|p| at(i, p)),
             None => Err(at(
                 i,

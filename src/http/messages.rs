@@ -96,8 +96,20 @@ impl SendRequest {
         self.client_ref.as_deref()
     }
 
-    /// A per-message callback needs the tenant's signing secret.
-    pub(crate) fn check_callback(&self, tenant: &TenantInfo) -> Result<(), Problem> {
+    /// What the tenant's settings allow: its sender, and a per-message
+    /// callback only with a signing secret.
+    pub(crate) fn check_tenant(&self, tenant: &TenantInfo) -> Result<(), Problem> {
+        if let Some(allowed) = &tenant.allowed_senders {
+            if !allowed.contains(crate::config::sender_key(&self.from)) {
+                return Err(Problem::invalid_field(
+                    "from",
+                    format!(
+                        "'from' {:?} is not one of this tenant's allowed_senders",
+                        self.from
+                    ),
+                ));
+            }
+        }
         if self.callback_url.is_some() && !tenant.signs_webhooks {
             return Err(Problem::invalid_field(
                 "callback_url",
@@ -292,11 +304,7 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
             "'to' must be a phone number: digits with an optional leading '+', at most 20",
         ));
     }
-    let from_digits = from.strip_prefix('+').unwrap_or(&from);
-    let numeric = from_digits.bytes().all(|b| b.is_ascii_digit());
-    if (numeric && from_digits.len() > 20)
-        || (!numeric && (from.len() > 11 || !from.bytes().all(|b| (0x20..0x7f).contains(&b))))
-    {
+    if !crate::config::is_sender(&from) {
         return Err(Problem::invalid_field(
             "from",
             "'from' must be a phone number (at most 20 digits) or an alphanumeric sender of at most 11 ASCII characters",
@@ -411,7 +419,7 @@ pub async fn send(
     let key = idempotency_key(&req)?;
     let body = super::read_body(payload).await?;
     let request = parse_send(&body)?;
-    request.check_callback(&tenant.0)?;
+    request.check_tenant(&tenant.0)?;
     if let Some(rate) = &tenant.0.accept_rate {
         if let Err(wait) = rate.try_take(Instant::now()) {
             return Err(Problem::rate_limited(

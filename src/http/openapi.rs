@@ -269,7 +269,9 @@ fn sender_schema() -> RefOr<utoipa::openapi::Schema> {
         )
         .description(Some(
             "The sender: a number (at most 20 digits, optional leading `+`) or an \
-             alphanumeric sender of at most 11 printable ASCII characters.",
+             alphanumeric sender of at most 11 printable ASCII characters. When the \
+             tenant has `allowed_senders`, one of them (a number with or without its \
+             `+`), else `400 invalid-field` naming `from`.",
         ))
         .examples(["DEMO", "+4915112345678"])
         .into()

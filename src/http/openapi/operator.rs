@@ -86,6 +86,31 @@ fn nullable_registered_delivery_schema() -> RefOr<utoipa::openapi::Schema> {
         .into()
 }
 
+/// An NPI: one of the ten values SMPP 3.4 §5.2.6 defines.
+fn npi_schema() -> RefOr<utoipa::openapi::Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .enum_values(Some(smppd_actors::smpp::pdu::NPI_VALUES))
+        .description(Some("A numbering plan indicator of SMPP 3.4 (§5.2.6)."))
+        .into()
+}
+
+/// An NPI, or null (back to the default, or guessed).
+fn nullable_npi_schema() -> RefOr<utoipa::openapi::Schema> {
+    let mut values: Vec<serde_json::Value> = smppd_actors::smpp::pdu::NPI_VALUES
+        .iter()
+        .map(|&v| v.into())
+        .collect();
+    values.push(serde_json::Value::Null);
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .enum_values(Some(values))
+        .description(Some(
+            "A numbering plan indicator of SMPP 3.4 (§5.2.6), or null for the default.",
+        ))
+        .into()
+}
+
 /// `webhook_url`: an http(s) URL or null.
 fn webhook_url_schema() -> RefOr<utoipa::openapi::Schema> {
     ObjectBuilder::new()
@@ -123,16 +148,25 @@ pub enum DefaultAlphabetName {
     Ascii,
 }
 
-/// How an SMSC writes message ids (`submit_id_base`, `receipt_id_base`).
+/// How an SMSC writes message ids in submit_sm_resp and in receipts
+/// (`message_id_bases`).
 #[derive(ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum IdBaseName {
-    /// An opaque string, as SMPP 3.4 defines message ids.
+pub enum IdBasesName {
+    /// Opaque strings on both sides, as SMPP 3.4 defines message ids.
+    #[serde(rename = "text")]
     Text,
-    /// A decimal number.
+    /// Decimal numbers on both sides.
+    #[serde(rename = "decimal")]
     Decimal,
-    /// A hexadecimal number.
+    /// Hexadecimal numbers on both sides.
+    #[serde(rename = "hex")]
     Hex,
+    /// Hexadecimal in submit_sm_resp, the same number in decimal in receipts.
+    #[serde(rename = "hex/decimal")]
+    HexDecimal,
+    /// Decimal in submit_sm_resp, hexadecimal in receipts.
+    #[serde(rename = "decimal/hex")]
+    DecimalHex,
 }
 
 /// A tenant; the body of `POST /admin/v1/tenants`: the keys of a
@@ -140,8 +174,7 @@ pub enum IdBaseName {
 /// Checks JSON Schema cannot state are `400 invalid-field` too:
 /// `webhook_url` needs `webhook_secret`, `credit` needs `price_per_part`,
 /// channel names are unique, `error_classes` keys are command_status
-/// values other than 0, a channel's `receipt_id_base` is `text` exactly
-/// when its `submit_id_base` is, and an NPI is one SMPP 3.4 defines.
+/// values other than 0.
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"id": "globex", "max_accept_rate": 200.0, "price_per_part": 0.04,
@@ -171,6 +204,11 @@ pub struct NewTenant {
     /// Its share against the other tenants while the engine is saturated (default 1).
     #[schema(nullable = false, minimum = 0.01, maximum = 1000.0)]
     pub weight: Option<f64>,
+    /// The `from` values its messages may carry: 1 to 10,000 senders, each
+    /// a phone number (at most 20 digits, optional `+`) or at most 11
+    /// printable ASCII characters (default: any).
+    #[schema(nullable = false, min_items = 1, max_items = 10000)]
+    pub allowed_senders: Option<Vec<String>>,
     /// Price of one SMS part in currency units (0 to 10^12); setting it turns on credit control.
     #[schema(minimum = 0, maximum = 1_000_000_000_000.0)]
     pub price_per_part: Option<f64>,
@@ -211,6 +249,9 @@ pub struct TenantPatch {
     /// Its share against the other tenants while the engine is saturated (default 1).
     #[schema(minimum = 0.01, maximum = 1000.0)]
     pub weight: Option<f64>,
+    /// The `from` values its messages may carry; null: any.
+    #[schema(min_items = 1, max_items = 10000)]
+    pub allowed_senders: Option<Vec<String>>,
     /// Price of one SMS part in currency units (0 to 10^12); setting it turns on credit control.
     #[schema(minimum = 0, maximum = 1_000_000_000_000.0)]
     pub price_per_part: Option<f64>,
@@ -311,18 +352,15 @@ pub struct NewChannel {
     /// This SMSC's own meaning of command_status values: the code (decimal, or `0x` hex, not 0) → its class.
     #[schema(nullable = false)]
     pub error_classes: Option<HashMap<String, ErrorClassName>>,
-    /// How the SMSC writes message ids in submit_sm_resp (default `text`).
+    /// How the SMSC writes message ids in submit_sm_resp and in receipts
+    /// (default `text`).
     #[schema(nullable = false)]
-    pub submit_id_base: Option<IdBaseName>,
-    /// How it writes them in receipts (default `text`): both `text`, or
-    /// both a number, else `400 invalid-field`.
-    #[schema(nullable = false)]
-    pub receipt_id_base: Option<IdBaseName>,
+    pub message_id_bases: Option<IdBasesName>,
     /// addr_ton of every bind, 0 to 6 (default 0).
     #[schema(nullable = false, minimum = 0, maximum = 6)]
     pub bind_addr_ton: Option<u8>,
-    /// addr_npi of every bind: 0, 1, 3, 4, 6, 8, 9, 10, 14 or 18 (default 0).
-    #[schema(nullable = false, minimum = 0, maximum = 18)]
+    /// addr_npi of every bind (default 0).
+    #[schema(schema_with = npi_schema)]
     pub bind_addr_npi: Option<u8>,
     /// address_range of every bind, at most 40 printable ASCII characters
     /// (default empty).
@@ -339,14 +377,14 @@ pub struct NewChannel {
     /// the address).
     #[schema(nullable = false, minimum = 0, maximum = 6)]
     pub source_addr_ton: Option<u8>,
-    /// source_addr_npi: 0, 1, 3, 4, 6, 8, 9, 10, 14 or 18 (default: guessed).
-    #[schema(nullable = false, minimum = 0, maximum = 18)]
+    /// source_addr_npi (default: guessed).
+    #[schema(schema_with = npi_schema)]
     pub source_addr_npi: Option<u8>,
     /// dest_addr_ton of every submit_sm, 0 to 6 (default: guessed).
     #[schema(nullable = false, minimum = 0, maximum = 6)]
     pub dest_addr_ton: Option<u8>,
-    /// dest_addr_npi: 0, 1, 3, 4, 6, 8, 9, 10, 14 or 18 (default: guessed).
-    #[schema(nullable = false, minimum = 0, maximum = 18)]
+    /// dest_addr_npi (default: guessed).
+    #[schema(schema_with = npi_schema)]
     pub dest_addr_npi: Option<u8>,
 }
 
@@ -429,15 +467,14 @@ pub struct ChannelPatch {
     pub retry_max_s: Option<u64>,
     /// This SMSC's own meaning of command_status values: the code (decimal, or `0x` hex, not 0) → its class.
     pub error_classes: Option<HashMap<String, ErrorClassName>>,
-    /// How the SMSC writes message ids in submit_sm_resp (default `text`).
-    pub submit_id_base: Option<IdBaseName>,
-    /// How it writes them in receipts (default `text`).
-    pub receipt_id_base: Option<IdBaseName>,
+    /// How the SMSC writes message ids in submit_sm_resp and in receipts
+    /// (default `text`).
+    pub message_id_bases: Option<IdBasesName>,
     /// addr_ton of every bind, 0 to 6 (default 0).
     #[schema(minimum = 0, maximum = 6)]
     pub bind_addr_ton: Option<u8>,
-    /// addr_npi of every bind: 0, 1, 3, 4, 6, 8, 9, 10, 14 or 18 (default 0).
-    #[schema(minimum = 0, maximum = 18)]
+    /// addr_npi of every bind (default 0).
+    #[schema(schema_with = nullable_npi_schema)]
     pub bind_addr_npi: Option<u8>,
     /// address_range of every bind, at most 40 printable ASCII characters
     /// (default empty).
@@ -451,14 +488,14 @@ pub struct ChannelPatch {
     /// source_addr_ton, 0 to 6; null: guessed from the address.
     #[schema(minimum = 0, maximum = 6)]
     pub source_addr_ton: Option<u8>,
-    /// source_addr_npi: 0, 1, 3, 4, 6, 8, 9, 10, 14 or 18; null: guessed.
-    #[schema(minimum = 0, maximum = 18)]
+    /// source_addr_npi; null: guessed.
+    #[schema(schema_with = nullable_npi_schema)]
     pub source_addr_npi: Option<u8>,
     /// dest_addr_ton, 0 to 6; null: guessed.
     #[schema(minimum = 0, maximum = 6)]
     pub dest_addr_ton: Option<u8>,
-    /// dest_addr_npi: 0, 1, 3, 4, 6, 8, 9, 10, 14 or 18; null: guessed.
-    #[schema(minimum = 0, maximum = 18)]
+    /// dest_addr_npi; null: guessed.
+    #[schema(schema_with = nullable_npi_schema)]
     pub dest_addr_npi: Option<u8>,
 }
 
@@ -478,6 +515,9 @@ pub struct TenantView {
     pub max_in_flight: Option<u64>,
     /// Its weight.
     pub weight: f64,
+    /// The `from` values its messages may carry; null: any.
+    #[schema(required = true)]
+    pub allowed_senders: Option<Vec<String>>,
     /// Price of one SMS part; null: no credit control.
     #[schema(required = true)]
     pub price_per_part: Option<f64>,
@@ -556,10 +596,8 @@ pub struct ChannelView {
     pub retry_max_s: u64,
     /// command_status overrides.
     pub error_classes: HashMap<String, ErrorClassName>,
-    /// How the SMSC writes message ids in submit_sm_resp.
-    pub submit_id_base: IdBaseName,
-    /// How it writes them in receipts.
-    pub receipt_id_base: IdBaseName,
+    /// How the SMSC writes message ids in submit_sm_resp and in receipts.
+    pub message_id_bases: IdBasesName,
     /// addr_ton of every bind.
     pub bind_addr_ton: u8,
     /// addr_npi of every bind.
