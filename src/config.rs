@@ -121,6 +121,12 @@ pub struct DatabaseConfig {
     /// leaves this window is entered in the SMSC-id index instead.
     #[serde(default = "default_receipt_cache")]
     pub receipt_cache: usize,
+    /// Days a final message, an inbound message, a finished webhook
+    /// delivery and a parked receipt are kept (1 to 36,500; default: for
+    /// ever). Messages still queued or submitted are kept whatever their
+    /// age.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
 }
 
 impl Default for DatabaseConfig {
@@ -129,6 +135,7 @@ impl Default for DatabaseConfig {
             path: default_db_path(),
             synchronous: SyncMode::Full,
             receipt_cache: default_receipt_cache(),
+            retention_days: None,
         }
     }
 }
@@ -651,6 +658,9 @@ impl Config {
         }
         if self.engine.threads == Some(0) {
             return Err(invalid("engine.threads", "must be at least 1"));
+        }
+        if let Some(days) = self.database.retention_days {
+            in_range("database.retention_days", days.into(), 1, 36_500)?;
         }
         if self.database.receipt_cache > MAX_RECEIPT_CACHE {
             return Err(invalid(
@@ -1287,6 +1297,18 @@ enquire_link_interval_s = 30
         // The bounds themselves are accepted.
         Config::parse(&channel("response_timeout_s = 3600\nmax_attempts = 1000")).unwrap();
         Config::parse(&tenant("weight = 1000.0\nmax_in_flight = 1000000000")).unwrap();
+    }
+
+    #[test]
+    fn retention_is_off_by_default_and_bounded() {
+        assert_eq!(Config::parse("").unwrap().database.retention_days, None);
+        let set = Config::parse("[database]\nretention_days = 90\n").unwrap();
+        assert_eq!(set.database.retention_days, Some(90));
+        let e = error("[database]\nretention_days = 0\n");
+        assert!(
+            e.starts_with("database.retention_days: must be between 1"),
+            "{e}"
+        );
     }
 
     #[test]

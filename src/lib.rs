@@ -81,6 +81,56 @@ async fn purge_idempotency_keys(store: Store) {
     }
 }
 
+/// Rows deleted per kind and store transaction while pruning: small
+/// enough that a batch (a few milliseconds of the writer) never holds up
+/// the messages committed with it for long.
+const PRUNE_BATCH: usize = 500;
+
+/// Every ten minutes: deletes what is older than `retention`
+/// ([`Store::prune`]), a batch at a time with a pause between batches, so
+/// a large first clean-up shares the writer with live traffic.
+async fn prune_old_rows(store: Store, retention: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let before = smppd_actors::smpp::time::unix_ms()
+            - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let mut total = smppd_sqlite::Pruned::default();
+        loop {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            store.prune(before, PRUNE_BATCH, Box::new(move |r| drop(tx.send(r))));
+            match rx.await {
+                Ok(Ok(pruned)) => {
+                    total.messages += pruned.messages;
+                    total.inbound += pruned.inbound;
+                    total.webhooks += pruned.webhooks;
+                    total.receipts += pruned.receipts;
+                    if !pruned.reached(PRUNE_BATCH) {
+                        break;
+                    }
+                }
+                Ok(Err(e)) => {
+                    log::warn!("pruning rows past the retention failed: {e}");
+                    break;
+                }
+                Err(_) => return,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if total != smppd_sqlite::Pruned::default() {
+            log::info!(
+                "retention: deleted {} messages, {} inbound messages, {} webhook deliveries \
+                 and {} parked receipts older than {} days",
+                total.messages,
+                total.inbound,
+                total.webhooks,
+                total.receipts,
+                retention.as_secs() / 86_400
+            );
+        }
+    }
+}
+
 /// Every so often: delivers the parts of concatenated MO messages whose
 /// missing parts did not come within `timeout` as separate inbound
 /// messages (webhooks follow from the store; live events are sent here).
@@ -195,8 +245,22 @@ impl Engine {
         let mo_timeout = Duration::from_secs(config.engine.mo_parts_timeout_s.unwrap_or(600));
         let (housekeeping_store, housekeeping_registry) = (store.clone(), registry.clone());
         let fair_share = config.engine.fair_share;
+        let retention = config
+            .database
+            .retention_days
+            .map(|days| Duration::from_secs(u64::from(days) * 86_400));
         let housekeeping = actix_rt::spawn(async move {
+            let prune = {
+                let store = housekeeping_store.clone();
+                async move {
+                    match retention {
+                        Some(retention) => prune_old_rows(store, retention).await,
+                        None => std::future::pending().await,
+                    }
+                }
+            };
             tokio::join!(
+                prune,
                 purge_idempotency_keys(housekeeping_store.clone()),
                 flush_stale_mo_parts(
                     housekeeping_store.clone(),

@@ -27,8 +27,8 @@ pub mod writer;
 pub use store::{ApiKeyRow, DeletedTenant, Store, StoreOptions, Synchronous, TenantRow};
 pub use types::{
     Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
-    MessageRecord, MessageStatus, NewInbound, NewMessage, PartRecord, Priority, QueuedMessage,
-    Receipt, ReceiptMatch, RenderAnswer, WebhookDelivery, WebhookOutcome,
+    MessageRecord, MessageStatus, NewInbound, NewMessage, PartRecord, Priority, Pruned,
+    QueuedMessage, Receipt, ReceiptMatch, RenderAnswer, WebhookDelivery, WebhookOutcome,
 };
 pub use writer::{after_answers, Done, WriterStats};
 

@@ -18,8 +18,8 @@ use crate::fold::{self, Fold, Link, Order, Role};
 use crate::receipt_cache::{self, Target};
 use crate::types::{
     Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
-    MessageRecord, MessageStatus, NewInbound, NewMessage, PartRecord, Priority, QueuedMessage,
-    Receipt, ReceiptMatch, WebhookDelivery, WebhookOutcome,
+    MessageRecord, MessageStatus, NewInbound, NewMessage, PartRecord, Priority, Pruned,
+    QueuedMessage, Receipt, ReceiptMatch, WebhookDelivery, WebhookOutcome,
 };
 use crate::writer::{self, Done, Job, StatsCounters, WriterStats};
 use crate::{schema, StoreError};
@@ -327,6 +327,22 @@ impl Store {
                     .prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?
                     .execute(params![before_ms])?)
             },
+            done,
+        ));
+    }
+
+    /// Deletes up to `limit` rows of each kind older than `before_ms` (unix
+    /// ms): messages created before it that are final, with their parts;
+    /// inbound messages received before it; webhook deliveries created
+    /// before it that are delivered or dead (pending ones stay); parked
+    /// receipts received before it. Messages still queued or submitted are
+    /// never deleted, whatever their age. Each kind is found by a range of
+    /// its time-ordered ids, so a call reads about what it deletes; call
+    /// again while [`Pruned::reached`] says a kind was cut off.
+    pub fn prune(&self, before_ms: i64, limit: usize, done: Done<Pruned>) {
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        self.submit(writer::job(
+            move |conn, _| prune(conn, before_ms, limit),
             done,
         ));
     }
@@ -1358,6 +1374,54 @@ fn receipt_status(status: MessageStatus) -> MessageStatus {
         MessageStatus::Queued => MessageStatus::Submitted,
         other => other,
     }
+}
+
+fn prune(conn: &Connection, before_ms: i64, limit: i64) -> Result<Pruned, StoreError> {
+    // Message ids are `(unix_ms << 16) | counter`.
+    let before_id = before_ms.max(0).saturating_mul(1 << 16);
+    let ids: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM messages WHERE id < ?1 AND status NOT IN ('queued', 'submitted') \
+             ORDER BY id LIMIT ?2",
+        )?
+        .query_map(params![before_id, limit], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in &ids {
+        conn.prepare_cached("DELETE FROM message_parts WHERE message_id = ?1")?
+            .execute(params![id])?;
+        conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+            .execute(params![id])?;
+    }
+    // Inbound messages and webhook deliveries get their ids in the order
+    // they are written, so the old ones are those below the first new
+    // enough one: the search stops there instead of reading every row.
+    let inbound = conn
+        .prepare_cached(
+            "DELETE FROM inbound WHERE id IN (SELECT id FROM inbound WHERE id < \
+             COALESCE((SELECT id FROM inbound WHERE received_at >= ?1 ORDER BY id LIMIT 1), \
+             9223372036854775807) ORDER BY id LIMIT ?2)",
+        )?
+        .execute(params![before_ms, limit])?;
+    let webhooks = conn
+        .prepare_cached(
+            "DELETE FROM webhook_outbox WHERE id IN (SELECT id FROM webhook_outbox WHERE id < \
+             COALESCE((SELECT id FROM webhook_outbox WHERE created_at >= ?1 ORDER BY id LIMIT 1), \
+             9223372036854775807) AND state <> 'pending' ORDER BY id LIMIT ?2)",
+        )?
+        .execute(params![before_ms, limit])?;
+    let receipts = conn
+        .prepare_cached(
+            "DELETE FROM pending_receipts WHERE (tenant, channel, smsc_message_id) IN \
+             (SELECT tenant, channel, smsc_message_id FROM pending_receipts \
+             WHERE received_at < ?1 LIMIT ?2)",
+        )?
+        .execute(params![before_ms, limit])?;
+    Ok(Pruned {
+        messages: ids.len() as u64,
+        inbound: inbound as u64,
+        webhooks: webhooks as u64,
+        receipts: receipts as u64,
+    })
 }
 
 /// Inserts a message after checking the tenant's queue quota and reserving

@@ -318,6 +318,29 @@ pub struct Receipt {
     pub error: Option<ErrorInfo>,
 }
 
+/// What one [`Store::prune`](crate::Store::prune) deleted, per kind of row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Final messages (with their parts).
+    pub messages: u64,
+    /// Inbound (MO) messages.
+    pub inbound: u64,
+    /// Webhook deliveries done or dead.
+    pub webhooks: u64,
+    /// Parked receipts that never matched a message.
+    pub receipts: u64,
+}
+
+impl Pruned {
+    /// Whether any kind hit the batch limit, so more may be waiting.
+    pub fn reached(&self, limit: usize) -> bool {
+        let limit = limit as u64;
+        [self.messages, self.inbound, self.webhooks, self.receipts]
+            .iter()
+            .any(|&n| n >= limit)
+    }
+}
+
 /// What [`Store::apply_receipt`](crate::Store::apply_receipt) did with a receipt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReceiptMatch {

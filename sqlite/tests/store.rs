@@ -4,7 +4,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
 use smppd_sqlite::{
-    Balance, Done, ErrorInfo, MessageId, MessageStatus, NewInbound, NewMessage, Priority,
+    Balance, Done, ErrorInfo, MessageId, MessageStatus, NewInbound, NewMessage, Priority, Pruned,
     QueuedMessage, Receipt, ReceiptMatch, Store, StoreError, StoreOptions, Synchronous,
 };
 use tempfile::TempDir;
@@ -1577,4 +1577,128 @@ fn a_concatenated_inbound_message_is_stored_once_when_its_last_part_arrives() {
         (listed[0].id, listed[0].text.as_str()),
         (id, "Hello world!")
     );
+}
+
+// ---- retention ----
+
+fn count(dir: &TempDir, table: &str) -> i64 {
+    rusqlite::Connection::open(dir.path().join("smppd.db"))
+        .unwrap()
+        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn prune_deletes_old_final_rows_and_keeps_what_is_still_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let queued = insert(&store, "acme", "still queued");
+    let sent = insert(&store, "acme", "awaiting its receipt");
+    submit(&store, "acme", sent, "ch", "s1");
+    let delivered = insert(&store, "acme", "delivered");
+    submit(&store, "acme", delivered, "ch", "d1");
+    apply(
+        &store,
+        receipt("acme", "ch", "d1", MessageStatus::Delivered),
+    );
+    let failed = insert(&store, "acme", "failed");
+    wait(|done| store.mark_final(failed, MessageStatus::Failed, None, true, done)).unwrap();
+    let long = insert(&store, "acme", "two parts");
+    wait(|done| {
+        store.mark_submitted_parts("acme", long, "ch", vec!["p1".into(), "p2".into()], done)
+    })
+    .unwrap();
+    for part in ["p1", "p2"] {
+        apply(
+            &store,
+            receipt("acme", "ch", part, MessageStatus::Delivered),
+        );
+    }
+    assert_eq!(status(&store, "acme", long), MessageStatus::Delivered);
+    wait(|done| {
+        store.insert_inbound(
+            NewInbound {
+                tenant: "acme".into(),
+                channel: "ch".into(),
+                source: "4915112345678".into(),
+                destination: "12345".into(),
+                text: "STOP".into(),
+            },
+            done,
+        )
+    })
+    .unwrap();
+    assert_eq!(
+        apply(
+            &store,
+            receipt("acme", "ch", "nobody", MessageStatus::Delivered)
+        ),
+        ReceiptMatch::Parked
+    );
+    let now = now_ms();
+    rusqlite::Connection::open(dir.path().join("smppd.db"))
+        .unwrap()
+        .execute_batch(&format!(
+            "INSERT INTO webhook_outbox (tenant, url, kind, ref_id, created_at, next_attempt_at, state)
+             VALUES ('acme', 'http://x', 'status', 1, {now}, {now}, 'delivered'),
+                    ('acme', 'http://x', 'status', 2, {now}, {now}, 'dead'),
+                    ('acme', 'http://x', 'status', 3, {now}, {now}, 'pending');"
+        ))
+        .unwrap();
+
+    // A cutoff before everything deletes nothing.
+    let none = wait(|done| store.prune(now - 60_000, 100, done)).unwrap();
+    assert_eq!(none, Pruned::default());
+
+    let pruned = wait(|done| store.prune(now_ms() + 60_000, 100, done)).unwrap();
+    assert_eq!(
+        pruned,
+        Pruned {
+            messages: 3,
+            inbound: 1,
+            webhooks: 2,
+            receipts: 1
+        }
+    );
+    for gone in [delivered, failed, long] {
+        assert_eq!(store.get_message("acme", gone).unwrap(), None);
+    }
+    assert_eq!(status(&store, "acme", queued), MessageStatus::Queued);
+    assert_eq!(status(&store, "acme", sent), MessageStatus::Submitted);
+    assert_eq!(count(&dir, "message_parts"), 0);
+    assert_eq!(count(&dir, "inbound"), 0);
+    assert_eq!(
+        count(&dir, "webhook_outbox"),
+        1,
+        "the pending delivery stays"
+    );
+    assert_eq!(pending_receipts(&dir), 0);
+    assert_eq!(store.queued_count("acme").unwrap(), 1);
+    // What stayed still works: the submitted message takes its receipt.
+    apply(
+        &store,
+        receipt("acme", "ch", "s1", MessageStatus::Delivered),
+    );
+    assert_eq!(status(&store, "acme", sent), MessageStatus::Delivered);
+}
+
+#[test]
+fn prune_deletes_at_most_its_limit_of_each_kind_and_says_when_it_was_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    for i in 0..5 {
+        let id = insert(&store, "acme", &format!("m{i}"));
+        wait(|done| store.mark_final(id, MessageStatus::Expired, None, false, done)).unwrap();
+    }
+    let cutoff = now_ms() + 60_000;
+    let mut batches = Vec::new();
+    loop {
+        let pruned = wait(|done| store.prune(cutoff, 2, done)).unwrap();
+        batches.push(pruned.messages);
+        if !pruned.reached(2) {
+            break;
+        }
+    }
+    assert_eq!(batches, [2, 2, 1]);
+    assert_eq!(count(&dir, "messages"), 0);
 }
