@@ -139,16 +139,21 @@ pub(crate) fn receipt(input: &ReceiptInput<'_>, as_data_sm: bool) -> Pdu {
     }
 }
 
+/// The message_state a receipt reports.
+fn receipt_state(outcome: Outcome) -> MessageState {
+    match outcome {
+        Outcome::Delivered => MessageState::Delivered,
+        Outcome::Undeliverable => MessageState::Undeliverable,
+    }
+}
+
 /// The receipt as a data_sm (SMPP 3.4 §4.7): no short_message, so the
 /// Appendix B text goes in message_payload. rusmpp only builds the TLVs
 /// SMPP 5.0 lists for a submitted data_sm, so the two receipt TLVs are
 /// written as raw tag, length and value.
 fn receipt_data_sm(input: &ReceiptInput<'_>) -> DataSm {
     let sm = input.submit;
-    let state = match input.outcome {
-        Outcome::Delivered => MessageState::Delivered,
-        Outcome::Undeliverable => MessageState::Undeliverable,
-    };
+    let state = receipt_state(input.outcome);
     let id = [input.message_id.as_bytes(), &[0]].concat();
     DataSm::builder()
         .service_type(ServiceType::default())
@@ -185,10 +190,7 @@ fn receipt_deliver_sm(input: &ReceiptInput<'_>) -> DeliverSm {
     let short_message = OctetString::from_vec(bytes).unwrap_or_else(|_| OctetString::empty());
     let receipted_id = c_string::<1, 65>("receipted_message_id", input.message_id)
         .unwrap_or_else(|_| COctetString::empty());
-    let state = match input.outcome {
-        Outcome::Delivered => MessageState::Delivered,
-        Outcome::Undeliverable => MessageState::Undeliverable,
-    };
+    let state = receipt_state(input.outcome);
     DeliverSm::builder()
         .service_type(ServiceType::default())
         .source_addr_ton(sm.dest_addr_ton)
