@@ -101,10 +101,7 @@ async fn prune_old_rows(store: Store, retention: Duration) {
             store.prune(before, PRUNE_BATCH, Box::new(move |r| drop(tx.send(r))));
             match rx.await {
                 Ok(Ok(pruned)) => {
-                    total.messages += pruned.messages;
-                    total.inbound += pruned.inbound;
-                    total.webhooks += pruned.webhooks;
-                    total.receipts += pruned.receipts;
+                    total.add(&pruned);
                     if !pruned.reached(PRUNE_BATCH) {
                         break;
                     }

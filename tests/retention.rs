@@ -62,6 +62,13 @@ fn rows_past_the_retention_are_deleted_at_start_and_in_flight_messages_stay() {
         http.message(ACME.api_key, &fresh).body["status"],
         "delivered"
     );
+    // Counted once the deleting transaction has committed and answered.
+    eventually(Duration::from_secs(10), "the pruned rows counted", || {
+        let metrics = http.get("/metrics", None);
+        let text = metrics.body.as_str().unwrap_or("");
+        text.contains("smppd_store_pruned_total{kind=\"messages\"} 1")
+            && text.contains("smppd_store_pruned_total{kind=\"inbound\"} 1")
+    });
     let inbound = http.get("/v1/inbound", Some(ACME.api_key));
     assert_eq!(inbound.status, 200);
     assert!(

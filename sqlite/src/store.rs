@@ -104,6 +104,8 @@ struct Inner {
     writer_thread: ThreadId,
     last_id: Arc<AtomicI64>,
     stats: Arc<StatsCounters>,
+    /// Rows deleted by [`Store::prune`] since open, per kind.
+    pruned: Arc<Mutex<Pruned>>,
     readers: ReaderPool,
     /// Tenants being (or already) deleted: the writer refuses inserts for
     /// them (see [`Store::delete_tenant`]).
@@ -161,6 +163,7 @@ impl Store {
                 writer: Mutex::new(Some(handle)),
                 last_id: Arc::new(AtomicI64::new(max_id.unwrap_or(0))),
                 stats,
+                pruned: Arc::default(),
                 readers: ReaderPool::new(readers),
                 closed: Arc::default(),
             }),
@@ -341,10 +344,22 @@ impl Store {
     /// again while [`Pruned::reached`] says a kind was cut off.
     pub fn prune(&self, before_ms: i64, limit: usize, done: Done<Pruned>) {
         let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let totals = Arc::clone(&self.inner.pruned);
         self.submit(writer::job(
             move |conn, _| prune(conn, before_ms, limit),
-            done,
+            // Counted once committed.
+            Box::new(move |result: Result<Pruned, StoreError>| {
+                if let Ok(pruned) = &result {
+                    totals.lock().unwrap_or_else(|e| e.into_inner()).add(pruned);
+                }
+                done(result)
+            }),
         ));
+    }
+
+    /// Rows deleted by [`Store::prune`] since the store was opened.
+    pub fn pruned(&self) -> Pruned {
+        *self.inner.pruned.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Stores one part of a concatenated inbound message (identified by

@@ -332,6 +332,14 @@ pub struct Pruned {
 }
 
 impl Pruned {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Pruned) {
+        self.messages += other.messages;
+        self.inbound += other.inbound;
+        self.webhooks += other.webhooks;
+        self.receipts += other.receipts;
+    }
+
     /// Whether any kind hit the batch limit, so more may be waiting.
     pub fn reached(&self, limit: usize) -> bool {
         let limit = limit as u64;

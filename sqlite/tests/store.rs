@@ -1701,4 +1701,5 @@ fn prune_deletes_at_most_its_limit_of_each_kind_and_says_when_it_was_cut_off() {
     }
     assert_eq!(batches, [2, 2, 1]);
     assert_eq!(count(&dir, "messages"), 0);
+    assert_eq!(store.pruned().messages, 5, "the running total");
 }

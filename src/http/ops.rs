@@ -291,6 +291,19 @@ pub async fn metrics(
         writer.busy_ns as f64 / 1e9,
         writer.receipts_indexed
     );
+    let pruned = store.pruned();
+    let _ = writeln!(
+        out,
+        "# HELP smppd_store_pruned_total Rows deleted because they were older than database.retention_days, by kind.\n# TYPE smppd_store_pruned_total counter"
+    );
+    for (kind, n) in [
+        ("messages", pruned.messages),
+        ("inbound", pruned.inbound),
+        ("webhooks", pruned.webhooks),
+        ("receipts", pruned.receipts),
+    ] {
+        let _ = writeln!(out, "smppd_store_pruned_total{{kind=\"{kind}\"}} {n}");
+    }
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out))
