@@ -170,14 +170,12 @@ pub fn recode_default_alphabet(sm: &mut SubmitSm, alphabet: DefaultAlphabet) {
         return;
     }
     let bytes = sm.short_message().as_ref();
-    let udh_len = if u8::from(sm.esm_class) & 0x40 != 0 {
-        bytes
-            .first()
-            .map_or(0, |&n| (usize::from(n) + 1).min(bytes.len()))
+    let text = if u8::from(sm.esm_class) & 0x40 != 0 {
+        split_udh(bytes).1
     } else {
-        0
+        bytes
     };
-    let (udh, text) = bytes.split_at(udh_len);
+    let udh = &bytes[..bytes.len() - text.len()];
     let recoded = [udh, &alphabet.recode(text)].concat();
     // Never longer than before: one octet per character, at most one per
     // septet.
@@ -364,9 +362,9 @@ pub fn validate_addresses(source: &str, destination: &str) -> Result<(), PduErro
 pub enum Delivery {
     /// A receipt for a message we submitted.
     Receipt {
-        /// The SMSC's id of the original message as the receipt quotes it
-        /// (trimmed); [`crate::smpp::receipt::IdBases::receipt_key`] turns
-        /// it into the key it is matched by.
+        /// The SMSC's id of the original message as the receipt quotes it;
+        /// [`crate::smpp::receipt::IdBases::receipt_key`] turns it into the
+        /// key it is matched by (trimmed, among other things).
         smsc_message_id: String,
         /// What it says.
         state: ReceiptState,
@@ -452,14 +450,20 @@ pub enum Inbound {
 }
 
 impl Inbound {
-    /// Reads it as [`read_deliver_sm`] does, decoding data_coding 0x00 in
-    /// the SMSC's `alphabet`.
+    /// Classifies and reads it, decoding data_coding 0x00 in the SMSC's
+    /// `alphabet`. esm_class bits 2..5 = 0b0001 (0x04) mark an SMSC
+    /// delivery receipt; 0x08/0x10/0x20 are other acknowledgement kinds
+    /// that we also treat as receipts when they carry an id.
+    ///
+    /// The text is `short_message`, or the `message_payload` TLV when
+    /// `short_message` is empty (SMPP 3.4 §5.3.2.32: the two are never
+    /// used together; a data_sm has only the TLV). A part of a concatenated
+    /// MO message is recognised by its UDH (esm_class UDHI) or, without
+    /// one, by the three SAR TLVs (`sar_msg_ref_num`, `sar_total_segments`,
+    /// `sar_segment_seqnum`, §5.3.2.22–24).
     pub fn read(&self, alphabet: DefaultAlphabet) -> Delivery {
         match self {
-            Inbound::Deliver(pdu) => read_delivery(DeliveryFields {
-                alphabet,
-                ..deliver_sm_fields(pdu)
-            }),
+            Inbound::Deliver(pdu) => read_delivery(deliver_sm_fields(pdu, alphabet)),
             Inbound::Data(pdu) => read_delivery(DeliveryFields {
                 alphabet,
                 esm: u8::from(pdu.esm_class),
@@ -484,22 +488,9 @@ struct DeliveryFields<'a> {
     tlvs: &'a [rusmpp::tlvs::Tlv],
 }
 
-/// Classifies and reads a deliver_sm. esm_class bits 2..5 = 0b0001 (0x04)
-/// mark an SMSC delivery receipt; 0x08/0x10/0x20 are other acknowledgement
-/// kinds that we also treat as receipts when they carry an id.
-///
-/// The text is `short_message`, or the `message_payload` TLV when
-/// `short_message` is empty (SMPP 3.4 §5.3.2.32: the two are never used
-/// together). A part of a concatenated MO message is recognised by its
-/// UDH (esm_class UDHI) or, without one, by the three SAR TLVs
-/// (`sar_msg_ref_num`, `sar_total_segments`, `sar_segment_seqnum`, §5.3.2.22–24).
-pub fn read_deliver_sm(pdu: &DeliverSm) -> Delivery {
-    read_delivery(deliver_sm_fields(pdu))
-}
-
-fn deliver_sm_fields(pdu: &DeliverSm) -> DeliveryFields<'_> {
+fn deliver_sm_fields(pdu: &DeliverSm, alphabet: DefaultAlphabet) -> DeliveryFields<'_> {
     DeliveryFields {
-        alphabet: DefaultAlphabet::Gsm,
+        alphabet,
         esm: u8::from(pdu.esm_class),
         data_coding: u8::from(pdu.data_coding),
         source: &pdu.source_addr,
@@ -593,7 +584,7 @@ fn read_delivery(fields: DeliveryFields<'_>) -> Delivery {
     };
     let error_code = parsed.as_ref().and_then(|p| p.err).or(network_error);
     Delivery::Receipt {
-        smsc_message_id: id.trim().to_string(),
+        smsc_message_id: id,
         state,
         error_code,
         stat,
@@ -603,6 +594,11 @@ fn read_delivery(fields: DeliveryFields<'_>) -> Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A deliver_sm read from an SMSC whose default alphabet is GSM.
+    fn read_deliver_sm(pdu: &DeliverSm) -> Delivery {
+        Inbound::Deliver(pdu.clone()).read(DefaultAlphabet::Gsm)
+    }
     use rusmpp::tlvs::MessageDeliveryRequestTlvValue;
     use rusmpp::values::MessageState;
     use smppd_sqlite::MessageStatus;

@@ -324,22 +324,17 @@ impl<T> Session<T> {
         }
     }
 
-    /// Our answer to a deliver_sm, once it is handled.
-    pub fn deliver_sm_resp(&self, sequence_number: u32, status: u32) -> Box<Command> {
-        Self::response(
-            sequence_number,
-            status,
-            rusmpp::pdus::DeliverSmResp::default(),
-        )
-    }
-
     /// Our answer to a deliver_sm (`data` false) or a data_sm (`data`
     /// true), once it is handled.
     pub fn delivery_resp(&self, sequence_number: u32, status: u32, data: bool) -> Box<Command> {
         if data {
             Self::response(sequence_number, status, rusmpp::pdus::DataSmResp::default())
         } else {
-            self.deliver_sm_resp(sequence_number, status)
+            Self::response(
+                sequence_number,
+                status,
+                rusmpp::pdus::DeliverSmResp::default(),
+            )
         }
     }
 
