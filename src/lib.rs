@@ -97,20 +97,19 @@ async fn prune_old_rows(store: Store, retention: Duration) {
             - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         let mut total = smppd_sqlite::Pruned::default();
         loop {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            store.prune(before, PRUNE_BATCH, Box::new(move |r| drop(tx.send(r))));
-            match rx.await {
-                Ok(Ok(pruned)) => {
+            match tenants::write(|done| store.prune(before, PRUNE_BATCH, done)).await {
+                Ok(pruned) => {
                     total.add(&pruned);
                     if !pruned.reached(PRUNE_BATCH) {
                         break;
                     }
                 }
-                Ok(Err(e)) => {
+                // Closing.
+                Err(smppd_sqlite::StoreError::WriterGone) => return,
+                Err(e) => {
                     log::warn!("pruning rows past the retention failed: {e}");
                     break;
                 }
-                Err(_) => return,
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

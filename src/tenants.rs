@@ -176,24 +176,25 @@ fn later_tenant_defaults() -> [(&'static str, Value); 1] {
     [("allowed_senders", Value::Null)]
 }
 
+/// Removes each of `defaults`' keys from `map` where it has that value.
+fn remove_defaults(map: &mut Map<String, Value>, defaults: &[(&str, Value)]) {
+    for (key, default) in defaults {
+        if map.get(*key) == Some(default) {
+            map.remove(*key);
+        }
+    }
+}
+
 /// What identifies a config-file entry, key included.
 fn seed_digest(tenant: &TenantConfig) -> [u8; 32] {
     let mut settings = serde_json::to_value(tenant).unwrap_or(Value::Null);
     if let Some(map) = settings.as_object_mut() {
-        for (key, default) in later_tenant_defaults() {
-            if map.get(key) == Some(&default) {
-                map.remove(key);
-            }
-        }
+        remove_defaults(map, &later_tenant_defaults());
     }
     if let Some(Value::Array(channels)) = settings.get_mut("channels") {
         let defaults = later_channel_defaults();
         for channel in channels.iter_mut().filter_map(Value::as_object_mut) {
-            for (key, default) in &defaults {
-                if channel.get(*key) == Some(default) {
-                    channel.remove(*key);
-                }
-            }
+            remove_defaults(channel, &defaults);
         }
     }
     let mut hash = Sha256::new();
