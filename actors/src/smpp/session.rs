@@ -880,7 +880,7 @@ mod tests {
     }
 
     #[test]
-    fn a_transmitter_answers_deliver_sm_with_invalid_bind_status() {
+    fn a_transmitter_answers_deliver_sm_and_data_sm_with_invalid_bind_status() {
         let now = Instant::now();
         let mut s: Session<()> = Session::new(config(BindMode::Transmitter), now);
         let bind = s.start_bind(now).unwrap();
@@ -898,6 +898,14 @@ mod tests {
         assert!(
             matches!(&ev[..], [Event::Send(c)] if u32::from(c.status()) == status::ESME_RINVBNDSTS)
         );
+        // A data_sm too, with the response of its own kind.
+        let ev = s.handle(frame(0, 6, DataSm::default()), now);
+        assert!(matches!(
+            &ev[..],
+            [Event::Send(c)] if u32::from(c.status()) == status::ESME_RINVBNDSTS
+                && c.id() == rusmpp::CommandId::DataSmResp
+                && c.sequence_number() == 6
+        ));
     }
 
     #[test]
