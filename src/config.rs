@@ -175,6 +175,12 @@ pub struct EngineConfig {
     /// are delivered as separate inbound messages.
     #[serde(default)]
     pub mo_parts_timeout_s: Option<u64>,
+    /// Seconds after its submit that a message still waiting for its
+    /// delivery receipt becomes `unknown` with the error
+    /// `RECEIPT_TIMEOUT` (1 to 31,536,000; default: it waits for ever). A
+    /// receipt that comes later still replaces `unknown`.
+    #[serde(default)]
+    pub receipt_timeout_s: Option<u64>,
     /// When tenants are paced by their `weight`: `auto` (default, while
     /// the engine is saturated), `always`, or `off`.
     #[serde(default)]
@@ -667,6 +673,9 @@ impl Config {
                 "database.receipt_cache",
                 format!("must be at most {MAX_RECEIPT_CACHE}"),
             ));
+        }
+        if let Some(seconds) = self.engine.receipt_timeout_s {
+            in_range("engine.receipt_timeout_s", seconds, 1, 31_536_000)?;
         }
         if self.engine.mo_parts_timeout_s == Some(0) {
             return Err(invalid("engine.mo_parts_timeout_s", "must be at least 1"));
@@ -1325,6 +1334,20 @@ enquire_link_interval_s = 30
         assert_eq!(default.store_options().receipt_cache, 65_536);
         let e = error(&with("receipt_cache = 99999999"));
         assert!(e.starts_with("database.receipt_cache"), "{e}");
+    }
+
+    #[test]
+    fn the_receipt_timeout_is_off_by_default_and_bounded() {
+        assert_eq!(Config::parse("").unwrap().engine.receipt_timeout_s, None);
+        let set = Config::parse("[engine]\nreceipt_timeout_s = 172800\n").unwrap();
+        assert_eq!(set.engine.receipt_timeout_s, Some(172_800));
+        for bad in ["0", "31536001"] {
+            let e = error(&format!("[engine]\nreceipt_timeout_s = {bad}\n"));
+            assert!(
+                e.starts_with("engine.receipt_timeout_s: must be between 1 and 31536000"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

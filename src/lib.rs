@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use smppd_actors::Registry;
-use smppd_sqlite::{Store, StoreError};
+use smppd_sqlite::{Done, ErrorInfo, MessageStatus, Store, StoreError};
 
 use crate::config::Config;
 
@@ -93,25 +93,19 @@ async fn prune_old_rows(store: Store, retention: Duration) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
-        let before = smppd_actors::smpp::time::unix_ms()
-            - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let before = smppd_actors::smpp::time::unix_ms() - millis(retention);
         let mut total = smppd_sqlite::Pruned::default();
-        loop {
-            match tenants::write(|done| store.prune(before, PRUNE_BATCH, done)).await {
-                Ok(pruned) => {
-                    total.add(&pruned);
-                    if !pruned.reached(PRUNE_BATCH) {
-                        break;
-                    }
-                }
-                // Closing.
-                Err(smppd_sqlite::StoreError::WriterGone) => return,
-                Err(e) => {
-                    log::warn!("pruning rows past the retention failed: {e}");
-                    break;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let open = in_batches(
+            "pruning rows past the retention",
+            |done| store.prune(before, PRUNE_BATCH, done),
+            |pruned| {
+                total.add(&pruned);
+                pruned.reached(PRUNE_BATCH)
+            },
+        )
+        .await;
+        if !open {
+            return;
         }
         if total != smppd_sqlite::Pruned::default() {
             log::info!(
@@ -122,6 +116,85 @@ async fn prune_old_rows(store: Store, retention: Duration) {
                 total.webhooks,
                 total.receipts,
                 retention.as_secs() / 86_400
+            );
+        }
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Repeats a store write while `more` says its batch was full, pausing
+/// between batches so that a large clean-up shares the writer with live
+/// traffic. False once the store is closing.
+async fn in_batches<T: Send + 'static>(
+    what: &str,
+    write: impl Fn(Done<T>),
+    mut more: impl FnMut(T) -> bool,
+) -> bool {
+    loop {
+        match tenants::write(&write).await {
+            Ok(result) => {
+                if !more(result) {
+                    return true;
+                }
+            }
+            Err(smppd_sqlite::StoreError::WriterGone) => return false,
+            Err(e) => {
+                log::warn!("{what} failed: {e}");
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Messages made `unknown` per store transaction when their receipt is
+/// overdue (see [`PRUNE_BATCH`] for why a batch is small).
+const RECEIPT_TIMEOUT_BATCH: usize = 500;
+
+/// Every `timeout / 10` (1 s to 1 min): messages submitted longer than
+/// `timeout` ago and still waiting for their receipt become `unknown`
+/// ([`Store::time_out_receipts`]); each is counted and published to its
+/// tenant's event stream like any final status (its webhook comes from
+/// the store).
+async fn time_out_receipts(store: Store, registry: Registry, timeout: Duration) {
+    let mut tick = tokio::time::interval(
+        (timeout / 10).clamp(Duration::from_secs(1), Duration::from_secs(60)),
+    );
+    loop {
+        tick.tick().await;
+        let before = smppd_actors::smpp::time::unix_ms() - millis(timeout);
+        let mut total = 0;
+        let open = in_batches(
+            "timing out overdue receipts",
+            |done| store.time_out_receipts(before, RECEIPT_TIMEOUT_BATCH, done),
+            |timed_out| {
+                total += timed_out.len();
+                for message in &timed_out {
+                    if let Some(stats) = registry.stats(&message.tenant) {
+                        stats.finished(MessageStatus::Unknown);
+                        smppd_actors::stats::TenantStats::bump(&stats.receipts_timed_out);
+                        stats.events.status(
+                            message.id,
+                            MessageStatus::Unknown,
+                            Some(ErrorInfo::receipt_timeout()),
+                        );
+                    }
+                }
+                timed_out.len() >= RECEIPT_TIMEOUT_BATCH
+            },
+        )
+        .await;
+        if !open {
+            return;
+        }
+        if total > 0 {
+            log::warn!(
+                "{total} messages got no delivery receipt within {} s of their submit: \
+                 now unknown (RECEIPT_TIMEOUT)",
+                timeout.as_secs()
             );
         }
     }
@@ -245,6 +318,7 @@ impl Engine {
             .database
             .retention_days
             .map(|days| Duration::from_secs(u64::from(days) * 86_400));
+        let receipt_timeout = config.engine.receipt_timeout_s.map(Duration::from_secs);
         let housekeeping = actix_rt::spawn(async move {
             let prune = {
                 let store = housekeeping_store.clone();
@@ -255,8 +329,18 @@ impl Engine {
                     }
                 }
             };
+            let receipts = {
+                let (store, registry) = (housekeeping_store.clone(), housekeeping_registry.clone());
+                async move {
+                    match receipt_timeout {
+                        Some(timeout) => time_out_receipts(store, registry, timeout).await,
+                        None => std::future::pending().await,
+                    }
+                }
+            };
             tokio::join!(
                 prune,
+                receipts,
                 purge_idempotency_keys(housekeeping_store.clone()),
                 flush_stale_mo_parts(
                     housekeeping_store.clone(),

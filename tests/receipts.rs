@@ -164,3 +164,59 @@ fn every_receipt_is_acknowledged_even_for_an_unknown_id() {
         },
     );
 }
+
+#[test]
+fn a_message_whose_receipt_never_comes_becomes_unknown_after_the_receipt_timeout() {
+    let (_dir, db) = temp_db();
+    let sim = simulator(&[ACME, BETA], Faults::default());
+    let port = sim.local_addr().port();
+    // acme asks for no receipts, so none ever comes; beta's come at once.
+    let config = format!(
+        "[engine]\nreceipt_timeout_s = 2\n[database]\npath = {:?}\nsynchronous = \"normal\"\n{}{}",
+        db.display().to_string(),
+        tenant_text(port, &ACME, "", "registered_delivery = false"),
+        tenant_text(port, &BETA, "", "")
+    );
+    let engine = TestEngine::start(&config);
+    let http = engine.http();
+    let posted = std::time::Instant::now();
+    let silent = http.send(ACME.api_key, "4915100000001", "no receipt");
+    let answered = http.send(BETA.api_key, "4915100000002", "receipt");
+    http.wait_for_status(
+        BETA.api_key,
+        std::slice::from_ref(&answered),
+        &["delivered"],
+        Duration::from_secs(20),
+    );
+    http.wait_for_status(
+        ACME.api_key,
+        std::slice::from_ref(&silent),
+        &["submitted"],
+        Duration::from_secs(20),
+    );
+    http.wait_for_status(
+        ACME.api_key,
+        std::slice::from_ref(&silent),
+        &["unknown"],
+        Duration::from_secs(20),
+    );
+    // Not before its submit was 2 s old (the POST came before the submit).
+    assert!(
+        posted.elapsed() >= Duration::from_millis(1_900),
+        "unknown after {:?}",
+        posted.elapsed()
+    );
+    let message = http.message(ACME.api_key, &silent).body;
+    assert_eq!(message["error"]["name"], "RECEIPT_TIMEOUT");
+    assert!(message["done_at"].is_string(), "{message}");
+    assert_eq!(http.status(BETA.api_key, &answered), "delivered");
+    let metrics = http.get("/metrics", None).body;
+    let metrics = metrics.as_str().unwrap_or("");
+    for line in [
+        "smppd_receipts_timed_out_total{tenant=\"acme\"} 1",
+        "smppd_receipts_timed_out_total{tenant=\"beta\"} 0",
+        "smppd_messages_final_total{tenant=\"acme\",status=\"unknown\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+}

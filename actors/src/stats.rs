@@ -31,8 +31,12 @@ pub struct TenantStats {
     pub rejected: AtomicU64,
     /// We gave up, or the receipt said deleted.
     pub failed: AtomicU64,
-    /// Receipt with an unknown state.
+    /// Receipt with an unknown state, or none within
+    /// `engine.receipt_timeout_s`.
     pub unknown: AtomicU64,
+    /// Messages made `unknown` because their receipt did not come within
+    /// `engine.receipt_timeout_s` (also counted in `unknown`).
+    pub receipts_timed_out: AtomicU64,
     /// HTTP accept latency (request read to commit answered).
     pub accept_latency: Histogram,
     /// submit_sm sent to submit_sm_resp received.

@@ -28,7 +28,8 @@ pub use store::{ApiKeyRow, DeletedTenant, Store, StoreOptions, Synchronous, Tena
 pub use types::{
     Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
     MessageRecord, MessageStatus, NewInbound, NewMessage, PartRecord, Priority, Pruned,
-    QueuedMessage, Receipt, ReceiptMatch, RenderAnswer, WebhookDelivery, WebhookOutcome,
+    QueuedMessage, Receipt, ReceiptMatch, RenderAnswer, TimedOut, WebhookDelivery, WebhookOutcome,
+    RECEIPT_TIMEOUT,
 };
 pub use writer::{after_answers, Done, WriterStats};
 

@@ -21,7 +21,7 @@
 //!   its `COMMIT`.
 //! - The cache is lost with the process. At open, before the writer starts,
 //!   the store indexes every message and part still awaiting its receipt,
-//!   found through the partial indexes `messages_awaiting_receipt` and
+//!   found through the partial indexes `messages_submitted` and
 //!   `message_parts_awaiting_receipt`.
 //!
 //! So a receipt finds its message whether it comes a millisecond or a week
@@ -330,7 +330,7 @@ pub(crate) fn committed() {
 /// last process. Returns how many.
 pub(crate) fn index_awaiting(conn: &Connection) -> rusqlite::Result<usize> {
     let messages = conn.execute(
-        "UPDATE messages INDEXED BY messages_awaiting_receipt SET smsc_lookup_id = smsc_message_id \
+        "UPDATE messages INDEXED BY messages_submitted SET smsc_lookup_id = smsc_message_id \
          WHERE status = 'submitted' AND smsc_lookup_id IS NULL AND smsc_message_id IS NOT NULL",
         [],
     )?;

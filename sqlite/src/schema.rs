@@ -316,6 +316,18 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE smsc_lookup_id IS NOT NULL;
     CREATE INDEX message_parts_awaiting_receipt ON message_parts(message_id, part)
         WHERE status = 'submitted' AND smsc_lookup_id IS NULL;",
+    // 16: every submitted message, by when it started waiting for its
+    // receipt: its submit, or the end of its validity if that is later
+    // (the SMSC may try to deliver it until then). So
+    // `engine.receipt_timeout_s` finds the messages whose receipt is
+    // overdue by reading exactly those. It replaces
+    // `messages_awaiting_receipt`, which held only the single-part messages
+    // still in the receipt cache; a restart finds those through this index
+    // too. Entries are added at the index's end (in submit order, for
+    // messages without a validity), as they were before.
+    "DROP INDEX messages_awaiting_receipt;
+    CREATE INDEX messages_submitted ON messages(MAX(submitted_at, IFNULL(validity_until, 0)))
+        WHERE status = 'submitted';",
 ];
 
 /// A fresh in-memory database at the latest schema, for unit tests.
@@ -446,6 +458,46 @@ mod tests {
             )
             .unwrap();
         assert_eq!(found, 7);
+    }
+
+    #[test]
+    fn a_version_15_file_lists_every_submitted_message_by_when_its_receipt_wait_began() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for script in &MIGRATIONS[..15] {
+            conn.execute_batch(script).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 15).unwrap();
+        // One only the receipt cache knew, one already in the SMSC-id
+        // index, a long message (no SMSC id of its own) and a delivered one.
+        conn.execute_batch(
+            "INSERT INTO messages (id, tenant, source, destination, body, status, channel, \
+             smsc_message_id, smsc_lookup_id, submitted_at, created_at, updated_at) VALUES \
+             (1, 'acme', 's', 'd', 'b', 'submitted', 'main', 'a', NULL, 40, 1, 1), \
+             (2, 'acme', 's', 'd', 'b', 'submitted', 'main', 'b', 'b', 30, 1, 1), \
+             (3, 'acme', 's', 'd', 'b', 'submitted', 'main', NULL, NULL, 20, 1, 1), \
+             (4, 'acme', 's', 'd', 'b', 'delivered', 'main', 'c', NULL, 10, 1, 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let listed: Vec<i64> = conn
+            .prepare(
+                "SELECT id FROM messages INDEXED BY messages_submitted \
+                 WHERE status = 'submitted' ORDER BY MAX(submitted_at, IFNULL(validity_until, 0))",
+            )
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(listed, [3, 2, 1]);
+        let old_index: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'messages_awaiting_receipt'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(old_index, 0);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::receipt_cache::{self, Target};
 use crate::types::{
     Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
     MessageRecord, MessageStatus, NewInbound, NewMessage, PartRecord, Priority, Pruned,
-    QueuedMessage, Receipt, ReceiptMatch, WebhookDelivery, WebhookOutcome,
+    QueuedMessage, Receipt, ReceiptMatch, TimedOut, WebhookDelivery, WebhookOutcome,
 };
 use crate::writer::{self, Done, Job, StatsCounters, WriterStats};
 use crate::{schema, StoreError};
@@ -354,6 +354,28 @@ impl Store {
                 }
                 done(result)
             }),
+        ));
+    }
+
+    /// Gives up waiting for the receipts of up to `limit` messages still
+    /// `submitted` that began waiting before `before_ms` (unix ms): at
+    /// their submit, or at the end of their validity if that is later,
+    /// since the SMSC may try to deliver them until then. Longest waiting
+    /// first, each becomes `unknown` with the error
+    /// [`ErrorInfo::receipt_timeout`], which reaches its webhook like any
+    /// final status. The charge stays captured (the SMSC took the
+    /// message). A long message's parts still awaiting theirs become
+    /// `unknown` too.
+    ///
+    /// A receipt that comes later still finds the message, also after a
+    /// restart, and its outcome replaces `unknown` (a non-final one does
+    /// not). Answers with the messages it changed; call again while it
+    /// answers `limit` of them.
+    pub fn time_out_receipts(&self, before_ms: i64, limit: usize, done: Done<Vec<TimedOut>>) {
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        self.submit(writer::job(
+            move |conn, now| time_out_receipts(conn, now, before_ms, limit),
+            done,
         ));
     }
 
@@ -1437,6 +1459,49 @@ fn prune(conn: &Connection, before_ms: i64, limit: i64) -> Result<Pruned, StoreE
         webhooks: webhooks as u64,
         receipts: receipts as u64,
     })
+}
+
+fn time_out_receipts(
+    conn: &Connection,
+    now: i64,
+    before_ms: i64,
+    limit: i64,
+) -> Result<Vec<TimedOut>, StoreError> {
+    // The expression is the key of `messages_submitted`, as written there.
+    let overdue: Vec<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT id, tenant FROM messages INDEXED BY messages_submitted \
+             WHERE status = 'submitted' AND MAX(submitted_at, IFNULL(validity_until, 0)) < ?1 \
+             ORDER BY MAX(submitted_at, IFNULL(validity_until, 0)) LIMIT ?2",
+        )?
+        .query_map(params![before_ms, limit], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let error = ErrorInfo::receipt_timeout();
+    let mut timed_out = Vec::with_capacity(overdue.len());
+    for (id, tenant) in overdue {
+        // Entered in the SMSC-id indexes (if the receipt cache still held
+        // them), so that a late receipt finds them after a restart too:
+        // the restart indexes only what is still `submitted`.
+        conn.prepare_cached(
+            "UPDATE OR FAIL message_parts SET status = 'unknown', error_code = ?2, \
+             error_name = ?3, done_at = ?4, smsc_lookup_id = smsc_message_id \
+             WHERE message_id = ?1 AND status = 'submitted'",
+        )?
+        .execute(params![id, error.code, error.name, now])?;
+        conn.prepare_cached(
+            "UPDATE OR FAIL messages SET status = 'unknown', error_code = ?2, error_name = ?3, \
+             done_at = ?4, updated_at = ?4, smsc_lookup_id = smsc_message_id \
+             WHERE id = ?1 AND status = 'submitted'",
+        )?
+        .execute(params![id, error.code, error.name, now])?;
+        timed_out.push(TimedOut {
+            tenant,
+            id: MessageId(id),
+        });
+    }
+    Ok(timed_out)
 }
 
 /// Inserts a message after checking the tenant's queue quota and reserving

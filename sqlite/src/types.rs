@@ -349,6 +349,31 @@ impl Pruned {
     }
 }
 
+impl ErrorInfo {
+    /// Recorded on a message whose receipt did not come within
+    /// `engine.receipt_timeout_s` (see
+    /// [`Store::time_out_receipts`](crate::Store::time_out_receipts)).
+    pub fn receipt_timeout() -> Self {
+        ErrorInfo {
+            code: 0,
+            name: RECEIPT_TIMEOUT.to_owned(),
+        }
+    }
+}
+
+/// The error name of [`ErrorInfo::receipt_timeout`].
+pub const RECEIPT_TIMEOUT: &str = "RECEIPT_TIMEOUT";
+
+/// A message [`Store::time_out_receipts`](crate::Store::time_out_receipts)
+/// made `unknown`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedOut {
+    /// Its tenant.
+    pub tenant: String,
+    /// The message.
+    pub id: MessageId,
+}
+
 /// What [`Store::apply_receipt`](crate::Store::apply_receipt) did with a receipt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReceiptMatch {

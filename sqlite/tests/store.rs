@@ -1703,3 +1703,207 @@ fn prune_deletes_at_most_its_limit_of_each_kind_and_says_when_it_was_cut_off() {
     assert_eq!(count(&dir, "messages"), 0);
     assert_eq!(store.pruned().messages, 5, "the running total");
 }
+
+// ---- receipt timeout (migration 16) ----
+
+fn time_out(store: &Store, before_ms: i64, limit: usize) -> Vec<smppd_sqlite::TimedOut> {
+    wait(|done| store.time_out_receipts(before_ms, limit, done)).unwrap()
+}
+
+/// Waits until the clock has moved past `ms`, so that writes before and
+/// after this call get different times.
+fn after_a_tick() -> i64 {
+    let start = now_ms();
+    while now_ms() <= start + 1 {
+        thread::sleep(std::time::Duration::from_millis(1));
+    }
+    now_ms()
+}
+
+#[test]
+fn a_message_whose_receipt_is_overdue_becomes_unknown_and_nothing_else_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    wait(|done| store.set_tenant_webhook("acme", Some("http://hooks.example/acme"), done)).unwrap();
+    let queued = insert(&store, "acme", "still queued");
+    let old = insert(&store, "acme", "no receipt");
+    submit(&store, "acme", old, "ch", "o1");
+    let delivered = insert(&store, "acme", "delivered");
+    submit(&store, "acme", delivered, "ch", "d1");
+    apply(
+        &store,
+        receipt("acme", "ch", "d1", MessageStatus::Delivered),
+    );
+    assert_eq!(claim(&store).len(), 1, "the delivered one's event");
+    let cutoff = after_a_tick();
+    after_a_tick();
+    let young = insert(&store, "other", "submitted after the cutoff");
+    submit(&store, "other", young, "ch", "y1");
+
+    let timed_out = time_out(&store, cutoff, 100);
+    assert_eq!(
+        timed_out,
+        [smppd_sqlite::TimedOut {
+            tenant: "acme".into(),
+            id: old
+        }]
+    );
+    let record = store.get_message("acme", old).unwrap().unwrap();
+    assert_eq!(record.status, MessageStatus::Unknown);
+    assert_eq!(record.error, Some(ErrorInfo::receipt_timeout()));
+    assert!(record.done_at_ms.is_some());
+    assert_eq!(status(&store, "acme", queued), MessageStatus::Queued);
+    assert_eq!(status(&store, "acme", delivered), MessageStatus::Delivered);
+    assert_eq!(status(&store, "other", young), MessageStatus::Submitted);
+    let events = claim(&store);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].ref_id, old.as_i64());
+    assert_eq!(events[0].status.as_deref(), Some("unknown"));
+    assert_eq!(
+        events[0].error.as_ref().map(|e| e.name.as_str()),
+        Some(smppd_sqlite::RECEIPT_TIMEOUT)
+    );
+    assert!(time_out(&store, cutoff, 100).is_empty(), "done once");
+}
+
+#[test]
+fn a_receipt_timeout_keeps_the_charge_captured() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    wait(|done| store.ensure_account("acme", 1_000, done)).unwrap();
+    let mut m = message("acme", "priced");
+    m.charge = Some(250);
+    let id = insert_with(&store, m).unwrap();
+    submit(&store, "acme", id, "ch", "c1");
+    let before = store.balance("acme").unwrap().unwrap();
+    assert_eq!(time_out(&store, now_ms() + 1_000, 100).len(), 1);
+    assert_eq!(store.balance("acme").unwrap().unwrap(), before);
+    assert_eq!(before.spent, 250);
+    assert_eq!(
+        store
+            .get_message("acme", id)
+            .unwrap()
+            .unwrap()
+            .charge_state
+            .as_deref(),
+        Some("captured")
+    );
+}
+
+#[test]
+fn a_receipt_after_the_timeout_still_decides_the_message_also_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let before_restart = insert(&store, "acme", "a");
+    submit(&store, "acme", before_restart, "ch", "late-1");
+    let after_restart = insert(&store, "acme", "b");
+    submit(&store, "acme", after_restart, "ch", "late-2");
+    assert_eq!(time_out(&store, now_ms() + 1_000, 100).len(), 2);
+    // An intermediate receipt does not undo the timeout.
+    apply(
+        &store,
+        receipt("acme", "ch", "late-1", MessageStatus::Submitted),
+    );
+    assert_eq!(
+        status(&store, "acme", before_restart),
+        MessageStatus::Unknown
+    );
+    apply(
+        &store,
+        receipt("acme", "ch", "late-1", MessageStatus::Delivered),
+    );
+    assert_eq!(
+        status(&store, "acme", before_restart),
+        MessageStatus::Delivered
+    );
+    store.close();
+    drop(store);
+    // The receipt cache that held both died with the store; the timed-out
+    // message is found through the SMSC-id index.
+    let store = open(&dir);
+    let late = Receipt {
+        error: Some(ErrorInfo {
+            code: 1,
+            name: "UNDELIV".into(),
+        }),
+        ..receipt("acme", "ch", "late-2", MessageStatus::Undeliverable)
+    };
+    assert!(matches!(apply(&store, late), ReceiptMatch::Matched { id, .. } if id == after_restart));
+    assert_eq!(
+        status(&store, "acme", after_restart),
+        MessageStatus::Undeliverable
+    );
+    assert_eq!(pending_receipts(&dir), 0);
+}
+
+#[test]
+fn a_long_message_times_out_with_the_parts_still_awaiting_receipts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "long");
+    let ids: Vec<String> = ["t1", "t2"].iter().map(|s| s.to_string()).collect();
+    wait(|done| store.mark_submitted_parts("acme", id, "ch", ids, done)).unwrap();
+    apply(
+        &store,
+        receipt("acme", "ch", "t1", MessageStatus::Delivered),
+    );
+    assert_eq!(time_out(&store, now_ms() + 1_000, 100).len(), 1);
+    assert_eq!(status(&store, "acme", id), MessageStatus::Unknown);
+    let parts = store.message_parts("acme", id).unwrap();
+    let statuses: Vec<_> = parts.iter().map(|p| p.status).collect();
+    assert_eq!(statuses, [MessageStatus::Delivered, MessageStatus::Unknown]);
+    store.close();
+    drop(store);
+    let store = open(&dir);
+    apply(
+        &store,
+        receipt("acme", "ch", "t2", MessageStatus::Delivered),
+    );
+    assert_eq!(status(&store, "acme", id), MessageStatus::Delivered);
+}
+
+#[test]
+fn a_receipt_timeout_takes_at_most_its_limit_oldest_submit_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let ids: Vec<MessageId> = (0..5)
+        .map(|n| insert(&store, "acme", &format!("m{n}")))
+        .collect();
+    // Submitted in reverse order of their ids.
+    for (n, id) in ids.iter().enumerate().rev() {
+        submit(&store, "acme", *id, "ch", &format!("s{n}"));
+        after_a_tick();
+    }
+    let first: Vec<MessageId> = time_out(&store, now_ms() + 1_000, 2)
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(first, [ids[4], ids[3]]);
+    assert_eq!(time_out(&store, now_ms() + 1_000, 10).len(), 3);
+}
+
+#[test]
+fn a_message_waits_for_its_receipt_until_its_validity_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let valid_until = now_ms() + 60_000;
+    let mut m = message("acme", "valid for a minute");
+    m.validity_until_ms = Some(valid_until);
+    let long_valid = insert_with(&store, m).unwrap();
+    submit(&store, "acme", long_valid, "ch", "v1");
+    let plain = insert(&store, "acme", "no validity");
+    submit(&store, "acme", plain, "ch", "v2");
+    // Both were submitted before this cutoff; the SMSC may still deliver
+    // the first until its validity ends.
+    let first: Vec<MessageId> = time_out(&store, now_ms() + 1_000, 100)
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(first, [plain]);
+    assert_eq!(status(&store, "acme", long_valid), MessageStatus::Submitted);
+    let later: Vec<MessageId> = time_out(&store, valid_until + 1, 100)
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(later, [long_valid]);
+}

@@ -98,7 +98,7 @@ pub async fn metrics(
     }
     let tenants = registry.all_stats();
     let mut out = String::with_capacity(8 * 1024);
-    let counters: [(&str, &str, CounterOf); 4] = [
+    let counters: [(&str, &str, CounterOf); 5] = [
         (
             "smppd_messages_accepted_total",
             "Messages accepted over HTTP (committed).",
@@ -118,6 +118,11 @@ pub async fn metrics(
             "smppd_messages_retried_total",
             "Attempts retried (temporary error, throttle, unknown outcome).",
             |s| get(&s.retried),
+        ),
+        (
+            "smppd_receipts_timed_out_total",
+            "Messages made unknown because no receipt came within engine.receipt_timeout_s.",
+            |s| get(&s.receipts_timed_out),
         ),
     ];
     for (name, help, value) in counters {
