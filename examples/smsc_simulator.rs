@@ -75,6 +75,9 @@ struct Args {
     /// Fraction of accepted messages whose receipt says UNDELIV.
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     undeliverable_fraction: f64,
+    /// Fraction of accepted messages whose receipt is never sent.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    lost_receipt_fraction: f64,
     /// Close the connection instead of answering every Nth submit_sm.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     drop_every_n_submits: Option<u64>,
@@ -132,6 +135,7 @@ async fn main() -> std::io::Result<()> {
         temporary_error_fraction: args.temporary_error_fraction,
         permanent_error_fraction: args.permanent_error_fraction,
         undeliverable_fraction: args.undeliverable_fraction,
+        lost_receipt_fraction: args.lost_receipt_fraction,
         drop_every_n_submits: args.drop_every_n_submits,
         stall_responses: args.stall_ms.map(Duration::from_millis),
         ignore_enquire_link: args.ignore_enquire_link,
@@ -180,12 +184,13 @@ async fn main() -> std::io::Result<()> {
             _ = ticker.tick(), if args.stats_every_s > 0 => {
                 let s = sim.stats();
                 println!(
-                    "submits {} received / {} accepted; receipts {} sent / {} acked; MO {}; \
-                     connections {} open / {} bound / {} total; queued deliver_sm {}",
+                    "submits {} received / {} accepted; receipts {} sent / {} acked / {} lost; \
+                     MO {}; connections {} open / {} bound / {} total; queued deliver_sm {}",
                     s.submits_received,
                     s.submits_accepted,
                     s.receipts_sent,
                     s.receipts_acknowledged,
+                    s.receipts_lost,
                     s.mo_sent,
                     s.open_connections,
                     s.bound_sessions,

@@ -5,6 +5,9 @@
 //!
 //! CI runs 1,000 messages; the full scenario is
 //! `SMPPD_CHAOS_MESSAGES=10000 cargo test --release --test chaos -- --nocapture`.
+//!
+//! And an SMSC that loses receipts: with `engine.receipt_timeout_s`, every
+//! message still ends in a final status.
 
 mod support;
 
@@ -99,5 +102,56 @@ fn two_tenants_under_throttling_and_connection_drops_lose_nothing() {
     assert!(
         twice <= WINDOW * drops,
         "{twice} duplicates for {drops} drops"
+    );
+}
+
+#[test]
+fn with_a_receipt_timeout_every_message_ends_final_even_when_the_smsc_loses_receipts() {
+    let (_dir, db) = temp_db();
+    let sim = simulator(
+        &[ACME],
+        Faults {
+            lost_receipt_fraction: 0.3,
+            undeliverable_fraction: 0.1,
+            ..Faults::default()
+        },
+    );
+    let engine = TestEngine::start(&format!(
+        "[engine]\nreceipt_timeout_s = 2\n{}",
+        config_text(&db, sim.local_addr().port(), &[ACME], "")
+    ));
+    let http = engine.http();
+    let ids: Vec<String> = (0..200)
+        .map(|i| http.send(ACME.api_key, "4915100000001", &format!("m{i}")))
+        .collect();
+    http.wait_for_status(
+        ACME.api_key,
+        &ids,
+        &["delivered", "undeliverable", "unknown"],
+        Duration::from_secs(60),
+    );
+    let mut by_status: HashMap<String, u64> = HashMap::new();
+    for id in &ids {
+        let message = http.message(ACME.api_key, id).body;
+        let status = message["status"].as_str().unwrap_or_default().to_string();
+        if status == "unknown" {
+            assert_eq!(message["error"]["name"], "RECEIPT_TIMEOUT", "{message}");
+        }
+        *by_status.entry(status).or_default() += 1;
+    }
+    let stats = sim.stats();
+    println!("lost receipts: {by_status:?}, {stats:?}");
+    assert!(stats.receipts_lost > 0, "{stats:?}");
+    // Each message was submitted once: those whose receipt was lost are
+    // `unknown`, every other one has its receipt's outcome.
+    assert_eq!(stats.submits_accepted, 200, "{stats:?}");
+    assert_eq!(
+        by_status.get("unknown").copied().unwrap_or(0),
+        stats.receipts_lost
+    );
+    assert_eq!(
+        by_status.get("delivered").copied().unwrap_or(0)
+            + by_status.get("undeliverable").copied().unwrap_or(0),
+        stats.receipts_sent
     );
 }

@@ -801,6 +801,34 @@ async fn an_undeliverable_message_gets_an_undeliv_receipt_with_message_state_5()
 }
 
 #[tokio::test]
+async fn a_lost_receipt_is_never_sent_and_is_counted() {
+    within(async {
+        let sim = start(SimulatorConfig {
+            faults: Faults {
+                lost_receipt_fraction: 1.0,
+                ..Faults::default()
+            },
+            ..fast()
+        });
+        let mut conn = bound(&sim, Mode::Transceiver).await;
+        submit(&mut conn, 2, "into the void", 1).await;
+        // Past the receipt's delay, the next PDU is the answer to this
+        // enquire_link, not a receipt.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        send(&mut conn, 3, Pdu::EnquireLink).await;
+        let next = recv(&mut conn).await;
+        assert_eq!(next.id(), CommandId::EnquireLinkResp);
+        let stats = sim.stats();
+        assert_eq!(
+            (stats.receipts_lost, stats.receipts_sent),
+            (1, 0),
+            "{stats:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn dlr_before_resp_sends_the_receipt_first() {
     within(async {
         let sim = start(SimulatorConfig {

@@ -126,6 +126,9 @@ pub struct Faults {
     pub permanent_error_fraction: f64,
     /// Accepted, but the receipt says `stat:UNDELIV err:001` (message_state 5).
     pub undeliverable_fraction: f64,
+    /// Accepted, but the receipt asked for is never sent, as an SMSC that
+    /// loses track of a message does (counted in `receipts_lost`).
+    pub lost_receipt_fraction: f64,
     /// Close the TCP connection instead of answering every Nth submit_sm
     /// (counted over the whole simulator).
     pub drop_every_n_submits: Option<u64>,
@@ -198,6 +201,8 @@ pub struct SimulatorStats {
     pub submits_accepted: u64,
     /// Receipt deliver_sm written (redeliveries included).
     pub receipts_sent: u64,
+    /// Receipts asked for and never sent (`Faults::lost_receipt_fraction`).
+    pub receipts_lost: u64,
     /// Receipts acknowledged with deliver_sm_resp ESME_ROK.
     pub receipts_acknowledged: u64,
     /// MO deliver_sm written (redeliveries included).

@@ -495,12 +495,19 @@ impl Session {
         };
         // SMPP 3.4 §5.2.17: 1 = receipt on success or failure, 2 = on failure
         // only; 3 (SMPP 5.0) = on success only.
-        let wants_receipt = match registered_delivery & 0x03 {
+        let mut wants_receipt = match registered_delivery & 0x03 {
             1 => true,
             2 => outcome == Outcome::Undeliverable,
             3 => outcome == Outcome::Delivered,
             _ => false,
         };
+        if wants_receipt && rand::random::<f64>() < faults.lost_receipt_fraction {
+            self.shared
+                .counters
+                .receipts_lost
+                .fetch_add(1, Ordering::Relaxed);
+            wants_receipt = false;
+        }
         let now = SystemTime::now();
         let receipt = wants_receipt.then(|| Deliver {
             system_id: system_id.clone(),
