@@ -501,7 +501,10 @@ impl Session {
             3 => outcome == Outcome::Delivered,
             _ => false,
         };
-        if wants_receipt && rand::random::<f64>() < faults.lost_receipt_fraction {
+        if wants_receipt
+            && faults.lost_receipt_fraction > 0.0
+            && rand::random::<f64>() < faults.lost_receipt_fraction
+        {
             self.shared
                 .counters
                 .receipts_lost
