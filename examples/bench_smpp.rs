@@ -312,6 +312,7 @@ fn main() {
                 message_id_format: MessageIdFormat::Hex,
                 receipt_id_format: ReceiptIdFormat::AsIssued,
                 receipts_as_data_sm: false,
+                tls: None,
                 faults: Faults::default(),
             })
             .expect("start the simulator");

@@ -8,10 +8,13 @@
 //!     --stats-every-s 10
 //! ```
 //!
-//! Without `--account` any system_id/password binds. Set `RUST_LOG=debug`
-//! to see every PDU decision. Runs until Ctrl-C.
+//! Without `--account` any system_id/password binds. With `--tls-cert` and
+//! `--tls-key` it serves SMPP over TLS (and with `--tls-client-ca`, asks
+//! for a client certificate). Set `RUST_LOG=debug` to see every PDU
+//! decision. Runs until Ctrl-C.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -96,6 +99,16 @@ struct Args {
     /// Send receipts before the submit_sm_resp.
     #[arg(long)]
     dlr_before_resp: bool,
+    /// Serve SMPP over TLS with this certificate chain (PEM); needs
+    /// --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require a client certificate signed by one of these CAs (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
     /// Print counters every this many seconds (0: never).
     #[arg(long, default_value_t = 0)]
     stats_every_s: u64,
@@ -144,6 +157,14 @@ async fn main() -> std::io::Result<()> {
         dlr_before_resp: args.dlr_before_resp,
     };
     let accounts = args.accounts.len();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            smppd_actors::simulator::tls::server_config(cert, key, args.tls_client_ca.as_deref())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+        ),
+        _ => None,
+    };
+    let over = if tls.is_some() { "TLS" } else { "TCP" };
     let sim = Simulator::start(SimulatorConfig {
         listen: args.listen,
         accounts: args.accounts,
@@ -160,9 +181,10 @@ async fn main() -> std::io::Result<()> {
         },
         receipts_as_data_sm: args.receipts_as_data_sm,
         faults: faults.clone(),
+        tls,
     })?;
     println!(
-        "SMSC simulator listening on {} ({}), faults: {faults:?}. Ctrl-C to stop.",
+        "SMSC simulator listening on {} over {over} ({}), faults: {faults:?}. Ctrl-C to stop.",
         sim.local_addr(),
         if accounts == 0 {
             "any system_id/password".to_string()

@@ -16,6 +16,7 @@ use smppd_actors::smpp::pdu::{self, BindParams};
 use smppd_actors::smpp::receipt::{IdBase, IdBases};
 use smppd_actors::smpp::session::BindMode;
 use smppd_actors::smpp::status::ErrorClass;
+use smppd_actors::transport::{Tls, TlsError};
 use smppd_actors::{ChannelSpec, TenantSpec};
 use smppd_sqlite::{StoreOptions, Synchronous};
 
@@ -360,6 +361,24 @@ pub struct ChannelConfig {
     /// dest_addr_npi of every submit_sm. Default: guessed, as for the source.
     #[serde(default)]
     pub dest_addr_npi: Option<u8>,
+    /// SMPP over TLS (default false): every session's TCP connection is
+    /// wrapped in TLS 1.2 or 1.3, and the SMSC's certificate is checked.
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM file of the certificate authorities that sign the SMSC's
+    /// certificate (default: the Mozilla root certificates built in).
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// The name the SMSC's certificate must be valid for (default: `host`).
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
+    /// PEM certificate chain shown to an SMSC that asks for a client
+    /// certificate; with `tls_key_file`.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// `default_alphabet` values.
@@ -946,6 +965,7 @@ impl ChannelConfig {
                 ));
             }
         }
+        self.check_tls(at)?;
         if !(1..=10_000).contains(&self.window) {
             return Err(invalid(key("window"), "must be between 1 and 10000"));
         }
@@ -980,6 +1000,58 @@ impl ChannelConfig {
             in_range(&key(field), value, min, max)?;
         }
         Ok(())
+    }
+}
+
+impl ChannelConfig {
+    /// The TLS settings, if `tls` is on.
+    fn tls_settings(&self) -> Option<Tls> {
+        self.tls.then(|| Tls {
+            ca_file: self.tls_ca_file.clone(),
+            server_name: self
+                .tls_server_name
+                .clone()
+                .unwrap_or_else(|| self.host.clone()),
+            client_identity: self.tls_cert_file.clone().zip(self.tls_key_file.clone()),
+        })
+    }
+
+    /// The `tls_*` keys go with `tls = true`, the certificate with its key,
+    /// and the files must be usable: they are read here once.
+    fn check_tls(&self, at: &str) -> Result<(), ConfigError> {
+        let key = |field: &str| format!("{at}{field}");
+        let set = [
+            ("tls_ca_file", self.tls_ca_file.is_some()),
+            ("tls_server_name", self.tls_server_name.is_some()),
+            ("tls_cert_file", self.tls_cert_file.is_some()),
+            ("tls_key_file", self.tls_key_file.is_some()),
+        ];
+        if !self.tls {
+            return match set.iter().find(|(_, is_set)| *is_set) {
+                Some((field, _)) => Err(invalid(key(field), "needs tls = true")),
+                None => Ok(()),
+            };
+        }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(_), None) => {
+                return Err(invalid(key("tls_key_file"), "is needed with tls_cert_file"))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(key("tls_cert_file"), "is needed with tls_key_file"))
+            }
+            _ => {}
+        }
+        let Some(tls) = self.tls_settings() else {
+            return Ok(());
+        };
+        tls.client_config().map(drop).map_err(|e| match e {
+            // The name checked defaults to the host.
+            TlsError::ServerName(_) if self.tls_server_name.is_none() => invalid(
+                key("tls_server_name"),
+                format!("{e} (it defaults to the host); set tls_server_name"),
+            ),
+            _ => invalid(key(e.key()), e.to_string()),
+        })
     }
 }
 
@@ -1030,6 +1102,7 @@ fn channel_spec(c: &ChannelConfig) -> ChannelSpec {
             dest_ton: c.dest_addr_ton,
             dest_npi: c.dest_addr_npi,
         },
+        tls: c.tls_settings(),
         ..ChannelSpec::with_defaults(&c.name, &c.host, c.port, bind_params(c))
     }
 }
@@ -1334,6 +1407,108 @@ enquire_link_interval_s = 30
         assert_eq!(default.store_options().receipt_cache, 65_536);
         let e = error(&with("receipt_cache = 99999999"));
         assert!(e.starts_with("database.receipt_cache"), "{e}");
+    }
+
+    /// EXAMPLE's channel with `lines` added.
+    fn with_channel_lines(lines: &str) -> String {
+        EXAMPLE.replace(
+            "enquire_link_interval_s = 30",
+            &format!("enquire_link_interval_s = 30\n{lines}"),
+        )
+    }
+
+    /// A TLS fixture's path as a TOML string.
+    fn tls_fixture(name: &str) -> String {
+        format!(
+            "{:?}",
+            format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+        )
+    }
+
+    #[test]
+    fn a_tls_channel_gets_its_settings_and_checks_the_host_by_default() {
+        let text = with_channel_lines(&format!(
+            "tls = true\ntls_ca_file = {}\ntls_cert_file = {}\ntls_key_file = {}",
+            tls_fixture("ca.pem"),
+            tls_fixture("client.pem"),
+            tls_fixture("client.key")
+        ));
+        let spec = Config::parse(&text).unwrap().tenants[0].spec();
+        let tls = spec.channels[0].tls.clone().expect("tls on");
+        assert_eq!(tls.server_name, "127.0.0.1");
+        assert!(tls.ca_file.is_some() && tls.client_identity.is_some());
+        let plain = Config::parse(EXAMPLE).unwrap().tenants[0].spec();
+        assert_eq!(plain.channels[0].tls, None);
+    }
+
+    #[test]
+    fn unusable_tls_settings_are_refused_naming_the_key() {
+        let at = "tenants[0].channels[0].";
+        for (lines, key, says) in [
+            (
+                format!("tls_ca_file = {}", tls_fixture("ca.pem")),
+                "tls_ca_file",
+                "needs tls = true",
+            ),
+            (
+                "tls_server_name = \"smsc\"".to_string(),
+                "tls_server_name",
+                "needs tls = true",
+            ),
+            (
+                format!("tls = true\ntls_cert_file = {}", tls_fixture("client.pem")),
+                "tls_key_file",
+                "is needed with tls_cert_file",
+            ),
+            (
+                format!("tls = true\ntls_key_file = {}", tls_fixture("client.key")),
+                "tls_cert_file",
+                "is needed with tls_key_file",
+            ),
+            (
+                format!("tls = true\ntls_ca_file = {}", tls_fixture("missing.pem")),
+                "tls_ca_file",
+                "missing.pem",
+            ),
+            (
+                format!("tls = true\ntls_ca_file = {}", tls_fixture("client.key")),
+                "tls_ca_file",
+                "no PEM",
+            ),
+            (
+                format!(
+                    "tls = true\ntls_cert_file = {}\ntls_key_file = {}",
+                    tls_fixture("client.pem"),
+                    tls_fixture("client.pem")
+                ),
+                "tls_key_file",
+                "no PEM",
+            ),
+            (
+                format!(
+                    "tls = true\ntls_cert_file = {}\ntls_key_file = {}",
+                    tls_fixture("client.pem"),
+                    tls_fixture("server.key")
+                ),
+                "tls_cert_file",
+                "do not go together",
+            ),
+            (
+                "tls = true\ntls_server_name = \"bad..name\"".to_string(),
+                "tls_server_name",
+                "not a DNS name",
+            ),
+        ] {
+            let e = error(&with_channel_lines(&lines));
+            assert!(e.starts_with(&format!("{at}{key}")), "{lines}: {e}");
+            assert!(e.contains(says), "{lines}: {e}");
+        }
+        // The host is the name checked when none is given.
+        let e = error(
+            &with_channel_lines("tls = true").replace("host = \"127.0.0.1\"", "host = \"a..b\""),
+        );
+        assert!(e.starts_with(&format!("{at}tls_server_name")), "{e}");
+        assert!(e.contains("\"a..b\" is not a DNS name"), "{e}");
     }
 
     #[test]

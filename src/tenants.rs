@@ -155,7 +155,7 @@ fn settings_json(tenant: &TenantConfig) -> String {
 /// defaults. While at its default such a key is left out of the digest:
 /// otherwise upgrading would make every config-file tenant look edited and
 /// re-apply its entry over what the operator API changed since.
-fn later_channel_defaults() -> [(&'static str, Value); 10] {
+fn later_channel_defaults() -> [(&'static str, Value); 15] {
     [
         ("default_alphabet", Value::from("gsm")),
         ("message_id_bases", Value::from("text")),
@@ -167,6 +167,11 @@ fn later_channel_defaults() -> [(&'static str, Value); 10] {
         ("bind_addr_ton", Value::from(0)),
         ("bind_addr_npi", Value::from(0)),
         ("address_range", Value::from("")),
+        ("tls", Value::from(false)),
+        ("tls_ca_file", Value::Null),
+        ("tls_server_name", Value::Null),
+        ("tls_cert_file", Value::Null),
+        ("tls_key_file", Value::Null),
     ]
 }
 

@@ -589,7 +589,11 @@ impl Schemas {
                     .into_iter()
                     .flatten()
                 {
-                    if required.contains(&name.as_str()) || rng.percent(40) {
+                    let required = required.contains(&name.as_str());
+                    if !required && NOT_GENERATED.contains(&name.as_str()) {
+                        continue;
+                    }
+                    if required || rng.percent(40) {
                         object.insert(name.clone(), self.valid(field, rng, depth + 1));
                     }
                 }
@@ -1495,7 +1499,7 @@ impl Fuzzer<'_> {
 /// of `text` (it depends on the alphabet), `encoding: "gsm"` with a text
 /// outside GSM 03.38, a `validity` time past or over a year ahead, and a
 /// `callback_url` without the tenant's `webhook_secret`.
-const SEMANTIC_FIELDS: [&str; 9] = [
+const SEMANTIC_FIELDS: [&str; 13] = [
     "text",
     "encoding",
     "validity",
@@ -1509,6 +1513,24 @@ const SEMANTIC_FIELDS: [&str; 9] = [
     "error_classes",
     // A tenant's senders must each be a phone number or a short name.
     "allowed_senders",
+    // A channel's TLS files must be readable PEM on the appliance, the
+    // `tls_*` keys need `tls = true`, and the name checked (the host by
+    // default) must be a DNS name or an IP address.
+    "tls_ca_file",
+    "tls_server_name",
+    "tls_cert_file",
+    "tls_key_file",
+];
+
+/// Optional fields a valid request never gets from the generator: a
+/// channel's TLS files (paths on the appliance, which a generated string
+/// never names) and the name checked, all of which need `tls = true`.
+/// Mutated requests still send them.
+const NOT_GENERATED: [&str; 4] = [
+    "tls_ca_file",
+    "tls_server_name",
+    "tls_cert_file",
+    "tls_key_file",
 ];
 
 /// Problems of a batch item, or of a message, that depend on the tenant's

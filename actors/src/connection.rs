@@ -1,6 +1,7 @@
 //! `Connection`: the actor that owns one SMPP session.
 //!
-//! Owns: the TCP socket (read half as an actix stream, write half as a
+//! Owns: the TCP socket, or the TLS stream over it (see
+//! [`crate::transport`]; read half as an actix stream, write half as a
 //! `FramedWrite`), the [`Session`] state machine with its window of
 //! in-flight submits, and the job of acknowledging deliver_sm only after the
 //! store has committed what it carried.
@@ -36,8 +37,6 @@ use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
 use rusmpp::Command;
 use smppd_sqlite::{ErrorInfo, MessageStatus, QueuedMessage, Receipt, Store};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
 use crate::coalesce::Coalescer;
@@ -53,6 +52,7 @@ use crate::smpp::status::{self, ErrorClass};
 use crate::spec::ChannelSpec;
 use crate::stats::TenantStats;
 use crate::tenant::{Attempt, RateReport, SessionEnded, SessionUp, SubmitDone, TenantSupervisor};
+use crate::transport;
 
 /// How often the session's timers are checked. Timeouts are seconds long,
 /// so a 100 ms granularity costs nothing and needs no timer juggling.
@@ -129,7 +129,7 @@ pub struct Connection {
     supervisor: Addr<TenantSupervisor>,
     stats: Arc<TenantStats>,
     session: Option<Session<InFlight>>,
-    writer: Option<FramedWrite<Command, OwnedWriteHalf, SmppCodec>>,
+    writer: Option<FramedWrite<Command, transport::Writer, SmppCodec>>,
     /// Submits waiting for a window slot or a rate token, with the time
     /// they stop waiting.
     pending: VecDeque<PartJob>,
@@ -211,11 +211,11 @@ impl Connection {
         }
     }
 
-    fn connected(&mut self, stream: TcpStream, ctx: &mut Context<Self>) {
-        if let Err(e) = stream.set_nodelay(true) {
-            log::warn!("{} TCP_NODELAY failed: {e}", self.log_prefix());
-        }
-        let (read, write) = stream.into_split();
+    fn connected(
+        &mut self,
+        (read, write): (transport::Reader, transport::Writer),
+        ctx: &mut Context<Self>,
+    ) {
         ctx.add_stream(FramedRead::new(read, SmppCodec::default()));
         let mut writer = FramedWrite::new(write, SmppCodec::default(), ctx);
         let now = Instant::now();
@@ -626,14 +626,15 @@ impl Actor for Connection {
             slot: self.slot,
             state: SessionState::Open,
         });
-        let addr = format!("{}:{}", self.channel.host, self.channel.port);
-        let timeout = self.channel.connect_timeout;
+        let channel = self.channel.clone();
         let fut = async move {
-            match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
-                Ok(Ok(stream)) => Ok(stream),
-                Ok(Err(e)) => Err(format!("connect to {addr} failed: {e}")),
-                Err(_) => Err(format!("connect to {addr} timed out after {timeout:?}")),
-            }
+            transport::connect(
+                &channel.host,
+                channel.port,
+                channel.connect_timeout,
+                channel.tls.as_ref(),
+            )
+            .await
         };
         // Spawned, not waited on: an `Unbind` (the tenant is suspended,
         // deleted or shutting down, or its channel changed) is handled

@@ -7,6 +7,7 @@
 //! - [`tenant`] — `TenantSupervisor`: a tenant's connections, queue window
 //!   and retries.
 //! - [`connection`] — `Connection`: one SMPP session on one TCP socket.
+//! - [`transport`] — the socket under a session: TCP, optionally TLS.
 //! - [`spec`] — the validated configuration handed to the actors.
 //! - [`coalesce`] — what store completions tell one actor, delivered once
 //!   per writer transaction.
@@ -28,6 +29,7 @@ pub mod smpp;
 pub mod spec;
 pub mod stats;
 pub mod tenant;
+pub mod transport;
 
 pub use registry::Registry;
 pub use spec::{ChannelSpec, TenantSpec};

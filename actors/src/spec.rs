@@ -14,6 +14,7 @@ use crate::smpp::encoding::DefaultAlphabet;
 use crate::smpp::pdu::{Addressing, BindParams};
 use crate::smpp::receipt::IdBases;
 use crate::smpp::status::{self, ErrorClass};
+use crate::transport::Tls;
 
 /// One tenant and its SMPP accounts.
 #[derive(Debug, Clone)]
@@ -78,6 +79,8 @@ pub struct ChannelSpec {
     pub service_type: ServiceType,
     /// What the SMSC takes data_coding 0x00 to mean.
     pub default_alphabet: DefaultAlphabet,
+    /// SMPP over TLS, with these settings; `None`: plain TCP.
+    pub tls: Option<Tls>,
 }
 
 impl ChannelSpec {
@@ -107,6 +110,7 @@ impl ChannelSpec {
             addressing: Addressing::default(),
             service_type: ServiceType::default(),
             default_alphabet: DefaultAlphabet::default(),
+            tls: None,
         }
     }
 

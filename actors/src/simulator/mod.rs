@@ -25,16 +25,23 @@
 //!   same system_id, round robin; they wait in a per-account queue while
 //!   none is bound, and one sent but not acknowledged when its connection
 //!   drops is sent again later. A deliver_sm_resp with an error status (or a
-//!   generic_nack) makes it retry after a second.
+//!   generic_nack) makes it retry after a second;
+//! - with [`SimulatorConfig::tls`], every connection starts with a TLS
+//!   handshake (SMPP over TLS); one that fails is counted in
+//!   `tls_failures` and closed.
 
 mod pdus;
 mod session;
 mod state;
+pub mod tls;
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use tokio_util::either::Either;
 
 use crate::smpp::encoding;
 use state::{Deliver, DeliverKind, Shared};
@@ -59,6 +66,9 @@ pub struct SimulatorConfig {
     pub receipts_as_data_sm: bool,
     /// Faults to inject from the start.
     pub faults: Faults,
+    /// Serve SMPP over TLS with this configuration (see
+    /// [`tls::server_config`]); `None`: plain TCP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for SimulatorConfig {
@@ -71,6 +81,7 @@ impl Default for SimulatorConfig {
             receipt_id_format: ReceiptIdFormat::AsIssued,
             receipts_as_data_sm: false,
             faults: Faults::default(),
+            tls: None,
         }
     }
 }
@@ -218,6 +229,8 @@ pub struct SimulatorStats {
     pub max_submits_in_flight: usize,
     /// Connections accepted.
     pub connections: u64,
+    /// TLS handshakes that failed (with [`SimulatorConfig::tls`]).
+    pub tls_failures: u64,
     /// Connections open now.
     pub open_connections: usize,
     /// Sessions bound now.
@@ -256,11 +269,12 @@ impl Simulator {
         );
         shared.receipts_as_data_sm = config.receipts_as_data_sm;
         let shared = Arc::new(shared);
+        let tls = config.tls.map(tokio_rustls::TlsAcceptor::from);
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("smsc-simulator".into())
             .spawn(move || {
-                runtime.block_on(accept_loop(thread_shared, listener));
+                runtime.block_on(accept_loop(thread_shared, listener, tls));
                 // Dropping the runtime drops every connection task, which
                 // closes their sockets.
                 drop(runtime);
@@ -276,7 +290,14 @@ impl Simulator {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: std::net::TcpListener) {
+/// How long a TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(listener) => listener,
         Err(err) => {
@@ -295,7 +316,27 @@ async fn accept_loop(shared: Arc<Shared>, listener: std::net::TcpListener) {
                     if let Err(err) = stream.set_nodelay(true) {
                         log::warn!("simulator: set_nodelay for {peer}: {err}");
                     }
-                    tokio::spawn(session::run(shared.clone(), stream, peer));
+                    let shared = shared.clone();
+                    let Some(tls) = tls.clone() else {
+                        tokio::spawn(session::run(shared, Either::Left(stream), peer));
+                        continue;
+                    };
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                            Ok(Ok(stream)) => {
+                                session::run(shared, Either::Right(stream), peer).await
+                            }
+                            failed => {
+                                shared.counters.tls_failures.fetch_add(1, Ordering::Relaxed);
+                                match failed {
+                                    Ok(Err(err)) => log::warn!(
+                                        "simulator: TLS handshake from {peer} failed: {err}"
+                                    ),
+                                    _ => log::warn!("simulator: TLS handshake from {peer} timed out"),
+                                }
+                            }
+                        }
+                    });
                 }
                 Err(err) => {
                     log::warn!("simulator: accept failed: {err}");

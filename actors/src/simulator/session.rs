@@ -17,6 +17,7 @@ use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
+use tokio_util::either::Either;
 
 use super::pdus::{self, Outcome, ReceiptInput};
 use super::state::{Deliver, DeliverKind, Outbound, Shared};
@@ -63,6 +64,9 @@ const ESME_RSUBMITFAIL: u32 = 0x45;
 /// How long a deliver_sm the ESME refused waits before it is offered again.
 const REDELIVERY_DELAY: Duration = Duration::from_secs(1);
 
+/// A connection from an ESME: plain TCP, or TLS over it.
+pub(crate) type Stream = Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>;
+
 enum Flow {
     Continue,
     Close,
@@ -73,7 +77,7 @@ struct Session {
     id: u64,
     peer: SocketAddr,
     tx: mpsc::UnboundedSender<Outbound>,
-    framed: Framed<TcpStream, SmppCodec>,
+    framed: Framed<Stream, SmppCodec>,
     bound: Option<BoundSession>,
     next_seq: u32,
     /// deliver_sm sent and not yet acknowledged, by sequence number.
@@ -87,7 +91,7 @@ struct Session {
 
 /// Serves one connection until it closes, then re-queues every deliver_sm
 /// it had not delivered.
-pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+pub(crate) async fn run(shared: Arc<Shared>, stream: Stream, peer: SocketAddr) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let id = shared.register(tx.clone());
     shared.counters.connections.fetch_add(1, Ordering::Relaxed);

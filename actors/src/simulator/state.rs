@@ -74,6 +74,7 @@ pub(crate) struct Counters {
     pub enquire_links: AtomicU64,
     pub max_submits_in_flight: AtomicUsize,
     pub connections: AtomicU64,
+    pub tls_failures: AtomicU64,
     pub pdus_sent: AtomicU64,
 }
 
@@ -330,6 +331,7 @@ impl Shared {
             enquire_links: c.enquire_links.load(Ordering::Relaxed),
             max_submits_in_flight: c.max_submits_in_flight.load(Ordering::Relaxed),
             connections: c.connections.load(Ordering::Relaxed),
+            tls_failures: c.tls_failures.load(Ordering::Relaxed),
             open_connections: state.sessions.len(),
             bound_sessions: state
                 .sessions

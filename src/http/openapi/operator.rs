@@ -386,6 +386,24 @@ pub struct NewChannel {
     /// dest_addr_npi (default: guessed).
     #[schema(schema_with = npi_schema)]
     pub dest_addr_npi: Option<u8>,
+    /// SMPP over TLS (default `false`): the SMSC's certificate is checked.
+    #[schema(nullable = false)]
+    pub tls: Option<bool>,
+    /// PEM file on the appliance of the CAs that sign the SMSC's
+    /// certificate (default: the Mozilla root certificates). Needs `tls`.
+    #[schema(nullable = false)]
+    pub tls_ca_file: Option<String>,
+    /// The name the SMSC's certificate must be valid for (default:
+    /// `host`). Needs `tls`.
+    #[schema(nullable = false)]
+    pub tls_server_name: Option<String>,
+    /// PEM file on the appliance of the client certificate chain, for an
+    /// SMSC that asks for one; with `tls_key_file`. Needs `tls`.
+    #[schema(nullable = false)]
+    pub tls_cert_file: Option<String>,
+    /// PEM file on the appliance of the client certificate's private key.
+    #[schema(nullable = false)]
+    pub tls_key_file: Option<String>,
 }
 
 /// A JSON merge patch of a channel (`null`: back to the default).
@@ -497,6 +515,16 @@ pub struct ChannelPatch {
     /// dest_addr_npi; null: guessed.
     #[schema(schema_with = nullable_npi_schema)]
     pub dest_addr_npi: Option<u8>,
+    /// SMPP over TLS; null: off.
+    pub tls: Option<bool>,
+    /// CA certificates (PEM file); null: the Mozilla root certificates.
+    pub tls_ca_file: Option<String>,
+    /// Name the certificate must be valid for; null: `host`.
+    pub tls_server_name: Option<String>,
+    /// Client certificate chain (PEM file); null: none.
+    pub tls_cert_file: Option<String>,
+    /// Client key (PEM file); null: none.
+    pub tls_key_file: Option<String>,
 }
 
 /// A tenant as the operator API shows it: every setting with its default
@@ -620,6 +648,20 @@ pub struct ChannelView {
     /// dest_addr_npi; null: guessed.
     #[schema(required = true)]
     pub dest_addr_npi: Option<u8>,
+    /// SMPP over TLS.
+    pub tls: bool,
+    /// CA certificates (PEM file); null: the Mozilla root certificates.
+    #[schema(required = true)]
+    pub tls_ca_file: Option<String>,
+    /// Name the certificate must be valid for; null: `host`.
+    #[schema(required = true)]
+    pub tls_server_name: Option<String>,
+    /// Client certificate chain (PEM file); null: none.
+    #[schema(required = true)]
+    pub tls_cert_file: Option<String>,
+    /// Client key (PEM file); null: none.
+    #[schema(required = true)]
+    pub tls_key_file: Option<String>,
 }
 
 /// `GET /admin/v1/tenants`.
