@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use smppd_actors::smpp::encoding::DefaultAlphabet;
-use smppd_actors::smpp::pdu::{self, BindParams};
+use smppd_actors::smpp::pdu::{self, BindParams, LongMessages};
 use smppd_actors::smpp::receipt::{IdBase, IdBases};
 use smppd_actors::smpp::session::BindMode;
 use smppd_actors::smpp::status::ErrorClass;
@@ -346,6 +346,12 @@ pub struct ChannelConfig {
     /// characters (default empty: the SMSC's default service).
     #[serde(default)]
     pub service_type: String,
+    /// How a message of several parts is sent: `udh` (default: one
+    /// submit_sm per part, with the concatenation UDH), `sar` (one per
+    /// part, with the SAR TLVs instead) or `payload` (one submit_sm with
+    /// the whole text in message_payload).
+    #[serde(default)]
+    pub long_messages: LongMessagesName,
     /// source_addr_ton of every submit_sm (0–6). Default: guessed from the
     /// address (1 for more than 8 digits, 0 for a short code, 5 for an
     /// alphanumeric sender).
@@ -400,6 +406,29 @@ impl From<DefaultAlphabetName> for DefaultAlphabet {
             DefaultAlphabetName::Gsm => DefaultAlphabet::Gsm,
             DefaultAlphabetName::Latin1 => DefaultAlphabet::Latin1,
             DefaultAlphabetName::Ascii => DefaultAlphabet::Ascii,
+        }
+    }
+}
+
+/// `long_messages` values.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LongMessagesName {
+    /// The concatenation UDH in every part.
+    #[default]
+    Udh,
+    /// The SAR TLVs in every part.
+    Sar,
+    /// One submit_sm, the text in message_payload.
+    Payload,
+}
+
+impl From<LongMessagesName> for LongMessages {
+    fn from(name: LongMessagesName) -> Self {
+        match name {
+            LongMessagesName::Udh => LongMessages::Udh,
+            LongMessagesName::Sar => LongMessages::Sar,
+            LongMessagesName::Payload => LongMessages::Payload,
         }
     }
 }
@@ -1103,6 +1132,7 @@ fn channel_spec(c: &ChannelConfig) -> ChannelSpec {
             dest_npi: c.dest_addr_npi,
         },
         tls: c.tls_settings(),
+        long_messages: c.long_messages.into(),
         ..ChannelSpec::with_defaults(&c.name, &c.host, c.port, bind_params(c))
     }
 }

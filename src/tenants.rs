@@ -155,7 +155,7 @@ fn settings_json(tenant: &TenantConfig) -> String {
 /// defaults. While at its default such a key is left out of the digest:
 /// otherwise upgrading would make every config-file tenant look edited and
 /// re-apply its entry over what the operator API changed since.
-fn later_channel_defaults() -> [(&'static str, Value); 15] {
+fn later_channel_defaults() -> [(&'static str, Value); 16] {
     [
         ("default_alphabet", Value::from("gsm")),
         ("message_id_bases", Value::from("text")),
@@ -172,6 +172,7 @@ fn later_channel_defaults() -> [(&'static str, Value); 15] {
         ("tls_server_name", Value::Null),
         ("tls_cert_file", Value::Null),
         ("tls_key_file", Value::Null),
+        ("long_messages", Value::from("udh")),
     ]
 }
 

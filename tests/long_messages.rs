@@ -144,3 +144,95 @@ fn a_long_message_needs_as_many_window_slots_as_parts() {
     );
     assert!(sim.stats().max_submits_in_flight <= 4, "{:?}", sim.stats());
 }
+
+/// A 400-character text, delivered, and where it went.
+struct Sent {
+    _dir: tempfile::TempDir,
+    http: Http,
+    _engine: TestEngine,
+    sim: smppd_actors::simulator::SimulatorHandle,
+    id: String,
+    text: String,
+}
+
+/// Sends a 400-character text (3 parts) through a channel with `extra`
+/// and waits for it to be delivered.
+fn send_400_characters(extra: &str) -> Sent {
+    let (dir, db) = temp_db();
+    let sim = simulator(&[ACME], Faults::default());
+    let engine = TestEngine::start(&config_text_with(
+        &db,
+        sim.local_addr().port(),
+        &[ACME],
+        "price_per_part = 0.05\ncredit = 1.0",
+        extra,
+    ));
+    let http = engine.http();
+    let text: String = (0..400)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let id = http.send(ACME.api_key, "4915100000001", &text);
+    http.wait_for_status(
+        ACME.api_key,
+        std::slice::from_ref(&id),
+        &["delivered"],
+        Duration::from_secs(20),
+    );
+    Sent {
+        _dir: dir,
+        http,
+        _engine: engine,
+        sim,
+        id,
+        text,
+    }
+}
+
+#[test]
+fn with_long_messages_sar_the_parts_are_marked_by_sar_tlvs_instead_of_a_udh() {
+    let sent = send_400_characters("long_messages = \"sar\"");
+    let (http, sim, id, text) = (&sent.http, &sent.sim, &sent.id, &sent.text);
+    let submits = sim.submits();
+    assert_eq!(submits.len(), 3);
+    let (reference, _, _) = submits[0].sar.expect("SAR TLVs");
+    for (i, s) in submits.iter().enumerate() {
+        assert_eq!(s.esm_class & 0x40, 0, "no UDHI");
+        assert_eq!(s.udh, None);
+        assert_eq!(s.sar, Some((reference, 3, i as u8 + 1)));
+    }
+    let rejoined: String = submits.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(&rejoined, text);
+    let message = http.message(ACME.api_key, id).body;
+    assert_eq!(message["parts"], 3);
+    assert_eq!(message["price"], 0.15);
+    assert_eq!(message["part_status"].as_array().map(Vec::len), Some(3));
+}
+
+#[test]
+fn with_long_messages_payload_the_text_goes_whole_in_message_payload_and_is_priced_by_parts() {
+    let sent = send_400_characters("long_messages = \"payload\"");
+    let (http, sim, id, text) = (&sent.http, &sent.sim, &sent.id, &sent.text);
+    let submits = sim.submits();
+    assert_eq!(submits.len(), 1, "one submit_sm for the whole text");
+    let s = &submits[0];
+    assert!(s.in_payload);
+    assert_eq!((s.udh.as_ref(), s.sar, s.esm_class), (None, None, 0));
+    assert_eq!(&s.text, text);
+    let message = http.message(ACME.api_key, id).body;
+    assert_eq!(message["parts"], 3, "still three SMS to the handset");
+    assert_eq!(message["price"], 0.15);
+    assert_eq!(message["smsc_message_id"], s.message_id.as_str());
+    let balance = http.get("/v1/balance", Some(ACME.api_key)).body;
+    assert_eq!(balance["spent"], 0.15);
+    // A short text is a plain submit_sm all the same.
+    let short = http.send(ACME.api_key, "4915100000001", "short");
+    http.wait_for_status(
+        ACME.api_key,
+        &[short],
+        &["delivered"],
+        Duration::from_secs(20),
+    );
+    let last = sim.submits().pop().unwrap();
+    assert!(!last.in_payload);
+    assert_eq!(last.text, "short");
+}

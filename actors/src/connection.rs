@@ -722,7 +722,12 @@ impl Handler<Submit> for Connection {
         }
         // A fresh concatenation reference per attempt: a retried long
         // message is a new message to the handset.
-        let reference = rand::random::<u8>();
+        let reference = rand::random::<u16>();
+        let shape = pdu::Shape {
+            registered_delivery: self.channel.registered_delivery,
+            long_messages: self.channel.long_messages,
+            default_alphabet: self.channel.default_alphabet,
+        };
         let mut pdus = match pdu::submit_sm_parts(
             &message.source,
             &message.destination,
@@ -730,9 +735,9 @@ impl Handler<Submit> for Connection {
             message
                 .data_coding
                 .and_then(crate::smpp::encoding::Coding::from_data_coding),
-            self.channel.registered_delivery,
             message.validity_until_ms,
             reference,
+            shape,
         ) {
             Ok(pdus) => pdus,
             Err(e) => {
@@ -752,7 +757,6 @@ impl Handler<Submit> for Connection {
         for pdu in &mut pdus {
             self.channel.addressing.apply(pdu);
             pdu.service_type = self.channel.service_type.clone();
-            pdu::recode_default_alphabet(pdu, self.channel.default_alphabet);
         }
         let deadline = Instant::now() + self.channel.window_wait_timeout;
         let group = Rc::new(RefCell::new(PartGroup::new(message, pdus.len())));

@@ -11,7 +11,7 @@ use std::time::Duration;
 use rusmpp::values::ServiceType;
 
 use crate::smpp::encoding::DefaultAlphabet;
-use crate::smpp::pdu::{Addressing, BindParams};
+use crate::smpp::pdu::{Addressing, BindParams, LongMessages};
 use crate::smpp::receipt::IdBases;
 use crate::smpp::status::{self, ErrorClass};
 use crate::transport::Tls;
@@ -81,6 +81,8 @@ pub struct ChannelSpec {
     pub default_alphabet: DefaultAlphabet,
     /// SMPP over TLS, with these settings; `None`: plain TCP.
     pub tls: Option<Tls>,
+    /// How a message of several parts is sent.
+    pub long_messages: LongMessages,
 }
 
 impl ChannelSpec {
@@ -111,6 +113,7 @@ impl ChannelSpec {
             service_type: ServiceType::default(),
             default_alphabet: DefaultAlphabet::default(),
             tls: None,
+            long_messages: LongMessages::default(),
         }
     }
 

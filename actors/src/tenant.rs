@@ -261,7 +261,9 @@ struct Slot {
     /// actor's mailbox, so messages still queued there are recovered from
     /// here, not from the connection.
     outstanding: HashMap<MessageId, QueuedMessage>,
-    /// Window slots the outstanding messages take: one per SMS part.
+    /// Window slots the outstanding messages take: one per submit_sm, so
+    /// one per SMS part unless the channel sends long messages whole
+    /// (`message_payload`).
     parts_in_flight: usize,
     submitted: u64,
     throttled: u64,
@@ -466,7 +468,7 @@ impl TenantSupervisor {
                 continue;
             }
             let slot = &mut self.slots[index];
-            slot.parts_in_flight += message.parts.max(1) as usize;
+            slot.parts_in_flight += slot.channel.long_messages.submits(message.parts as usize);
             slot.outstanding.insert(message.id, message.clone());
             slot.submitted += 1;
             if let Some(addr) = &slot.addr {
@@ -720,9 +722,11 @@ impl Handler<SubmitDone> for TenantSupervisor {
             // Already recovered when that connection ended.
             return;
         }
-        slot.parts_in_flight = slot
-            .parts_in_flight
-            .saturating_sub(msg.message.parts.max(1) as usize);
+        slot.parts_in_flight = slot.parts_in_flight.saturating_sub(
+            slot.channel
+                .long_messages
+                .submits(msg.message.parts as usize),
+        );
         let channel = slot.channel.clone();
         match msg.attempt {
             Attempt::NotSent => {

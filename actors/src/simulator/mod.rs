@@ -186,6 +186,11 @@ pub struct ReceivedSubmit {
     pub message_id: String,
     /// The user data header (e.g. the concatenation header of a part).
     pub udh: Option<Vec<u8>>,
+    /// sar_msg_ref_num, sar_total_segments and sar_segment_seqnum, when
+    /// the part is marked by the SAR TLVs.
+    pub sar: Option<(u16, u8, u8)>,
+    /// The text came in message_payload (short_message empty).
+    pub in_payload: bool,
 }
 
 /// A bound session.

@@ -30,6 +30,11 @@ pub(crate) struct SubmitContent {
     /// Both short_message and message_payload were given (SMPP 3.4 §5.3.2.32
     /// forbids it).
     pub both_bodies: bool,
+    /// The text came in message_payload.
+    pub in_payload: bool,
+    /// sar_msg_ref_num, sar_total_segments and sar_segment_seqnum, when
+    /// all three were given.
+    pub sar: Option<(u16, u8, u8)>,
 }
 
 pub(crate) fn submit_content(sm: &SubmitSm) -> SubmitContent {
@@ -44,10 +49,20 @@ pub(crate) fn submit_content(sm: &SubmitSm) -> SubmitContent {
             _ => None,
         });
     let both_bodies = !short.is_empty() && payload.as_ref().is_some_and(|p| !p.is_empty());
+    let in_payload = short.is_empty() && payload.is_some();
     let mut bytes: &[u8] = match &payload {
         Some(p) if short.is_empty() => p,
         _ => short,
     };
+    let (mut reference, mut total, mut sequence) = (None, None, None);
+    for tlv in sm.tlvs() {
+        match tlv.value() {
+            Some(TlvValue::SarMsgRefNum(v)) => reference = Some(*v),
+            Some(TlvValue::SarTotalSegments(v)) => total = Some(*v),
+            Some(TlvValue::SarSegmentSeqnum(v)) => sequence = Some(*v),
+            _ => {}
+        }
+    }
     let mut udh = None;
     if u8::from(sm.esm_class) & UDHI != 0 && !bytes.is_empty() {
         let udh_len = (bytes[0] as usize + 1).min(bytes.len());
@@ -59,6 +74,11 @@ pub(crate) fn submit_content(sm: &SubmitSm) -> SubmitContent {
         bytes: bytes.to_vec(),
         udh,
         both_bodies,
+        in_payload,
+        sar: reference
+            .zip(total)
+            .zip(sequence)
+            .map(|((r, t), s)| (r, t, s)),
     }
 }
 

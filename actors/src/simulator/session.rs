@@ -550,6 +550,8 @@ impl Session {
             esm_class,
             message_id: message_id.clone(),
             udh: content.udh.clone(),
+            sar: content.sar,
+            in_payload: content.in_payload,
         });
         let id =
             c_string::<1, 65>("message_id", &message_id).unwrap_or_else(|_| COctetString::empty());

@@ -162,26 +162,45 @@ pub fn service_type(value: &str) -> Result<ServiceType, PduError> {
     Ok(ServiceType::new(c_string::<1, 6>("service_type", value)?))
 }
 
-/// Rewrites a data_coding 0x00 submit_sm we built (GSM 03.38 septets, after
-/// any UDH) for an SMSC whose default `alphabet` is another
-/// ([`DefaultAlphabet::recode`]). Other data codings are left alone.
-pub fn recode_default_alphabet(sm: &mut SubmitSm, alphabet: DefaultAlphabet) {
-    if alphabet == DefaultAlphabet::Gsm || u8::from(sm.data_coding) != 0x00 {
-        return;
+/// How a message of several parts goes to the SMSC (channel key
+/// `long_messages`). A one-part message is one plain submit_sm whatever
+/// this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LongMessages {
+    /// One submit_sm per part, each starting with the concatenation UDH
+    /// (esm_class UDHI): what the handset gets.
+    #[default]
+    Udh,
+    /// One submit_sm per part, marked by the `sar_msg_ref_num`,
+    /// `sar_total_segments` and `sar_segment_seqnum` TLVs (SMPP 3.4
+    /// §5.3.2.22–24) instead of a UDH: the SMSC adds the UDH.
+    Sar,
+    /// One submit_sm with the whole text in the `message_payload` TLV
+    /// (§5.3.2.32) and an empty short_message: the SMSC splits it, and
+    /// answers (and sends a receipt) for the message as one.
+    Payload,
+}
+
+impl LongMessages {
+    /// How many submit_sm a message of `parts` parts takes.
+    pub fn submits(self, parts: usize) -> usize {
+        match self {
+            LongMessages::Payload if parts > 1 => 1,
+            _ => parts.max(1),
+        }
     }
-    let bytes = sm.short_message().as_ref();
-    let text = if u8::from(sm.esm_class) & 0x40 != 0 {
-        split_udh(bytes).1
-    } else {
-        bytes
-    };
-    let udh = &bytes[..bytes.len() - text.len()];
-    let recoded = [udh, &alphabet.recode(text)].concat();
-    // Never longer than before: one octet per character, at most one per
-    // septet.
-    if let Ok(short_message) = OctetString::from_vec(recoded) {
-        sm.set_short_message(short_message);
-    }
+}
+
+/// What a channel's SMSC wants in the submit_sm PDUs of every message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Shape {
+    /// registered_delivery (0x01: a final receipt, success or failure).
+    pub registered_delivery: u8,
+    /// How a message of several parts is sent.
+    pub long_messages: LongMessages,
+    /// What the SMSC takes data_coding 0 to mean: GSM 03.38 septets are
+    /// recoded to it ([`DefaultAlphabet::recode`]), after any UDH.
+    pub default_alphabet: DefaultAlphabet,
 }
 
 /// SMPP 3.4 §5.2.5: the type-of-number values.
@@ -263,43 +282,76 @@ pub fn part_count(text: &str, coding: Option<encoding::Coding>) -> Result<usize,
     encode_message(text, coding).map(|(_, parts)| parts.len())
 }
 
-/// The submit_sm PDUs of a message: one, or one per part, each with the
-/// concatenation UDH under `reference` and esm_class 0x40 (UDHI).
+/// The submit_sm PDUs of a message, as `shape` says: one for a one-part
+/// message; for a longer one, one per part with the concatenation UDH (or
+/// the SAR TLVs) under `reference`, or one with the whole text in
+/// `message_payload`.
 pub fn submit_sm_parts(
     source: &str,
     destination: &str,
     text: &str,
     coding: Option<encoding::Coding>,
-    registered_delivery: u8,
     validity_until_ms: Option<i64>,
-    reference: u8,
+    reference: u16,
+    shape: Shape,
 ) -> Result<Vec<SubmitSm>, PduError> {
+    use rusmpp::tlvs::MessageSubmissionRequestTlvValue as Tlv;
+
     let (encoded, parts) = encode_message(text, coding)?;
     let total = parts.len() as u8;
+    let data_coding = encoded.coding.data_coding();
+    // GSM 03.38 septets, recoded for an SMSC whose default alphabet is
+    // another; never longer than before (one octet per character).
+    let recode = |bytes: Vec<u8>| match shape.default_alphabet {
+        DefaultAlphabet::Gsm => bytes,
+        _ if data_coding != 0x00 => bytes,
+        alphabet => alphabet.recode(&bytes),
+    };
+    let new_sm = || -> Result<SubmitSm, PduError> {
+        let mut sm = submit_sm(
+            source,
+            destination,
+            "",
+            shape.registered_delivery,
+            validity_until_ms,
+        )?;
+        sm.data_coding = DataCoding::from(data_coding);
+        sm.esm_class = EsmClass::from(0x00);
+        Ok(sm)
+    };
+    if total > 1 && shape.long_messages == LongMessages::Payload {
+        let mut sm = new_sm()?;
+        sm.push_tlv(Tlv::MessagePayload(rusmpp::values::MessagePayload::new(
+            rusmpp::types::AnyOctetString::from_vec(recode(encoded.bytes)),
+        )));
+        return Ok(vec![sm]);
+    }
     parts
         .into_iter()
         .enumerate()
         .map(|(i, payload)| {
-            let mut sm = submit_sm(
-                source,
-                destination,
-                "",
-                registered_delivery,
-                validity_until_ms,
-            )?;
-            let (body, esm_class) = if total == 1 {
-                (payload, 0x00)
-            } else {
-                let udh = encoding::concat_udh(reference, total, i as u8 + 1);
-                ([&udh[..], &payload].concat(), 0x40)
+            let mut sm = new_sm()?;
+            let sequence = i as u8 + 1;
+            let body = match shape.long_messages {
+                _ if total == 1 => recode(payload),
+                LongMessages::Udh => {
+                    sm.esm_class = EsmClass::from(0x40);
+                    let udh = encoding::concat_udh(reference as u8, total, sequence);
+                    [&udh[..], &recode(payload)].concat()
+                }
+                // (Payload with several parts went out as one PDU above.)
+                LongMessages::Sar | LongMessages::Payload => {
+                    sm.push_tlv(Tlv::SarMsgRefNum(reference));
+                    sm.push_tlv(Tlv::SarTotalSegments(total));
+                    sm.push_tlv(Tlv::SarSegmentSeqnum(sequence));
+                    recode(payload)
+                }
             };
             let short_message = OctetString::from_vec(body).map_err(|_| PduError::TooLong {
                 field: "short_message",
                 max: 254,
             })?;
             sm.set_short_message(short_message);
-            sm.esm_class = EsmClass::from(esm_class);
-            sm.data_coding = DataCoding::from(encoded.coding.data_coding());
             Ok(sm)
         })
         .collect()
@@ -668,34 +720,105 @@ mod tests {
         assert!(sm.validity_period.is_empty());
     }
 
+    /// A receipt asked for, the other settings at their defaults.
+    fn shape(long_messages: LongMessages) -> Shape {
+        Shape {
+            registered_delivery: 1,
+            long_messages,
+            ..Shape::default()
+        }
+    }
+
+    fn parts_of(text: &str, coding: Option<encoding::Coding>, shape: Shape) -> Vec<SubmitSm> {
+        submit_sm_parts("ACME", "4917000000", text, coding, None, 0x1242, shape).unwrap()
+    }
+
+    /// (sar_msg_ref_num, sar_total_segments, sar_segment_seqnum), if all three are there.
+    fn sar_of(sm: &SubmitSm) -> Option<(u16, u8, u8)> {
+        let (mut reference, mut total, mut sequence) = (None, None, None);
+        for tlv in sm.tlvs() {
+            match tlv.value() {
+                Some(TlvValue::SarMsgRefNum(v)) => reference = Some(*v),
+                Some(TlvValue::SarTotalSegments(v)) => total = Some(*v),
+                Some(TlvValue::SarSegmentSeqnum(v)) => sequence = Some(*v),
+                _ => {}
+            }
+        }
+        Some((reference?, total?, sequence?))
+    }
+
+    fn payload_of(sm: &SubmitSm) -> Option<Vec<u8>> {
+        sm.tlvs().iter().find_map(|tlv| match tlv.value() {
+            Some(TlvValue::MessagePayload(p)) => Some(p.value.as_ref().to_vec()),
+            _ => None,
+        })
+    }
+
     #[test]
     fn a_long_text_becomes_parts_with_a_concatenation_udh() {
-        let parts =
-            submit_sm_parts("ACME", "4917000000", &"a".repeat(400), None, 1, None, 0x42).unwrap();
+        let parts = parts_of(&"a".repeat(400), None, shape(LongMessages::Udh));
         assert_eq!(parts.len(), 3);
         for (i, sm) in parts.iter().enumerate() {
             assert_eq!(u8::from(sm.esm_class), 0x40);
             let bytes = sm.short_message().as_ref();
             assert_eq!(&bytes[..6], &[0x05, 0x00, 0x03, 0x42, 3, i as u8 + 1]);
+            assert_eq!(sar_of(sm), None);
+            assert_eq!(u8::from(sm.registered_delivery), 1);
         }
         assert_eq!(parts[0].short_message().as_ref().len(), 6 + 153);
-        let single = submit_sm_parts("ACME", "4917000000", "short", None, 1, None, 0x42).unwrap();
+        let single = parts_of("short", None, shape(LongMessages::Udh));
         assert_eq!(single.len(), 1);
         assert_eq!(u8::from(single[0].esm_class), 0);
     }
 
     #[test]
+    fn with_sar_the_parts_carry_the_three_sar_tlvs_and_no_udh() {
+        let parts = parts_of(&"a".repeat(400), None, shape(LongMessages::Sar));
+        assert_eq!(parts.len(), 3);
+        for (i, sm) in parts.iter().enumerate() {
+            assert_eq!(u8::from(sm.esm_class), 0x00, "no UDHI");
+            assert_eq!(sar_of(sm), Some((0x1242, 3, i as u8 + 1)));
+        }
+        // The same split as with a UDH: the SMSC adds one for the handset.
+        assert_eq!(parts[0].short_message().as_ref(), &[b'a'; 153][..]);
+        assert_eq!(parts[2].short_message().as_ref().len(), 400 - 2 * 153);
+    }
+
+    #[test]
+    fn with_payload_a_long_text_is_one_submit_sm_with_the_whole_text_in_message_payload() {
+        let text = format!("{}\u{4f60}", "a".repeat(100));
+        let pdus = parts_of(&text, None, shape(LongMessages::Payload));
+        assert_eq!(pdus.len(), 1);
+        let sm = &pdus[0];
+        assert!(sm.short_message().as_ref().is_empty());
+        assert_eq!(sm.sm_length(), 0);
+        assert_eq!(
+            (u8::from(sm.esm_class), u8::from(sm.data_coding)),
+            (0, 0x08)
+        );
+        assert_eq!(
+            payload_of(sm).unwrap().len(),
+            2 * 101,
+            "UCS-2, every character"
+        );
+        assert_eq!(sar_of(sm), None);
+        assert_eq!(LongMessages::Payload.submits(2), 1);
+        // A one-part message is a plain submit_sm in every mode.
+        for mode in [LongMessages::Sar, LongMessages::Payload] {
+            let single = parts_of("short", None, shape(mode));
+            assert_eq!(single[0].short_message().as_ref(), b"short");
+            assert!(single[0].tlvs().is_empty(), "{mode:?}");
+            assert_eq!(mode.submits(1), 1);
+        }
+    }
+
+    #[test]
     fn the_requested_coding_is_used_or_refused() {
-        let ucs2 = submit_sm_parts(
-            "ACME",
-            "4917000000",
+        let ucs2 = parts_of(
             "plain",
             Some(encoding::Coding::Ucs2),
-            1,
-            None,
-            1,
-        )
-        .unwrap();
+            shape(LongMessages::Udh),
+        );
         assert_eq!(u8::from(ucs2[0].data_coding), 0x08);
         assert_eq!(
             ucs2[0].short_message().as_ref(),
@@ -836,30 +959,30 @@ mod tests {
 
     #[test]
     fn a_latin1_smsc_gets_latin1_octets_after_the_udh_and_its_mo_is_read_as_latin1() {
-        let mut parts = submit_sm_parts(
-            "ACME",
-            "4917000000",
-            &format!("{}caf\u{e9} @", "x".repeat(160)),
-            None,
-            1,
-            None,
-            7,
-        )
-        .unwrap();
-        for sm in &mut parts {
-            recode_default_alphabet(sm, DefaultAlphabet::Latin1);
-        }
+        let latin1 = |long_messages| Shape {
+            default_alphabet: DefaultAlphabet::Latin1,
+            ..shape(long_messages)
+        };
+        let text = format!("{}caf\u{e9} @", "x".repeat(160));
+        let parts = parts_of(&text, None, latin1(LongMessages::Udh));
         let last = parts[1].short_message().as_ref();
         assert_eq!(
             &last[..6],
-            &encoding::concat_udh(7, 2, 2)[..],
+            &encoding::concat_udh(0x42, 2, 2)[..],
             "UDH untouched"
         );
         assert!(last.ends_with(b"caf\xe9 @"), "{last:?}");
-        let mut ucs2 = submit_sm("ACME", "4917000000", "\u{4f60}", 1, None).unwrap();
-        let before = ucs2.short_message().clone();
-        recode_default_alphabet(&mut ucs2, DefaultAlphabet::Latin1);
-        assert_eq!(ucs2.short_message(), &before, "UCS-2 is left alone");
+        let sar = parts_of(&text, None, latin1(LongMessages::Sar));
+        assert!(sar[1].short_message().as_ref().ends_with(b"caf\xe9 @"));
+        let payload = parts_of(&text, None, latin1(LongMessages::Payload));
+        assert!(payload_of(&payload[0]).unwrap().ends_with(b"caf\xe9 @"));
+        let ucs2 = parts_of("\u{4f60}", None, latin1(LongMessages::Udh));
+        let gsm = parts_of("\u{4f60}", None, shape(LongMessages::Udh));
+        assert_eq!(
+            ucs2[0].short_message(),
+            gsm[0].short_message(),
+            "UCS-2 is left alone"
+        );
 
         let mut mo = deliver(0x00, "");
         mo.set_short_message(OctetString::from_vec(b"caf\xe9 @".to_vec()).unwrap());

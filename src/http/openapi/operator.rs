@@ -148,6 +148,18 @@ pub enum DefaultAlphabetName {
     Ascii,
 }
 
+/// How a message of several parts goes to an SMSC (`long_messages`).
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LongMessagesName {
+    /// One submit_sm per part, with the concatenation UDH.
+    Udh,
+    /// One submit_sm per part, with the SAR TLVs instead of a UDH.
+    Sar,
+    /// One submit_sm, the whole text in message_payload.
+    Payload,
+}
+
 /// How an SMSC writes message ids in submit_sm_resp and in receipts
 /// (`message_id_bases`).
 #[derive(ToSchema)]
@@ -373,6 +385,9 @@ pub struct NewChannel {
     /// What the SMSC takes data_coding 0 to mean (default `gsm`).
     #[schema(nullable = false)]
     pub default_alphabet: Option<DefaultAlphabetName>,
+    /// How a message of several parts is sent (default `udh`).
+    #[schema(nullable = false)]
+    pub long_messages: Option<LongMessagesName>,
     /// source_addr_ton of every submit_sm, 0 to 6 (default: guessed from
     /// the address).
     #[schema(nullable = false, minimum = 0, maximum = 6)]
@@ -503,6 +518,8 @@ pub struct ChannelPatch {
     pub service_type: Option<String>,
     /// What the SMSC takes data_coding 0 to mean (default `gsm`).
     pub default_alphabet: Option<DefaultAlphabetName>,
+    /// How a message of several parts is sent (default `udh`).
+    pub long_messages: Option<LongMessagesName>,
     /// source_addr_ton, 0 to 6; null: guessed from the address.
     #[schema(minimum = 0, maximum = 6)]
     pub source_addr_ton: Option<u8>,
@@ -636,6 +653,8 @@ pub struct ChannelView {
     pub service_type: String,
     /// What the SMSC takes data_coding 0 to mean.
     pub default_alphabet: DefaultAlphabetName,
+    /// How a message of several parts is sent.
+    pub long_messages: LongMessagesName,
     /// source_addr_ton; null: guessed from each address.
     #[schema(required = true)]
     pub source_addr_ton: Option<u8>,
