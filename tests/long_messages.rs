@@ -10,16 +10,27 @@ use serde_json::json;
 use smppd_actors::simulator::Faults;
 use support::*;
 
-#[test]
-fn a_400_character_text_goes_out_as_three_parts_and_is_delivered_when_all_are() {
-    let (_dir, db) = temp_db();
+/// A 400-character text, delivered, and where it went.
+struct Sent {
+    _dir: tempfile::TempDir,
+    http: Http,
+    _engine: TestEngine,
+    sim: smppd_actors::simulator::SimulatorHandle,
+    id: String,
+    text: String,
+}
+
+/// Sends a 400-character text (3 parts) through a channel with `extra`
+/// and waits for it to be delivered.
+fn send_400_characters(extra: &str) -> Sent {
+    let (dir, db) = temp_db();
     let sim = simulator(&[ACME], Faults::default());
     let engine = TestEngine::start(&config_text_with(
         &db,
         sim.local_addr().port(),
         &[ACME],
         "price_per_part = 0.05\ncredit = 1.0",
-        "",
+        extra,
     ));
     let http = engine.http();
     let text: String = (0..400)
@@ -32,7 +43,20 @@ fn a_400_character_text_goes_out_as_three_parts_and_is_delivered_when_all_are() 
         &["delivered"],
         Duration::from_secs(20),
     );
+    Sent {
+        _dir: dir,
+        http,
+        _engine: engine,
+        sim,
+        id,
+        text,
+    }
+}
 
+#[test]
+fn a_400_character_text_goes_out_as_three_parts_and_is_delivered_when_all_are() {
+    let sent = send_400_characters("");
+    let (http, sim, id, text) = (&sent.http, &sent.sim, &sent.id, &sent.text);
     let submits = sim.submits();
     assert_eq!(submits.len(), 3);
     let reference = submits[0].udh.as_ref().expect("a UDH")[3];
@@ -45,10 +69,10 @@ fn a_400_character_text_goes_out_as_three_parts_and_is_delivered_when_all_are() 
         assert_eq!(s.data_coding, 0);
     }
     let rejoined: String = submits.iter().map(|s| s.text.as_str()).collect();
-    assert_eq!(rejoined, text);
+    assert_eq!(&rejoined, text);
     assert_eq!(submits[0].text.chars().count(), 153);
 
-    let message = http.message(ACME.api_key, &id).body;
+    let message = http.message(ACME.api_key, id).body;
     assert_eq!(message["parts"], 3);
     assert_eq!(message["price"], 0.15);
     let parts = message["part_status"]
@@ -143,49 +167,6 @@ fn a_long_message_needs_as_many_window_slots_as_parts() {
         "6 messages × 2 parts, none sent twice"
     );
     assert!(sim.stats().max_submits_in_flight <= 4, "{:?}", sim.stats());
-}
-
-/// A 400-character text, delivered, and where it went.
-struct Sent {
-    _dir: tempfile::TempDir,
-    http: Http,
-    _engine: TestEngine,
-    sim: smppd_actors::simulator::SimulatorHandle,
-    id: String,
-    text: String,
-}
-
-/// Sends a 400-character text (3 parts) through a channel with `extra`
-/// and waits for it to be delivered.
-fn send_400_characters(extra: &str) -> Sent {
-    let (dir, db) = temp_db();
-    let sim = simulator(&[ACME], Faults::default());
-    let engine = TestEngine::start(&config_text_with(
-        &db,
-        sim.local_addr().port(),
-        &[ACME],
-        "price_per_part = 0.05\ncredit = 1.0",
-        extra,
-    ));
-    let http = engine.http();
-    let text: String = (0..400)
-        .map(|i| char::from(b'a' + (i % 26) as u8))
-        .collect();
-    let id = http.send(ACME.api_key, "4915100000001", &text);
-    http.wait_for_status(
-        ACME.api_key,
-        std::slice::from_ref(&id),
-        &["delivered"],
-        Duration::from_secs(20),
-    );
-    Sent {
-        _dir: dir,
-        http,
-        _engine: engine,
-        sim,
-        id,
-        text,
-    }
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
-use smppd_actors::simulator::{tls, Account, Simulator, SimulatorConfig, SimulatorHandle};
+use smppd_actors::simulator::{tls, Simulator, SimulatorConfig, SimulatorHandle};
 use support::*;
 
 const ADMIN: &str = "operator-token-0123456789";
@@ -36,18 +36,20 @@ fn tls_simulator(tenants: &[TenantSetup], client_ca: Option<&str>) -> SimulatorH
     )
     .expect("fixture certificates load");
     Simulator::start(SimulatorConfig {
-        accounts: tenants
-            .iter()
-            .map(|t| Account {
-                system_id: t.system_id.into(),
-                password: t.password.into(),
-            })
-            .collect(),
-        dlr_delay: Duration::from_millis(20),
         tls: Some(config),
-        ..SimulatorConfig::default()
+        ..simulator_config(tenants)
     })
     .expect("simulator starts")
+}
+
+/// The engine, with ACME's channel to `sim` carrying `channel_keys`.
+fn start_engine(db: &std::path::Path, sim: &SimulatorHandle, channel_keys: &str) -> TestEngine {
+    TestEngine::start(&config_text(
+        db,
+        sim.local_addr().port(),
+        &[ACME],
+        channel_keys,
+    ))
 }
 
 /// The tenant's sessions: state and last error of each.
@@ -87,12 +89,11 @@ fn assert_refused(http: &Http, sim: &SimulatorHandle, key: &str, needle: &str) {
 fn a_tls_channel_binds_to_an_smsc_that_speaks_only_tls_and_delivers() {
     let (_dir, db) = temp_db();
     let sim = tls_simulator(&[ACME], None);
-    let engine = TestEngine::start(&config_text(
+    let engine = start_engine(
         &db,
-        sim.local_addr().port(),
-        &[ACME],
+        &sim,
         &format!("tls = true\ntls_ca_file = {}", path("ca.pem")),
-    ));
+    );
     let http = engine.http();
     let id = http.send(ACME.api_key, "4915100000001", "over TLS");
     http.wait_for_status(ACME.api_key, &[id], &["delivered"], Duration::from_secs(20));
@@ -106,12 +107,7 @@ fn a_tls_channel_binds_to_an_smsc_that_speaks_only_tls_and_delivers() {
 fn a_plain_channel_cannot_bind_to_a_tls_port() {
     let (_dir, db) = temp_db();
     let sim = tls_simulator(&[ACME], None);
-    let engine = TestEngine::start(&config_text(
-        &db,
-        sim.local_addr().port(),
-        &[ACME],
-        "connect_timeout_s = 1\nresponse_timeout_s = 1",
-    ));
+    let engine = start_engine(&db, &sim, "connect_timeout_s = 1\nresponse_timeout_s = 1");
     let http = engine.http();
     let id = http.send(ACME.api_key, "4915100000001", "plain");
     eventually(
@@ -127,12 +123,11 @@ fn a_plain_channel_cannot_bind_to_a_tls_port() {
 fn an_smsc_certificate_signed_by_another_ca_is_refused() {
     let (_dir, db) = temp_db();
     let sim = tls_simulator(&[ACME], None);
-    let engine = TestEngine::start(&config_text(
+    let engine = start_engine(
         &db,
-        sim.local_addr().port(),
-        &[ACME],
+        &sim,
         &format!("tls = true\ntls_ca_file = {}", path("other-ca.pem")),
-    ));
+    );
     assert_refused(&engine.http(), &sim, ACME.api_key, "UnknownIssuer");
 }
 
@@ -140,12 +135,7 @@ fn an_smsc_certificate_signed_by_another_ca_is_refused() {
 fn without_tls_ca_file_a_private_ca_is_not_trusted() {
     let (_dir, db) = temp_db();
     let sim = tls_simulator(&[ACME], None);
-    let engine = TestEngine::start(&config_text(
-        &db,
-        sim.local_addr().port(),
-        &[ACME],
-        "tls = true",
-    ));
+    let engine = start_engine(&db, &sim, "tls = true");
     assert_refused(&engine.http(), &sim, ACME.api_key, "UnknownIssuer");
 }
 
@@ -153,15 +143,14 @@ fn without_tls_ca_file_a_private_ca_is_not_trusted() {
 fn the_smsc_certificate_must_be_valid_for_the_server_name() {
     let (_dir, db) = temp_db();
     let sim = tls_simulator(&[ACME], None);
-    let engine = TestEngine::start(&config_text(
+    let engine = start_engine(
         &db,
-        sim.local_addr().port(),
-        &[ACME],
+        &sim,
         &format!(
             "tls = true\ntls_ca_file = {}\ntls_server_name = \"smsc.example.com\"",
             path("ca.pem")
         ),
-    ));
+    );
     assert_refused(
         &engine.http(),
         &sim,

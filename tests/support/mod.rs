@@ -78,9 +78,10 @@ pub const BETA: TenantSetup = TenantSetup {
     password: "beta-pw",
 };
 
-/// A simulator with accounts for `tenants`.
-pub fn simulator(tenants: &[TenantSetup], faults: Faults) -> SimulatorHandle {
-    Simulator::start(SimulatorConfig {
+/// The simulator settings of the tests: accounts for `tenants`, receipts
+/// 20 ms after each response, no faults.
+pub fn simulator_config(tenants: &[TenantSetup]) -> SimulatorConfig {
+    SimulatorConfig {
         accounts: tenants
             .iter()
             .map(|t| Account {
@@ -89,8 +90,15 @@ pub fn simulator(tenants: &[TenantSetup], faults: Faults) -> SimulatorHandle {
             })
             .collect(),
         dlr_delay: Duration::from_millis(20),
-        faults,
         ..SimulatorConfig::default()
+    }
+}
+
+/// A simulator with accounts for `tenants`.
+pub fn simulator(tenants: &[TenantSetup], faults: Faults) -> SimulatorHandle {
+    Simulator::start(SimulatorConfig {
+        faults,
+        ..simulator_config(tenants)
     })
     .expect("simulator starts")
 }

@@ -54,15 +54,6 @@ pub(crate) fn submit_content(sm: &SubmitSm) -> SubmitContent {
         Some(p) if short.is_empty() => p,
         _ => short,
     };
-    let (mut reference, mut total, mut sequence) = (None, None, None);
-    for tlv in sm.tlvs() {
-        match tlv.value() {
-            Some(TlvValue::SarMsgRefNum(v)) => reference = Some(*v),
-            Some(TlvValue::SarTotalSegments(v)) => total = Some(*v),
-            Some(TlvValue::SarSegmentSeqnum(v)) => sequence = Some(*v),
-            _ => {}
-        }
-    }
     let mut udh = None;
     if u8::from(sm.esm_class) & UDHI != 0 && !bytes.is_empty() {
         let udh_len = (bytes[0] as usize + 1).min(bytes.len());
@@ -75,10 +66,7 @@ pub(crate) fn submit_content(sm: &SubmitSm) -> SubmitContent {
         udh,
         both_bodies,
         in_payload,
-        sar: reference
-            .zip(total)
-            .zip(sequence)
-            .map(|((r, t), s)| (r, t, s)),
+        sar: crate::smpp::pdu::sar_tlvs(sm.tlvs()),
     }
 }
 

@@ -191,6 +191,21 @@ impl LongMessages {
     }
 }
 
+/// The `sar_msg_ref_num`, `sar_total_segments` and `sar_segment_seqnum`
+/// TLVs (SMPP 3.4 §5.3.2.22–24) of a PDU, if it has all three.
+pub fn sar_tlvs(tlvs: &[rusmpp::tlvs::Tlv]) -> Option<(u16, u8, u8)> {
+    let (mut reference, mut total, mut sequence) = (None, None, None);
+    for tlv in tlvs {
+        match tlv.value() {
+            Some(TlvValue::SarMsgRefNum(v)) => reference = Some(*v),
+            Some(TlvValue::SarTotalSegments(v)) => total = Some(*v),
+            Some(TlvValue::SarSegmentSeqnum(v)) => sequence = Some(*v),
+            _ => {}
+        }
+    }
+    Some((reference?, total?, sequence?))
+}
+
 /// What a channel's SMSC wants in the submit_sm PDUs of every message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Shape {
@@ -567,7 +582,6 @@ fn read_delivery(fields: DeliveryFields<'_>) -> Delivery {
     let mut tlv_state = None;
     let mut network_error = None;
     let mut payload = None;
-    let (mut sar_ref, mut sar_total, mut sar_seq) = (None, None, None);
     for tlv in tlvs {
         match (tlv.tag(), tlv.value()) {
             (TlvTag::ReceiptedMessageId, Some(TlvValue::ReceiptedMessageId(id))) => {
@@ -582,9 +596,6 @@ fn read_delivery(fields: DeliveryFields<'_>) -> Delivery {
             (TlvTag::MessagePayload, Some(TlvValue::MessagePayload(p))) => {
                 payload = Some(p.value.as_ref());
             }
-            (TlvTag::SarMsgRefNum, Some(TlvValue::SarMsgRefNum(v))) => sar_ref = Some(*v),
-            (TlvTag::SarTotalSegments, Some(TlvValue::SarTotalSegments(v))) => sar_total = Some(*v),
-            (TlvTag::SarSegmentSeqnum, Some(TlvValue::SarSegmentSeqnum(v))) => sar_seq = Some(*v),
             _ => {}
         }
     }
@@ -602,8 +613,8 @@ fn read_delivery(fields: DeliveryFields<'_>) -> Delivery {
         _ => encoding::decode(data_coding, body),
     };
     if message_type == 0 {
-        let sar = match (sar_ref, sar_total, sar_seq) {
-            (Some(reference), Some(total), Some(sequence))
+        let sar = match sar_tlvs(tlvs) {
+            Some((reference, total, sequence))
                 if total >= 1 && sequence >= 1 && sequence <= total =>
             {
                 Some(Concatenated {
@@ -733,18 +744,8 @@ mod tests {
         submit_sm_parts("ACME", "4917000000", text, coding, None, 0x1242, shape).unwrap()
     }
 
-    /// (sar_msg_ref_num, sar_total_segments, sar_segment_seqnum), if all three are there.
     fn sar_of(sm: &SubmitSm) -> Option<(u16, u8, u8)> {
-        let (mut reference, mut total, mut sequence) = (None, None, None);
-        for tlv in sm.tlvs() {
-            match tlv.value() {
-                Some(TlvValue::SarMsgRefNum(v)) => reference = Some(*v),
-                Some(TlvValue::SarTotalSegments(v)) => total = Some(*v),
-                Some(TlvValue::SarSegmentSeqnum(v)) => sequence = Some(*v),
-                _ => {}
-            }
-        }
-        Some((reference?, total?, sequence?))
+        sar_tlvs(sm.tlvs())
     }
 
     fn payload_of(sm: &SubmitSm) -> Option<Vec<u8>> {
