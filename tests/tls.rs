@@ -97,6 +97,9 @@ fn a_tls_channel_binds_to_an_smsc_that_speaks_only_tls_and_delivers() {
     let http = engine.http();
     let id = http.send(ACME.api_key, "4915100000001", "over TLS");
     http.wait_for_status(ACME.api_key, &[id], &["delivered"], Duration::from_secs(20));
+    let connections = http.get("/v1/connections", Some(ACME.api_key)).body;
+    assert_eq!(connections["connections"][0]["tls"], true, "{connections}");
+    assert_eq!(connections["connections"][0]["state"], "bound");
     let stats = sim.stats();
     assert_eq!(stats.tls_failures, 0, "{stats:?}");
     assert_eq!(stats.receipts_acknowledged, 1, "{stats:?}");
@@ -117,6 +120,8 @@ fn a_plain_channel_cannot_bind_to_a_tls_port() {
     );
     assert_eq!(sim.stats().binds, 0);
     assert_eq!(http.status(ACME.api_key, &id), "queued");
+    let connections = http.get("/v1/connections", Some(ACME.api_key)).body;
+    assert_eq!(connections["connections"][0]["tls"], false, "{connections}");
 }
 
 #[test]

@@ -164,6 +164,8 @@ pub struct ConnectionInfo {
     pub since: SystemTime,
     /// The last reason a session of this slot ended.
     pub last_error: Option<String>,
+    /// Its channel speaks SMPP over TLS.
+    pub tls: bool,
     /// Submits in flight.
     pub window_in_use: usize,
     /// Window size.
@@ -830,6 +832,7 @@ impl Handler<GetConnections> for TenantSupervisor {
                     state: s.state.as_str(),
                     since: s.since,
                     last_error: s.last_error.clone(),
+                    tls: s.channel.tls.is_some(),
                     window_in_use: s.parts_in_flight,
                     window_size: s.window,
                     submitted: s.submitted,

@@ -652,6 +652,7 @@ pub async fn connections(tenant: Tenant, registry: web::Data<Registry>) -> HttpR
                 "state": s.state,
                 "since": time::rfc3339(time::system_ms(s.since)),
                 "last_error": s.last_error,
+                "tls": s.tls,
                 "window_in_use": s.window_in_use,
                 "window_size": s.window_size,
                 "submitted": s.submitted,

@@ -791,6 +791,8 @@ pub struct AdminConnection {
     /// Why it last ended or failed to bind.
     #[schema(required = true)]
     pub last_error: Option<String>,
+    /// Its channel speaks SMPP over TLS (`tls = true`).
+    pub tls: bool,
     /// Submits in flight.
     pub window_in_use: u32,
     /// Most submits in flight.
