@@ -1499,10 +1499,11 @@ impl Fuzzer<'_> {
 /// of `text` (it depends on the alphabet), `encoding: "gsm"` with a text
 /// outside GSM 03.38, a `validity` time past or over a year ahead, and a
 /// `callback_url` without the tenant's `webhook_secret`.
-const SEMANTIC_FIELDS: [&str; 13] = [
+const SEMANTIC_FIELDS: [&str; 14] = [
     "text",
     "encoding",
     "validity",
+    "send_at",
     "callback_url",
     // The operator API: `webhook_url` needs `webhook_secret`, `credit`
     // needs `price_per_part`, a channel `name` is unique and cannot

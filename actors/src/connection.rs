@@ -735,7 +735,10 @@ impl Handler<Submit> for Connection {
             message
                 .data_coding
                 .and_then(crate::smpp::encoding::Coding::from_data_coding),
-            message.validity_until_ms,
+            pdu::Times {
+                send_at_ms: message.send_at_ms,
+                validity_until_ms: message.validity_until_ms,
+            },
             reference,
             shape,
         ) {

@@ -207,6 +207,7 @@ mod tests {
             data_coding: None,
             priority,
             validity_until_ms: None,
+            send_at_ms: None,
         }
     }
 

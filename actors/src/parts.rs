@@ -122,6 +122,7 @@ mod tests {
                 data_coding: None,
                 priority: Priority::Normal,
                 validity_until_ms: None,
+                send_at_ms: None,
             },
             parts,
         )

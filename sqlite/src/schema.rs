@@ -328,6 +328,15 @@ pub const MIGRATIONS: &[&str] = &[
     "DROP INDEX messages_awaiting_receipt;
     CREATE INDEX messages_submitted ON messages(MAX(submitted_at, IFNULL(validity_until, 0)))
         WHERE status = 'submitted';",
+    // 17: `send_at`, when the SMSC is to deliver a scheduled message
+    // (schedule_delivery_time). Its receipt cannot come before, so the
+    // wait for it starts then at the earliest: `messages_submitted` takes
+    // it into its key.
+    "ALTER TABLE messages ADD COLUMN send_at INTEGER;
+    DROP INDEX messages_submitted;
+    CREATE INDEX messages_submitted
+        ON messages(MAX(submitted_at, IFNULL(validity_until, 0), IFNULL(send_at, 0)))
+        WHERE status = 'submitted';",
 ];
 
 /// A fresh in-memory database at the latest schema, for unit tests.
@@ -482,7 +491,7 @@ mod tests {
         let listed: Vec<i64> = conn
             .prepare(
                 "SELECT id FROM messages INDEXED BY messages_submitted \
-                 WHERE status = 'submitted' ORDER BY MAX(submitted_at, IFNULL(validity_until, 0))",
+                 WHERE status = 'submitted' ORDER BY MAX(submitted_at, IFNULL(validity_until, 0), IFNULL(send_at, 0))",
             )
             .unwrap()
             .query_map([], |row| row.get(0))

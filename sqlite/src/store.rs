@@ -359,8 +359,9 @@ impl Store {
 
     /// Gives up waiting for the receipts of up to `limit` messages still
     /// `submitted` that began waiting before `before_ms` (unix ms): at
-    /// their submit, or at the end of their validity if that is later,
-    /// since the SMSC may try to deliver them until then. Longest waiting
+    /// their submit, or at the end of their validity or at their `send_at`
+    /// if later, since the SMSC may try to deliver them until the one and
+    /// does not before the other. Longest waiting
     /// first, each becomes `unknown` with the error
     /// [`ErrorInfo::receipt_timeout`], which reaches its webhook like any
     /// final status. The charge stays captured (the SMSC took the
@@ -1054,6 +1055,7 @@ impl Store {
                 validity_until_ms: column(row, 5, "validity_until")?,
                 parts: column(row, 6, "parts")?,
                 data_coding: column(row, 7, "data_coding")?,
+                send_at_ms: column(row, 8, "send_at")?,
             });
         }
         Ok(out)
@@ -1247,7 +1249,7 @@ macro_rules! message_columns {
         "SELECT id, tenant, source, destination, body, status, channel, \
          smsc_message_id, attempts, error_code, error_name, created_at, submitted_at, done_at, \
          updated_at, priority, validity_until, parts, charge, charge_state, client_ref, \
-         callback_url, data_coding FROM messages"
+         callback_url, data_coding, send_at FROM messages"
     };
 }
 const SELECT_MESSAGE: &str = concat!(message_columns!(), " WHERE id = ?1 AND tenant = ?2");
@@ -1260,8 +1262,8 @@ const SELECT_MESSAGE_PAGE: &str = concat!(
 /// `status = 'queued'` is spelled out (not bound) so SQLite can prove the
 /// partial index `messages_queued` applies.
 const SELECT_QUEUED: &str =
-    "SELECT id, source, destination, body, attempts, validity_until, parts, data_coding \
-     FROM messages WHERE tenant = ?1 AND priority = ?2 AND status = 'queued' AND id > ?3 \
+    "SELECT id, source, destination, body, attempts, validity_until, parts, data_coding, \
+     send_at FROM messages WHERE tenant = ?1 AND priority = ?2 AND status = 'queued' AND id > ?3 \
      ORDER BY id LIMIT ?4";
 
 const SELECT_TENANTS_WITH_QUEUED: &str =
@@ -1323,6 +1325,7 @@ fn message_record(row: &Row<'_>) -> Result<MessageRecord, StoreError> {
         client_ref: column(row, 20, "client_ref")?,
         callback_url: column(row, 21, "callback_url")?,
         data_coding: column(row, 22, "data_coding")?,
+        send_at_ms: column(row, 23, "send_at")?,
     })
 }
 
@@ -1471,8 +1474,9 @@ fn time_out_receipts(
     let overdue: Vec<(i64, String)> = conn
         .prepare_cached(
             "SELECT id, tenant FROM messages INDEXED BY messages_submitted \
-             WHERE status = 'submitted' AND MAX(submitted_at, IFNULL(validity_until, 0)) < ?1 \
-             ORDER BY MAX(submitted_at, IFNULL(validity_until, 0)) LIMIT ?2",
+             WHERE status = 'submitted' \
+             AND MAX(submitted_at, IFNULL(validity_until, 0), IFNULL(send_at, 0)) < ?1 \
+             ORDER BY MAX(submitted_at, IFNULL(validity_until, 0), IFNULL(send_at, 0)) LIMIT ?2",
         )?
         .query_map(params![before_ms, limit], |row| {
             Ok((row.get(0)?, row.get(1)?))
@@ -1536,8 +1540,9 @@ fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<
     conn.prepare_cached(
         "INSERT INTO messages (id, tenant, source, destination, body, status, attempts, \
          created_at, updated_at, priority, validity_until, parts, charge, charge_state, \
-         client_ref, callback_url, data_coding) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?6, ?7, \
-         ?8, ?9, ?10, CASE WHEN ?10 IS NULL THEN NULL ELSE 'reserved' END, ?11, ?12, ?13)",
+         client_ref, callback_url, data_coding, send_at) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, \
+         ?6, ?6, ?7, ?8, ?9, ?10, CASE WHEN ?10 IS NULL THEN NULL ELSE 'reserved' END, ?11, ?12, \
+         ?13, ?14)",
     )?
     .execute(params![
         id.as_i64(),
@@ -1552,7 +1557,8 @@ fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<
         m.charge,
         m.client_ref,
         m.callback_url,
-        m.data_coding
+        m.data_coding,
+        m.send_at_ms
     ])?;
     Ok(())
 }

@@ -193,6 +193,9 @@ pub struct NewMessage {
     pub priority: Priority,
     /// Not to be submitted after this time (unix ms).
     pub validity_until_ms: Option<i64>,
+    /// To be delivered by the SMSC at this time (unix ms), not before:
+    /// sent as schedule_delivery_time.
+    pub send_at_ms: Option<i64>,
     /// SMS parts it takes.
     pub parts: u32,
     /// Credit to reserve (micro-units); `None` = no credit control.
@@ -221,6 +224,7 @@ impl NewMessage {
             text: text.into(),
             priority: Priority::Normal,
             validity_until_ms: None,
+            send_at_ms: None,
             parts: 1,
             charge: None,
             max_queued: None,
@@ -266,6 +270,8 @@ pub struct MessageRecord {
     pub priority: Priority,
     /// Not to be submitted after this time (unix ms).
     pub validity_until_ms: Option<i64>,
+    /// When the SMSC is to deliver it (unix ms), if scheduled.
+    pub send_at_ms: Option<i64>,
     /// SMS parts.
     pub parts: u32,
     /// Credit reserved for it (micro-units), if credit control applies.
@@ -301,6 +307,8 @@ pub struct QueuedMessage {
     pub priority: Priority,
     /// Not to be submitted after this time (unix ms).
     pub validity_until_ms: Option<i64>,
+    /// When the SMSC is to deliver it (unix ms), if scheduled.
+    pub send_at_ms: Option<i64>,
 }
 
 /// A delivery receipt as parsed from an SMSC's deliver_sm.

@@ -547,6 +547,7 @@ fn queued_messages_paginates_only_the_tenants_queued_messages() {
             data_coding: None,
             priority: Priority::Normal,
             validity_until_ms: None,
+            send_at_ms: None,
         }
     );
     assert!(store
@@ -1883,27 +1884,32 @@ fn a_receipt_timeout_takes_at_most_its_limit_oldest_submit_first() {
 }
 
 #[test]
-fn a_message_waits_for_its_receipt_until_its_validity_ends() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    let valid_until = now_ms() + 60_000;
-    let mut m = message("acme", "valid for a minute");
-    m.validity_until_ms = Some(valid_until);
-    let long_valid = insert_with(&store, m).unwrap();
-    submit(&store, "acme", long_valid, "ch", "v1");
-    let plain = insert(&store, "acme", "no validity");
-    submit(&store, "acme", plain, "ch", "v2");
-    // Both were submitted before this cutoff; the SMSC may still deliver
-    // the first until its validity ends.
-    let first: Vec<MessageId> = time_out(&store, now_ms() + 1_000, 100)
-        .into_iter()
-        .map(|t| t.id)
-        .collect();
-    assert_eq!(first, [plain]);
-    assert_eq!(status(&store, "acme", long_valid), MessageStatus::Submitted);
-    let later: Vec<MessageId> = time_out(&store, valid_until + 1, 100)
-        .into_iter()
-        .map(|t| t.id)
-        .collect();
-    assert_eq!(later, [long_valid]);
+fn a_message_waits_for_its_receipt_until_its_validity_ends_or_its_send_at() {
+    let set_validity = |m: &mut NewMessage, at| m.validity_until_ms = Some(at);
+    let set_send_at = |m: &mut NewMessage, at| m.send_at_ms = Some(at);
+    for set in [set_validity, set_send_at] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let later_at = now_ms() + 60_000;
+        let mut m = message("acme", "a minute from now");
+        set(&mut m, later_at);
+        let waits = insert_with(&store, m).unwrap();
+        submit(&store, "acme", waits, "ch", "v1");
+        let plain = insert(&store, "acme", "neither");
+        submit(&store, "acme", plain, "ch", "v2");
+        // Both were submitted before this cutoff; the SMSC may still
+        // deliver the first until its validity ends, and delivers it at
+        // its send_at at the earliest.
+        let first: Vec<MessageId> = time_out(&store, now_ms() + 1_000, 100)
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(first, [plain]);
+        assert_eq!(status(&store, "acme", waits), MessageStatus::Submitted);
+        let later: Vec<MessageId> = time_out(&store, later_at + 1, 100)
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(later, [waits]);
+    }
 }

@@ -31,6 +31,7 @@ const FIELDS: &[&str] = &[
     "text",
     "priority",
     "validity",
+    "send_at",
     "client_ref",
     "callback_url",
     "encoding",
@@ -50,6 +51,7 @@ pub(crate) struct SendRequest {
     text: String,
     priority: Priority,
     validity_until_ms: Option<i64>,
+    send_at_ms: Option<i64>,
     client_ref: Option<String>,
     callback_url: Option<String>,
     /// SMS parts the text takes.
@@ -73,6 +75,7 @@ impl SendRequest {
             data_coding: self.coding.map(Coding::data_coding),
             priority: self.priority,
             validity_until_ms: self.validity_until_ms,
+            send_at_ms: self.send_at_ms,
         };
         let message = NewMessage {
             tenant: tenant.id.to_string(),
@@ -81,6 +84,7 @@ impl SendRequest {
             text: self.text,
             priority: self.priority,
             validity_until_ms: self.validity_until_ms,
+            send_at_ms: self.send_at_ms,
             parts,
             charge: tenant.price_per_part.map(|price| price * i64::from(parts)),
             max_queued: tenant.max_in_flight,
@@ -227,33 +231,45 @@ fn replay(status: u16, body: String) -> HttpResponse {
         .body(body)
 }
 
-/// `validity`: seconds from now (a positive integer) or an RFC 3339
-/// timestamp in the future, at most a year ahead.
-fn parse_validity(value: Option<&Value>, now: i64) -> Result<Option<i64>, Problem> {
-    let bad = |detail: &str| Problem::invalid_field("validity", detail.to_string());
-    let until = match value {
+/// `validity` or `send_at` (`field`): seconds from now (a positive
+/// integer) or an RFC 3339 timestamp in the future, at most a year ahead.
+fn parse_future_time(
+    field: &'static str,
+    value: Option<&Value>,
+    now: i64,
+) -> Result<Option<i64>, Problem> {
+    let bad = |detail: String| Problem::invalid_field(field, detail);
+    let at = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => {
             let seconds = n
                 .as_i64()
                 .filter(|s| (1..=MAX_VALIDITY_S).contains(s))
                 .ok_or_else(|| {
-                    bad("'validity' in seconds must be a whole number from 1 to 31622400 (a year)")
+                    bad(format!(
+                        "'{field}' in seconds must be a whole number from 1 to 31622400 (a year)"
+                    ))
                 })?;
             now + seconds * 1000
         }
         Some(Value::String(s)) => time::parse_rfc3339(s).ok_or_else(|| {
-            bad("'validity' must be seconds or an RFC 3339 timestamp like 2026-11-22T18:00:00Z")
+            bad(format!(
+                "'{field}' must be seconds or an RFC 3339 timestamp like 2026-11-22T18:00:00Z"
+            ))
         })?,
-        Some(_) => return Err(bad("'validity' must be seconds or an RFC 3339 timestamp")),
+        Some(_) => {
+            return Err(bad(format!(
+                "'{field}' must be seconds or an RFC 3339 timestamp"
+            )))
+        }
     };
-    if until <= now {
-        return Err(bad("'validity' is already over"));
+    if at <= now {
+        return Err(bad(format!("'{field}' is already past")));
     }
-    if until > now + MAX_VALIDITY_S * 1000 {
-        return Err(bad("'validity' may be at most a year ahead"));
+    if at > now + MAX_VALIDITY_S * 1000 {
+        return Err(bad(format!("'{field}' may be at most a year ahead")));
     }
-    Ok(Some(until))
+    Ok(Some(at))
 }
 
 fn required_string(body: &Map<String, Value>, field: &str) -> Result<String, Problem> {
@@ -346,7 +362,17 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
             ))
         }
     };
-    let validity_until_ms = parse_validity(body.get("validity"), time::unix_ms())?;
+    let now = time::unix_ms();
+    let validity_until_ms = parse_future_time("validity", body.get("validity"), now)?;
+    let send_at_ms = parse_future_time("send_at", body.get("send_at"), now)?;
+    if let (Some(until), Some(send_at)) = (validity_until_ms, send_at_ms) {
+        if until <= send_at {
+            return Err(Problem::invalid_field(
+                "validity",
+                "'validity' must end after 'send_at'",
+            ));
+        }
+    }
     let client_ref = match body.get("client_ref") {
         None | Some(Value::Null) => None,
         Some(Value::String(r)) if !r.is_empty() && r.chars().count() <= MAX_CLIENT_REF => {
@@ -375,6 +401,7 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
         text,
         priority,
         validity_until_ms,
+        send_at_ms,
         client_ref,
         callback_url,
         parts,
@@ -682,6 +709,7 @@ pub(crate) fn message_json(m: &MessageRecord) -> Value {
         "client_ref": m.client_ref,
         "callback_url": m.callback_url,
         "validity": m.validity_until_ms.map(time::rfc3339),
+        "send_at": m.send_at_ms.map(time::rfc3339),
         "parts": m.parts,
         "price": m.charge.map(money),
         "channel": m.channel,
@@ -751,6 +779,7 @@ mod tests {
     #[test]
     fn validity_accepts_seconds_or_a_future_timestamp() {
         let now = 1_795_305_600_000;
+        let parse_validity = |value: Option<&Value>, now| parse_future_time("validity", value, now);
         assert_eq!(
             parse_validity(Some(&json!(60)), now).unwrap(),
             Some(now + 60_000)

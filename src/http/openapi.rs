@@ -293,6 +293,25 @@ fn text_schema() -> RefOr<utoipa::openapi::Schema> {
 
 /// `validity`: seconds, or a time.
 fn validity_schema() -> RefOr<utoipa::openapi::Schema> {
+    future_time_schema(
+        "How long the message may wait to be sent: seconds from now (1 to 31,622,400), \
+         or an RFC 3339 time in the future, at most 366 days ahead. Sent to the SMSC as \
+         `validity_period`; a message still unsent then becomes `expired`.",
+    )
+}
+
+/// `send_at`: seconds, or a time.
+fn send_at_schema() -> RefOr<utoipa::openapi::Schema> {
+    future_time_schema(
+        "When the SMSC is to deliver the message, not before: seconds from now (1 to \
+         31,622,400), or an RFC 3339 time in the future, at most 366 days ahead. Sent to the \
+         SMSC as `schedule_delivery_time` (the SMSC holds the message); smppd submits it at \
+         once. A `validity` must end after it.",
+    )
+}
+
+/// Seconds from now or an RFC 3339 time, as `validity` and `send_at` take.
+fn future_time_schema(description: &str) -> RefOr<utoipa::openapi::Schema> {
     OneOfBuilder::new()
         .item(
             ObjectBuilder::new()
@@ -310,11 +329,7 @@ fn validity_schema() -> RefOr<utoipa::openapi::Schema> {
                 ))),
         )
         .item(ObjectBuilder::new().schema_type(Type::Null))
-        .description(Some(
-            "How long the message may wait to be sent: seconds from now (1 to 31,622,400), \
-             or an RFC 3339 time in the future, at most 366 days ahead. Sent to the SMSC as \
-             `validity_period`; a message still unsent then becomes `expired`.",
-        ))
+        .description(Some(description))
         .examples([serde_json::json!(3600)])
         .into()
 }
@@ -379,6 +394,9 @@ pub struct SendMessage {
     /// How long it may wait (its schema: `validity_schema`).
     #[schema(schema_with = validity_schema)]
     pub validity: Option<serde_json::Value>,
+    /// When the SMSC is to deliver it (its schema: `send_at_schema`).
+    #[schema(schema_with = send_at_schema)]
+    pub send_at: Option<serde_json::Value>,
     /// Your own reference, 1 to 64 characters: stored and echoed, not
     /// unique.
     #[schema(min_length = 1, max_length = 64)]
@@ -591,6 +609,9 @@ pub struct Message {
     /// When the validity ends.
     #[schema(required = true, format = DateTime)]
     pub validity: Option<String>,
+    /// When the SMSC is to deliver it, if scheduled.
+    #[schema(required = true, format = DateTime)]
+    pub send_at: Option<String>,
     /// SMS parts, fixed at the accept.
     pub parts: u32,
     /// `parts × price_per_part` in currency units; null without credit

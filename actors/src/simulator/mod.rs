@@ -191,6 +191,11 @@ pub struct ReceivedSubmit {
     pub sar: Option<(u16, u8, u8)>,
     /// The text came in message_payload (short_message empty).
     pub in_payload: bool,
+    /// schedule_delivery_time as sent (empty: at once). The simulator
+    /// does not hold the message: its receipt follows as usual.
+    pub schedule_delivery_time: String,
+    /// validity_period as sent (empty: the SMSC's default).
+    pub validity_period: String,
 }
 
 /// A bound session.

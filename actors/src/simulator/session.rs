@@ -552,6 +552,8 @@ impl Session {
             udh: content.udh.clone(),
             sar: content.sar,
             in_payload: content.in_payload,
+            schedule_delivery_time: sm.schedule_delivery_time.to_string(),
+            validity_period: sm.validity_period.to_string(),
         });
         let id =
             c_string::<1, 65>("message_id", &message_id).unwrap_or_else(|_| COctetString::empty());

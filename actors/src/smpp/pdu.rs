@@ -300,13 +300,13 @@ pub fn part_count(text: &str, coding: Option<encoding::Coding>) -> Result<usize,
 /// The submit_sm PDUs of a message, as `shape` says: one for a one-part
 /// message; for a longer one, one per part with the concatenation UDH (or
 /// the SAR TLVs) under `reference`, or one with the whole text in
-/// `message_payload`.
+/// `message_payload`. Every PDU carries the message's `times`.
 pub fn submit_sm_parts(
     source: &str,
     destination: &str,
     text: &str,
     coding: Option<encoding::Coding>,
-    validity_until_ms: Option<i64>,
+    times: Times,
     reference: u16,
     shape: Shape,
 ) -> Result<Vec<SubmitSm>, PduError> {
@@ -328,8 +328,9 @@ pub fn submit_sm_parts(
             destination,
             "",
             shape.registered_delivery,
-            validity_until_ms,
+            times.validity_until_ms,
         )?;
+        sm.schedule_delivery_time = smpp_time("schedule_delivery_time", times.send_at_ms)?;
         sm.data_coding = DataCoding::from(data_coding);
         sm.esm_class = EsmClass::from(0x00);
         Ok(sm)
@@ -385,15 +386,7 @@ pub fn submit_sm(
     let (src_ton, src_npi, src) = address("source_addr", source)?;
     let (dst_ton, dst_npi, dst) = address("destination_addr", destination)?;
     let encoded = encode_single_part(text)?;
-    let validity = match validity_until_ms {
-        Some(ms) => EmptyOrFullCOctetString::from_vec(
-            [super::time::smpp_absolute(ms).as_bytes(), &[0]].concat(),
-        )
-        .map_err(|_| PduError::NotAscii {
-            field: "validity_period",
-        })?,
-        None => EmptyOrFullCOctetString::empty(),
-    };
+    let validity = smpp_time("validity_period", validity_until_ms)?;
     let short_message = OctetString::from_vec(encoded.bytes).map_err(|_| PduError::TooLong {
         field: "short_message",
         max: 254,
@@ -414,6 +407,29 @@ pub fn submit_sm(
         .data_coding(DataCoding::from(encoded.coding.data_coding()))
         .short_message(short_message)
         .build())
+}
+
+/// An SMPP absolute time (§7.1.1) for `ms` (unix ms), or empty.
+fn smpp_time(
+    field: &'static str,
+    ms: Option<i64>,
+) -> Result<EmptyOrFullCOctetString<17>, PduError> {
+    match ms {
+        Some(ms) => EmptyOrFullCOctetString::from_vec(
+            [super::time::smpp_absolute(ms).as_bytes(), &[0]].concat(),
+        )
+        .map_err(|_| PduError::NotAscii { field }),
+        None => Ok(EmptyOrFullCOctetString::empty()),
+    }
+}
+
+/// When the SMSC may deliver a message (unix ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Times {
+    /// Not before: schedule_delivery_time.
+    pub send_at_ms: Option<i64>,
+    /// Not after: validity_period.
+    pub validity_until_ms: Option<i64>,
 }
 
 /// Checks that source and destination are valid SMPP addresses.
@@ -724,6 +740,24 @@ mod tests {
     }
 
     #[test]
+    fn a_scheduled_message_carries_schedule_delivery_time_in_every_part() {
+        let times = Times {
+            send_at_ms: Some(1_795_305_600_123),
+            validity_until_ms: Some(1_795_309_200_000),
+        };
+        let text = "a".repeat(200);
+        let shape = shape(LongMessages::Udh);
+        let parts = submit_sm_parts("ACME", "4917000000", &text, None, times, 1, shape).unwrap();
+        assert_eq!(parts.len(), 2);
+        for sm in &parts {
+            assert_eq!(sm.schedule_delivery_time.to_string(), "261122000000100+");
+            assert_eq!(sm.validity_period.to_string(), "261122010000000+");
+        }
+        let now = parts_of("now", None, shape);
+        assert!(now[0].schedule_delivery_time.is_empty());
+    }
+
+    #[test]
     fn a_validity_is_sent_as_smpp_absolute_time() {
         let sm = submit_sm("ACME", "4917000000", "hi", 1, Some(1_795_305_600_123)).unwrap();
         assert_eq!(sm.validity_period.to_string(), "261122000000100+");
@@ -741,7 +775,8 @@ mod tests {
     }
 
     fn parts_of(text: &str, coding: Option<encoding::Coding>, shape: Shape) -> Vec<SubmitSm> {
-        submit_sm_parts("ACME", "4917000000", text, coding, None, 0x1242, shape).unwrap()
+        let times = Times::default();
+        submit_sm_parts("ACME", "4917000000", text, coding, times, 0x1242, shape).unwrap()
     }
 
     fn sar_of(sm: &SubmitSm) -> Option<(u16, u8, u8)> {
