@@ -1,6 +1,8 @@
 //! Scheduled messages: `send_at` goes to the SMSC as
 //! schedule_delivery_time (the SMSC holds the message; smppd submits it at
 //! once), is stored and shown, and bad values are refused naming the field.
+//! The simulator, like an SMSC, delivers (and reports) a scheduled message
+//! at its time.
 
 mod support;
 
@@ -25,11 +27,11 @@ fn a_message_with_send_at_is_submitted_at_once_with_schedule_delivery_time() {
     );
     assert_eq!(reply.status, 202, "{}", reply.body);
     let id = reply.body["id"].as_str().unwrap().to_string();
-    // The simulator does not hold it: its receipt comes as usual.
+    // Submitted at once; the SMSC holds it for a day.
     http.wait_for_status(
         ACME.api_key,
         std::slice::from_ref(&id),
-        &["delivered"],
+        &["submitted"],
         Duration::from_secs(20),
     );
     let submit = &sim.submits()[0];
@@ -51,6 +53,39 @@ fn a_message_with_send_at_is_submitted_at_once_with_schedule_delivery_time() {
     assert_eq!(
         http.message(ACME.api_key, &now).body["send_at"],
         json!(null)
+    );
+}
+
+#[test]
+fn a_scheduled_message_is_delivered_and_reported_at_its_time_not_before() {
+    let (_dir, db) = temp_db();
+    let sim = simulator(&[ACME], Faults::default());
+    let engine = TestEngine::start(&config_text(&db, sim.local_addr().port(), &[ACME], ""));
+    let http = engine.http();
+    let posted = std::time::Instant::now();
+    let reply = http.post_message(
+        ACME.api_key,
+        json!({"send_at": 2, "text": "in two seconds"}),
+    );
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let id = reply.body["id"].as_str().unwrap().to_string();
+    http.wait_for_status(
+        ACME.api_key,
+        std::slice::from_ref(&id),
+        &["submitted"],
+        Duration::from_secs(20),
+    );
+    http.wait_for_status(
+        ACME.api_key,
+        std::slice::from_ref(&id),
+        &["delivered"],
+        Duration::from_secs(20),
+    );
+    // The receipt came at send_at (SMPP times count tenths of a second).
+    assert!(
+        posted.elapsed() >= Duration::from_millis(1_800),
+        "delivered after {:?}",
+        posted.elapsed()
     );
 }
 

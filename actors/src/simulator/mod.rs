@@ -20,7 +20,9 @@
 //!   answered with a message id unique over the simulator's life; when
 //!   registered_delivery asks for it, a receipt follows after `dlr_delay`:
 //!   deliver_sm esm_class 0x04 with the Appendix B text and the
-//!   receipted_message_id and message_state TLVs;
+//!   receipted_message_id and message_state TLVs; a submit with a
+//!   schedule_delivery_time gets its receipt that much later (the message
+//!   is "delivered" then);
 //! - deliver_sm (receipts and MO) go to a bound receiver/transceiver of the
 //!   same system_id, round robin; they wait in a per-account queue while
 //!   none is bound, and one sent but not acknowledged when its connection
@@ -191,8 +193,8 @@ pub struct ReceivedSubmit {
     pub sar: Option<(u16, u8, u8)>,
     /// The text came in message_payload (short_message empty).
     pub in_payload: bool,
-    /// schedule_delivery_time as sent (empty: at once). The simulator
-    /// does not hold the message: its receipt follows as usual.
+    /// schedule_delivery_time as sent (empty: at once). The receipt
+    /// follows that time, not the response.
     pub schedule_delivery_time: String,
     /// validity_period as sent (empty: the SMSC's default).
     pub validity_period: String,
@@ -455,6 +457,7 @@ impl SimulatorHandle {
                 system_id: system_id.to_string(),
                 kind: DeliverKind::MobileOriginated,
                 pdu: Box::new(pdu.into()),
+                hold: Duration::ZERO,
             }),
             Err(err) => {
                 log::warn!("simulator: MO from {source:?} to {destination:?} not sent: {err}")
@@ -550,6 +553,7 @@ impl SimulatorHandle {
                         system_id: system_id.to_string(),
                         kind: DeliverKind::MobileOriginated,
                         pdu: Box::new(pdu.into()),
+                        hold: Duration::ZERO,
                     });
                 }
                 Err(err) => log::warn!("simulator: MO part not sent: {err}"),

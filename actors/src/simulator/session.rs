@@ -516,6 +516,17 @@ impl Session {
             wants_receipt = false;
         }
         let now = SystemTime::now();
+        // A scheduled message is delivered, and its receipt sent, at its
+        // schedule_delivery_time.
+        let hold = if sm.schedule_delivery_time.is_empty() {
+            Duration::ZERO
+        } else {
+            let now_ms = crate::smpp::time::unix_ms();
+            crate::smpp::time::parse_smpp_time(&sm.schedule_delivery_time.to_string(), now_ms)
+                .and_then(|at| u64::try_from(at - now_ms).ok())
+                .map(Duration::from_millis)
+                .unwrap_or_default()
+        };
         let receipt = wants_receipt.then(|| Deliver {
             system_id: system_id.clone(),
             kind: DeliverKind::Receipt,
@@ -526,10 +537,11 @@ impl Session {
                     text: &content.text,
                     outcome,
                     submit_time: now,
-                    done_time: now + self.shared.dlr_delay,
+                    done_time: now + hold + self.shared.dlr_delay,
                 },
                 self.shared.receipts_as_data_sm,
             )),
+            hold,
         });
         log::debug!(
             "simulator: connection {}: submit_sm seq {seq} accepted as {message_id} ({} -> {destination})",
@@ -727,9 +739,9 @@ impl Session {
     }
 }
 
-/// Dispatches a receipt after `dlr_delay`.
+/// Dispatches a receipt after `dlr_delay` (and its `hold`).
 fn schedule_receipt(shared: &Arc<Shared>, receipt: Deliver) {
-    let delay = shared.dlr_delay;
+    let delay = shared.dlr_delay + receipt.hold;
     if delay.is_zero() {
         shared.dispatch(receipt);
         return;

@@ -30,6 +30,9 @@ pub(crate) struct Deliver {
     pub kind: DeliverKind,
     /// A deliver_sm, or a data_sm for receipts sent that way.
     pub pdu: Box<Pdu>,
+    /// A receipt waits this long beyond `dlr_delay`: until the
+    /// schedule_delivery_time of its submit.
+    pub hold: Duration,
 }
 
 /// Work for a session task.

@@ -157,9 +157,78 @@ pub fn smpp_absolute(unix_ms: i64) -> String {
     )
 }
 
+/// Reads an SMPP time (SMPP 3.4 §7.1.1) as unix ms: absolute
+/// `YYMMDDhhmmsstnnp` (`p` `+` or `-`: local time `nn` quarter hours ahead
+/// of or behind UTC; years 2000–2099), or relative `YYMMDDhhmmss000R`,
+/// added to `now_ms` (a year taken as 365 days, a month as 30). `None`
+/// for anything else, an empty string included.
+pub fn parse_smpp_time(text: &str, now_ms: i64) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() != 16 || !b[..15].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let num = |at: usize| i64::from(b[at] - b'0') * 10 + i64::from(b[at + 1] - b'0');
+    let (yy, mo, dd, hh, mi, ss) = (num(0), num(2), num(4), num(6), num(8), num(10));
+    if b[15] == b'R' {
+        let days = yy * 365 + mo * 30 + dd;
+        return Some(now_ms + ((days * 24 + hh) * 60 + mi) * 60_000 + ss * 1000);
+    }
+    let (month, day) = (u32::try_from(mo).ok()?, u32::try_from(dd).ok()?);
+    let year = 2000 + yy;
+    if !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+        || hh > 23
+        || mi > 59
+        || ss > 59
+    {
+        return None;
+    }
+    let tenths = i64::from(b[12] - b'0');
+    let offset_minutes = num(13) * 15;
+    let offset_minutes = match b[15] {
+        b'+' => offset_minutes,
+        b'-' => -offset_minutes,
+        _ => return None,
+    };
+    let secs =
+        days_from_civil(year, month, day) * 86_400 + hh * 3600 + mi * 60 + ss - offset_minutes * 60;
+    Some(secs * 1000 + tenths * 100)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smpp_times_are_read_back_absolute_with_offsets_or_relative() {
+        for ms in [951_782_400_000, 1_795_305_600_100, 4_102_444_799_900] {
+            assert_eq!(parse_smpp_time(&smpp_absolute(ms), 0), Some(ms));
+        }
+        // 08:00 local, one hour (4 quarters) ahead of UTC, is 07:00 UTC.
+        assert_eq!(
+            parse_smpp_time("261122080000004+", 0),
+            parse_smpp_time("261122070000000+", 0)
+        );
+        assert_eq!(
+            parse_smpp_time("261122060000004-", 0),
+            parse_smpp_time("261122070000000+", 0)
+        );
+        assert_eq!(
+            parse_smpp_time("000001020304000R", 1_000),
+            Some(1_000 + ((24 + 2) * 3600 + 3 * 60 + 4) * 1000)
+        );
+        for bad in [
+            "",
+            "261122",
+            "261322070000000+",
+            "261131070000000+",
+            "2611220700000000",
+            "26112207000000x+",
+        ] {
+            assert_eq!(parse_smpp_time(bad, 0), None, "{bad}");
+        }
+    }
 
     #[test]
     fn known_instants_format_as_rfc3339() {
