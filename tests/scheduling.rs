@@ -13,6 +13,21 @@ use smppd_actors::simulator::Faults;
 use smppd_actors::smpp::time::{parse_rfc3339, rfc3339, smpp_absolute, unix_ms};
 use support::*;
 
+/// Posts a message for ACME with `fields`, and waits until the SMSC has
+/// accepted it; answers its id.
+fn post_and_wait_submitted(http: &Http, fields: serde_json::Value) -> String {
+    let reply = http.post_message(ACME.api_key, fields);
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let id = reply.body["id"].as_str().unwrap().to_string();
+    http.wait_for_status(
+        ACME.api_key,
+        std::slice::from_ref(&id),
+        &["submitted"],
+        Duration::from_secs(20),
+    );
+    id
+}
+
 #[test]
 fn a_message_with_send_at_is_submitted_at_once_with_schedule_delivery_time() {
     let (_dir, db) = temp_db();
@@ -21,18 +36,10 @@ fn a_message_with_send_at_is_submitted_at_once_with_schedule_delivery_time() {
     let http = engine.http();
     // A day from now, as an RFC 3339 time; valid for a day after that.
     let send_at = unix_ms() + 86_400_000;
-    let reply = http.post_message(
-        ACME.api_key,
-        json!({"send_at": rfc3339(send_at), "validity": 2 * 86_400, "text": "happy birthday"}),
-    );
-    assert_eq!(reply.status, 202, "{}", reply.body);
-    let id = reply.body["id"].as_str().unwrap().to_string();
     // Submitted at once; the SMSC holds it for a day.
-    http.wait_for_status(
-        ACME.api_key,
-        std::slice::from_ref(&id),
-        &["submitted"],
-        Duration::from_secs(20),
+    let id = post_and_wait_submitted(
+        &http,
+        json!({"send_at": rfc3339(send_at), "validity": 2 * 86_400, "text": "happy birthday"}),
     );
     let submit = &sim.submits()[0];
     let message = http.message(ACME.api_key, &id).body;
@@ -63,18 +70,7 @@ fn a_scheduled_message_is_delivered_and_reported_at_its_time_not_before() {
     let engine = TestEngine::start(&config_text(&db, sim.local_addr().port(), &[ACME], ""));
     let http = engine.http();
     let posted = std::time::Instant::now();
-    let reply = http.post_message(
-        ACME.api_key,
-        json!({"send_at": 2, "text": "in two seconds"}),
-    );
-    assert_eq!(reply.status, 202, "{}", reply.body);
-    let id = reply.body["id"].as_str().unwrap().to_string();
-    http.wait_for_status(
-        ACME.api_key,
-        std::slice::from_ref(&id),
-        &["submitted"],
-        Duration::from_secs(20),
-    );
+    let id = post_and_wait_submitted(&http, json!({"send_at": 2, "text": "in two seconds"}));
     http.wait_for_status(
         ACME.api_key,
         std::slice::from_ref(&id),
