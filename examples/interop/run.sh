@@ -10,9 +10,13 @@
 # upper-case hex, the receipts carry receipted_message_id and
 # message_state), MO messages (plain, two UDH parts, two SAR-TLV parts)
 # stored as 3 inbound messages, enquire_link on an idle link, and a
-# graceful stop that unbinds. --debug uses the debug build (as left by
-# `cargo test`). Needs node and npm (installs node-smpp 0.5.1 on first
-# run), curl and jq. Exit 3: node-smpp could not be installed.
+# graceful stop that unbinds. Then, against node-smpp's TLS server (the
+# test certificates of tests/fixtures/tls): two tenants bind over TLS and
+# each sends a 400-character message, one as three parts marked by the SAR
+# TLVs (`long_messages = "sar"`), one whole in message_payload
+# (`"payload"`). --debug uses the debug build (as left by `cargo test`).
+# Needs node and npm (installs node-smpp 0.5.1 on first run), curl and
+# jq. Exit 3: node-smpp could not be installed.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -32,6 +36,8 @@ done
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$CARGO_TARGET_DIR/$PROFILE
 SMSC_PORT=${SMSC_PORT:-27790}
+TLS_PORT=${TLS_PORT:-27791}
+FIXTURES=$ROOT/tests/fixtures/tls
 HTTP_PORT=${HTTP_PORT:-18090}
 KEY=interop-secret-key
 ADMIN=interop-admin-token-0123
@@ -57,9 +63,13 @@ if [ "$BUILD" = 1 ]; then
     (cd "$ROOT" && cargo build $flag --bin smppd --example load_client)
 fi
 
-node "$HERE/node-smsc/smsc.js" "$SMSC_PORT" interop interpw >"$WORK/smsc.out" 2>"$WORK/smsc.err" &
+node "$HERE/node-smsc/smsc.js" "$SMSC_PORT" interop:interpw >"$WORK/smsc.out" 2>"$WORK/smsc.err" &
 SMSC_PID=$!
 PIDS+=("$SMSC_PID")
+node "$HERE/node-smsc/smsc.js" "$TLS_PORT" sar:sarpw,payload:paypw \
+    "$FIXTURES/server.pem" "$FIXTURES/server.key" >"$WORK/tls.out" 2>"$WORK/tls.err" &
+TLS_PID=$!
+PIDS+=("$TLS_PID")
 sleep 0.5
 
 cat >"$WORK/smppd.toml" <<TOML
@@ -84,6 +94,25 @@ sessions = 2
 window = 20
 enquire_link_interval_s = 1
 TOML
+for mode in sar payload; do
+    pw=$([ "$mode" = sar ] && echo sarpw || echo paypw)
+    cat >>"$WORK/smppd.toml" <<TOML
+
+[[tenants]]
+id = "secure-$mode"
+api_key = "interop-$mode-key-0001"
+
+[[tenants.channels]]
+name = "node-tls"
+host = "127.0.0.1"
+port = $TLS_PORT
+system_id = "$mode"
+password = "$pw"
+tls = true
+tls_ca_file = "$FIXTURES/ca.pem"
+long_messages = "$mode"
+TOML
+done
 RUST_LOG=info "$BIN/smppd" --config "$WORK/smppd.toml" >"$WORK/smppd.log" 2>&1 &
 SMPPD_PID=$!
 PIDS+=("$SMPPD_PID")
@@ -126,6 +155,20 @@ echo "$INBOUND" | jq -e '[.inbound[].text] | sort == ["first half, second half (
     || fail "inbound messages: $INBOUND"
 log "MO: plain, UDH-joined and SAR-joined messages stored as 3 inbound messages"
 
+for mode in sar payload; do
+    id=$(curl -s -X POST "$API/v1/messages" -H "Authorization: Bearer interop-$mode-key-0001" \
+        -H 'Content-Type: application/json' \
+        -d "{\"to\":\"4915100000003\",\"from\":\"ACME\",\"text\":\"$LONG\"}" | jq -r .id)
+    for _ in $(seq 1 50); do
+        st=$(curl -s "$API/v1/messages/$id" -H "Authorization: Bearer interop-$mode-key-0001")
+        [ "$(echo "$st" | jq -r .status)" = delivered ] && break
+        sleep 0.1
+    done
+    [ "$(echo "$st" | jq -r .status)" = delivered ] || fail "TLS, long_messages = $mode: $st"
+    [ "$(echo "$st" | jq -r .parts)" = 3 ] || fail "TLS, $mode: not 3 parts: $st"
+done
+log "over TLS: a 3-part message with SAR TLVs and one in message_payload delivered"
+
 sleep 2.5 # idle: each session probes the link with enquire_link
 kill -TERM "$SMPPD_PID"
 wait "$SMPPD_PID" && STOPPED=0 || STOPPED=$?
@@ -136,7 +179,14 @@ log "node SMSC saw: $SEEN"
 echo "$SEEN" | jq -e ".unbinds == 2 and .generic_nacks == 0 and .submits == $((MESSAGES + 4)) \
     and .receipts_acked == .receipts_sent and .mo_acked == 5 and .ucs2_submits == 1 \
     and .submit_parts_with_udh == 3 and .enquire_links >= 2" >/dev/null || fail "node SMSC counters: $SEEN"
+kill -TERM "$TLS_PID"; wait "$TLS_PID" || true
+TLS_SEEN=$(tail -1 "$WORK/tls.out")
+log "node TLS SMSC saw: $TLS_SEEN"
+echo "$TLS_SEEN" | jq -e '.binds == 2 and .unbinds == 2 and .generic_nacks == 0 and .submits == 4
+    and .submit_parts_with_sar == 3 and .submit_parts_with_udh == 0 and .submit_payloads == 1
+    and .payload_octets == 400 and .receipts_sent == 4 and .receipts_acked == 4 and .mo_acked == 5' >/dev/null \
+    || fail "node TLS SMSC counters: $TLS_SEEN"
 if grep -E " (WARN|ERROR) " "$WORK/smppd.log" >&2; then
     fail "smppd logged warnings or errors (above)"
 fi
-log "PASS: smppd and node-smpp agree on binds, submits, receipts, MO, enquire_link and unbind"
+log "PASS: smppd and node-smpp agree on binds, submits, receipts, MO, enquire_link, unbind, TLS, SAR and message_payload"

@@ -1,27 +1,35 @@
 // An SMSC built on node-smpp (https://github.com/farhadi/node-smpp), an
 // SMPP implementation independent of smppd, for examples/interop/run.sh.
 //
-// It binds one account, answers submit_sm with its own message ids
+// It binds its accounts, answers submit_sm with its own message ids
 // (upper-case hex), sends a delivery receipt for each (SMPP 3.4 appendix B
 // text plus the receipted_message_id and message_state TLVs), answers
 // enquire_link and unbind, and after the first transceiver bind sends
 // three MO messages: a plain one, one split in two parts with a UDH, and
-// one split in two parts with the SAR TLVs. On SIGTERM (or SIGINT) it
-// prints what it saw as one JSON line and exits.
+// one split in two parts with the SAR TLVs. With a certificate and key it
+// speaks SMPP over TLS (node-smpp's own TLS server). On SIGTERM (or
+// SIGINT) it prints what it saw as one JSON line and exits.
 //
-//   node smsc.js PORT SYSTEM_ID PASSWORD
+//   node smsc.js PORT SYSTEM_ID:PASSWORD[,SYSTEM_ID:PASSWORD...] [CERT.pem KEY.pem]
 'use strict';
+const fs = require('fs');
 const smpp = require('smpp');
 
-const [port, systemId, password] = process.argv.slice(2);
-if (!port || !systemId || !password) {
-  console.error('usage: node smsc.js PORT SYSTEM_ID PASSWORD');
+const [port, accountList, certFile, keyFile] = process.argv.slice(2);
+const accounts = new Map((accountList || '').split(',').filter(Boolean)
+  .map((a) => a.split(':')));
+if (!port || accounts.size === 0 || [...accounts.values()].some((p) => p === undefined)) {
+  console.error('usage: node smsc.js PORT SYSTEM_ID:PASSWORD[,...] [CERT.pem KEY.pem]');
   process.exit(2);
 }
+const tls = certFile && keyFile
+  ? { cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) }
+  : null;
 
 const seen = {
   binds: 0, refused_binds: 0, submits: 0, submit_parts_with_udh: 0,
-  ucs2_submits: 0, receipts_sent: 0, receipts_acked: 0, mo_sent: 0,
+  ucs2_submits: 0, submit_parts_with_sar: 0, submit_payloads: 0, payload_octets: 0,
+  receipts_sent: 0, receipts_acked: 0, mo_sent: 0,
   mo_acked: 0, enquire_links: 0, unbinds: 0, generic_nacks: 0, errors: 0,
 };
 let nextId = 0xA000;
@@ -51,10 +59,10 @@ function sendMo(session) {
   deliver({ short_message: ' sar two', sar_msg_ref_num: 0x1234, sar_total_segments: 2, sar_segment_seqnum: 2 });
 }
 
-const server = smpp.createServer((session) => {
+const onSession = (session) => {
   session.on('error', () => { seen.errors += 1; });
   const onBind = (kind) => (pdu) => {
-    if (pdu.system_id !== systemId || pdu.password !== password) {
+    if (accounts.get(pdu.system_id) !== pdu.password) {
       seen.refused_binds += 1;
       session.send(pdu.response({ command_status: smpp.ESME_RINVPASWD }));
       session.close();
@@ -84,6 +92,15 @@ const server = smpp.createServer((session) => {
     seen.submits += 1;
     if (pdu.esm_class & 0x40) seen.submit_parts_with_udh += 1;
     if (pdu.data_coding === 0x08) seen.ucs2_submits += 1;
+    if (pdu.sar_msg_ref_num !== undefined && pdu.sar_total_segments > 1) {
+      seen.submit_parts_with_sar += 1;
+    }
+    if (pdu.message_payload !== undefined) {
+      seen.submit_payloads += 1;
+      const p = pdu.message_payload;
+      const text = typeof p === 'string' ? p : (p && p.message !== undefined ? p.message : p);
+      seen.payload_octets += text ? text.length : 0;
+    }
     const id = (nextId++).toString(16).toUpperCase();
     session.send(pdu.response({ message_id: id }));
     if ((pdu.registered_delivery & 0x03) === 0) return;
@@ -102,7 +119,8 @@ const server = smpp.createServer((session) => {
       });
     }, 50);
   });
-});
+};
+const server = tls ? smpp.createServer(tls, onSession) : smpp.createServer(onSession);
 
 server.listen(Number(port), '127.0.0.1', () => {
   console.error(`node SMSC listening on 127.0.0.1:${port}`);
