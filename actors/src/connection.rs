@@ -814,8 +814,5 @@ impl Handler<InjectPanic> for Connection {
 
 /// The error a message gets when its session dies before it is answered.
 pub fn outcome_unknown_error() -> ErrorInfo {
-    ErrorInfo {
-        code: 0,
-        name: "OUTCOME_UNKNOWN".to_string(),
-    }
+    ErrorInfo::ours("OUTCOME_UNKNOWN")
 }

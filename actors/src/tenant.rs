@@ -920,10 +920,7 @@ impl Handler<PanicSession> for TenantSupervisor {
 
 /// The error of a message whose validity ended before it was submitted.
 fn validity_expired() -> ErrorInfo {
-    ErrorInfo {
-        code: 0,
-        name: "VALIDITY_EXPIRED".into(),
-    }
+    ErrorInfo::ours("VALIDITY_EXPIRED")
 }
 
 #[cfg(test)]

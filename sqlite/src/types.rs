@@ -358,14 +358,20 @@ impl Pruned {
 }
 
 impl ErrorInfo {
+    /// An outcome smppd decided itself, not an SMSC: code 0 and our own
+    /// name (`OUTCOME_UNKNOWN`, `VALIDITY_EXPIRED`, `RECEIPT_TIMEOUT`).
+    pub fn ours(name: &str) -> Self {
+        ErrorInfo {
+            code: 0,
+            name: name.to_owned(),
+        }
+    }
+
     /// Recorded on a message whose receipt did not come within
     /// `engine.receipt_timeout_s` (see
     /// [`Store::time_out_receipts`](crate::Store::time_out_receipts)).
     pub fn receipt_timeout() -> Self {
-        ErrorInfo {
-            code: 0,
-            name: RECEIPT_TIMEOUT.to_owned(),
-        }
+        Self::ours(RECEIPT_TIMEOUT)
     }
 }
 
