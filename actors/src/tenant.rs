@@ -275,6 +275,11 @@ struct Slot {
 }
 
 impl Slot {
+    /// Window slots `message` takes on this slot's channel.
+    fn slots_for(&self, message: &QueuedMessage) -> usize {
+        self.channel.long_messages.submits(message.parts as usize)
+    }
+
     fn free(&self) -> usize {
         if self.state == SlotState::Bound
             && self.can_submit
@@ -470,7 +475,7 @@ impl TenantSupervisor {
                 continue;
             }
             let slot = &mut self.slots[index];
-            slot.parts_in_flight += slot.channel.long_messages.submits(message.parts as usize);
+            slot.parts_in_flight += slot.slots_for(&message);
             slot.outstanding.insert(message.id, message.clone());
             slot.submitted += 1;
             if let Some(addr) = &slot.addr {
@@ -724,11 +729,9 @@ impl Handler<SubmitDone> for TenantSupervisor {
             // Already recovered when that connection ended.
             return;
         }
-        slot.parts_in_flight = slot.parts_in_flight.saturating_sub(
-            slot.channel
-                .long_messages
-                .submits(msg.message.parts as usize),
-        );
+        slot.parts_in_flight = slot
+            .parts_in_flight
+            .saturating_sub(slot.slots_for(&msg.message));
         let channel = slot.channel.clone();
         match msg.attempt {
             Attempt::NotSent => {
