@@ -178,13 +178,10 @@ pub async fn connect(
     tls: Option<&Tls>,
 ) -> Result<(Reader, Writer), String> {
     let addr = format!("{host}:{port}");
-    let tls = match tls {
-        None => None,
-        Some(tls) => Some(
-            tls.client_config()
-                .map_err(|e| format!("TLS settings: {e}"))?,
-        ),
-    };
+    let tls = tls
+        .map(Tls::client_config)
+        .transpose()
+        .map_err(|e| format!("TLS settings: {e}"))?;
     let connect = async {
         let stream = TcpStream::connect(&addr)
             .await

@@ -322,6 +322,7 @@ pub fn submit_sm_parts(
         _ if data_coding != 0x00 => bytes,
         alphabet => alphabet.recode(&bytes),
     };
+    let schedule = smpp_time("schedule_delivery_time", times.send_at_ms)?;
     let new_sm = || -> Result<SubmitSm, PduError> {
         let mut sm = submit_sm(
             source,
@@ -330,7 +331,7 @@ pub fn submit_sm_parts(
             shape.registered_delivery,
             times.validity_until_ms,
         )?;
-        sm.schedule_delivery_time = smpp_time("schedule_delivery_time", times.send_at_ms)?;
+        sm.schedule_delivery_time = schedule.clone();
         sm.data_coding = DataCoding::from(data_coding);
         sm.esm_class = EsmClass::from(0x00);
         Ok(sm)
