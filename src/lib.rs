@@ -69,7 +69,7 @@ async fn purge_idempotency_keys(store: Store) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        let cutoff = smppd_actors::smpp::time::unix_ms() - IDEMPOTENCY_RETENTION.as_millis() as i64;
+        let cutoff = smppd_actors::smpp::time::unix_ms() - millis(IDEMPOTENCY_RETENTION);
         store.purge_idempotency_keys(
             cutoff,
             Box::new(|res| match res {
@@ -121,6 +121,7 @@ async fn prune_old_rows(store: Store, retention: Duration) {
     }
 }
 
+/// A duration in milliseconds, as the store's unix-ms times count.
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
@@ -147,6 +148,18 @@ async fn in_batches<T: Send + 'static>(
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs `task` with `setting` if it is set, else waits for ever: an
+/// optional housekeeping task, joined with the others either way.
+async fn if_set<T, F: std::future::Future<Output = ()>>(
+    setting: Option<T>,
+    task: impl FnOnce(T) -> F,
+) {
+    match setting {
+        Some(setting) => task(setting).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -208,7 +221,7 @@ async fn flush_stale_mo_parts(store: Store, registry: Registry, timeout: Duratio
         tokio::time::interval((timeout / 2).clamp(Duration::from_secs(1), Duration::from_secs(60)));
     loop {
         tick.tick().await;
-        let quiet_since = smppd_actors::smpp::time::unix_ms() - timeout.as_millis() as i64;
+        let quiet_since = smppd_actors::smpp::time::unix_ms() - millis(timeout);
         let registry = registry.clone();
         store.flush_stale_inbound_parts(
             quiet_since,
@@ -320,24 +333,14 @@ impl Engine {
             .map(|days| Duration::from_secs(u64::from(days) * 86_400));
         let receipt_timeout = config.engine.receipt_timeout_s.map(Duration::from_secs);
         let housekeeping = actix_rt::spawn(async move {
-            let prune = {
-                let store = housekeeping_store.clone();
-                async move {
-                    match retention {
-                        Some(retention) => prune_old_rows(store, retention).await,
-                        None => std::future::pending().await,
-                    }
-                }
-            };
-            let receipts = {
-                let (store, registry) = (housekeeping_store.clone(), housekeeping_registry.clone());
-                async move {
-                    match receipt_timeout {
-                        Some(timeout) => time_out_receipts(store, registry, timeout).await,
-                        None => std::future::pending().await,
-                    }
-                }
-            };
+            let prune_store = housekeeping_store.clone();
+            let prune = if_set(retention, move |retention| {
+                prune_old_rows(prune_store, retention)
+            });
+            let (store, registry) = (housekeeping_store.clone(), housekeeping_registry.clone());
+            let receipts = if_set(receipt_timeout, move |timeout| {
+                time_out_receipts(store, registry, timeout)
+            });
             tokio::join!(
                 prune,
                 receipts,
