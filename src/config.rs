@@ -1542,6 +1542,22 @@ enquire_link_interval_s = 30
     }
 
     #[test]
+    fn long_messages_reaches_the_spec_and_an_unknown_mode_is_refused() {
+        let default = Config::parse(EXAMPLE).unwrap().tenants[0].spec();
+        assert_eq!(default.channels[0].long_messages, LongMessages::Udh);
+        for (name, mode) in [
+            ("sar", LongMessages::Sar),
+            ("payload", LongMessages::Payload),
+        ] {
+            let text = format!("{EXAMPLE}long_messages = \"{name}\"\n");
+            let spec = Config::parse(&text).unwrap().tenants[0].spec();
+            assert_eq!(spec.channels[0].long_messages, mode);
+        }
+        let e = error(&format!("{EXAMPLE}long_messages = \"split\"\n"));
+        assert!(e.contains("split") && e.contains("udh"), "{e}");
+    }
+
+    #[test]
     fn the_receipt_timeout_is_off_by_default_and_bounded() {
         assert_eq!(Config::parse("").unwrap().engine.receipt_timeout_s, None);
         let set = Config::parse("[engine]\nreceipt_timeout_s = 172800\n").unwrap();
