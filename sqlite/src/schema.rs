@@ -337,6 +337,14 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_submitted
         ON messages(MAX(submitted_at, IFNULL(validity_until, 0), IFNULL(send_at, 0)))
         WHERE status = 'submitted';",
+    // 18: the queue depth is counted by the writer thread instead (see
+    // `queue_depth`): the three triggers were one statement more per insert
+    // and per submit, about 2 µs of the writer's 15 µs per message. Every
+    // open counts it afresh from `messages_queued`.
+    "DROP TRIGGER messages_count_insert;
+    DROP TRIGGER messages_count_update;
+    DROP TRIGGER messages_count_delete;
+    DROP TABLE tenant_counters;",
 ];
 
 /// A fresh in-memory database at the latest schema, for unit tests.

@@ -15,6 +15,7 @@ use rusqlite::types::FromSql;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::fold::{self, Fold, Link, Order, Role};
+use crate::queue_depth::{self, Depths};
 use crate::receipt_cache::{self, Target};
 use crate::types::{
     Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
@@ -110,6 +111,9 @@ struct Inner {
     /// Tenants being (or already) deleted: the writer refuses inserts for
     /// them (see [`Store::delete_tenant`]).
     closed: Arc<RwLock<HashSet<String>>>,
+    /// Each tenant's queued messages as of the last commit, kept by the
+    /// writer (see `queue_depth`).
+    depths: Depths,
 }
 
 impl Store {
@@ -135,6 +139,7 @@ impl Store {
                 "store: {awaiting} submitted messages or parts awaiting a receipt indexed by SMSC id"
             );
         }
+        let depths = queue_depth::count(&conn)?;
         // More statements than we use, so none is ever evicted and re-prepared.
         conn.set_prepared_statement_cache_capacity(64);
 
@@ -148,10 +153,12 @@ impl Store {
         let thread_stats = Arc::clone(&stats);
         let max_batch = options.max_batch;
         let receipt_capacity = options.receipt_cache;
+        let kept_depths = depths.clone();
         let handle = thread::Builder::new()
             .name("smppd-store-writer".into())
             .spawn(move || {
                 receipt_cache::set_capacity(receipt_capacity);
+                queue_depth::keep(kept_depths);
                 writer::run(conn, receiver, max_batch, &thread_stats)
             })
             .map_err(StoreError::Spawn)?;
@@ -166,6 +173,7 @@ impl Store {
                 pruned: Arc::default(),
                 readers: ReaderPool::new(readers),
                 closed: Arc::default(),
+                depths,
             }),
         })
     }
@@ -1015,14 +1023,10 @@ impl Store {
     }
 
     /// How many messages the tenant has queued (accepted, not yet
-    /// submitted or final), from the trigger-kept counter.
+    /// submitted or final) as of the last commit. Kept in memory by the
+    /// writer, so this reads no database.
     pub fn queued_count(&self, tenant: &str) -> Result<u64, StoreError> {
-        let conn = self.inner.readers.get();
-        let queued: Option<i64> = conn
-            .prepare_cached("SELECT queued FROM tenant_counters WHERE tenant = ?1")?
-            .query_row(params![tenant], |row| row.get(0))
-            .optional()?;
-        Ok(queued.unwrap_or(0).max(0) as u64)
+        Ok(self.inner.depths.get(tenant))
     }
 
     /// The tenant's queued messages of one priority lane with id > `after`
@@ -1513,12 +1517,7 @@ fn time_out_receipts(
 /// reservation is undone with it.
 fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<(), StoreError> {
     if let Some(limit) = m.max_queued {
-        let queued: i64 = conn
-            .prepare_cached("SELECT queued FROM tenant_counters WHERE tenant = ?1")?
-            .query_row(params![m.tenant], |row| row.get(0))
-            .optional()?
-            .unwrap_or(0);
-        if queued.max(0) as u64 >= limit {
+        if queue_depth::get(&m.tenant) >= limit {
             return Err(StoreError::QuotaExceeded { limit });
         }
     }
@@ -1560,6 +1559,7 @@ fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<
         m.data_coding,
         m.send_at_ms
     ])?;
+    queue_depth::add(&m.tenant, 1);
     Ok(())
 }
 
@@ -1638,6 +1638,9 @@ fn mark_submitted(
             name,
             done_at(status, now)
         ])?;
+    if updated == 1 {
+        queue_depth::add(tenant, -1);
+    }
     if updated == 0 {
         log::debug!("mark_submitted: message {id} of {tenant} is not queued; left alone");
         if let Some(fold) = fold.filter(|fold| fold.order == Order::ReceiptFirst) {
@@ -1930,14 +1933,19 @@ fn mark_retry(
     error: &Option<ErrorInfo>,
 ) -> Result<(), StoreError> {
     let (code, name) = error_columns(error);
+    let before = tenant_and_status(conn, id)?;
     let changed = conn
         .prepare_cached(
             "UPDATE OR FAIL messages SET status = 'queued', attempts = attempts + 1, error_code = ?2, \
              error_name = ?3, updated_at = ?4 WHERE id = ?1 AND status IN ('queued', 'submitted')",
         )?
         .execute(params![id.as_i64(), code, name, now])?;
-    if changed == 0 {
-        log::debug!("mark_retry: message {id} is missing or terminal; left alone");
+    match before {
+        Some((tenant, MessageStatus::Submitted)) if changed == 1 => queue_depth::add(&tenant, 1),
+        _ if changed == 0 => {
+            log::debug!("mark_retry: message {id} is missing or terminal; left alone");
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -1951,6 +1959,7 @@ fn mark_final(
     count_attempt: bool,
 ) -> Result<(), StoreError> {
     let (code, name) = error_columns(error);
+    let before = tenant_and_status(conn, id)?;
     let changed = conn
         .prepare_cached(
             "UPDATE OR FAIL messages SET status = ?2, error_code = ?3, error_name = ?4, done_at = ?5, \
@@ -1966,10 +1975,29 @@ fn mark_final(
             i64::from(count_attempt),
             now
         ])?;
-    if changed == 0 {
-        log::debug!("mark_final: message {id} is missing or terminal; left alone");
+    match before {
+        Some((tenant, MessageStatus::Queued)) if changed == 1 => queue_depth::add(&tenant, -1),
+        _ if changed == 0 => {
+            log::debug!("mark_final: message {id} is missing or terminal; left alone");
+        }
+        _ => {}
     }
     Ok(())
+}
+
+/// A message's tenant and status, read before a change whose effect on the
+/// tenant's queue depth depends on the status it had.
+fn tenant_and_status(
+    conn: &Connection,
+    id: MessageId,
+) -> Result<Option<(String, MessageStatus)>, StoreError> {
+    let found: Option<(String, String)> = conn
+        .prepare_cached("SELECT tenant, status FROM messages WHERE id = ?1")?
+        .query_row(params![id.as_i64()], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    found
+        .map(|(tenant, status)| Ok((tenant, parse_status(&status)?)))
+        .transpose()
 }
 
 /// Inserts one inbound (MO) message row; returns its id.

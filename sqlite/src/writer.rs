@@ -32,8 +32,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{ffi, Connection};
 
 use crate::fold::{self, Fold, Link};
-use crate::receipt_cache;
 use crate::StoreError;
+use crate::{queue_depth, receipt_cache};
 
 /// Completion callbacks run ON THE WRITER THREAD after the transaction that
 /// holds the op committed (or failed). They must be cheap and must not block
@@ -248,10 +248,41 @@ fn rollback(conn: &Connection) {
     }
 }
 
+/// Where the writer's in-memory state (the receipt cache and the queue
+/// depths) stands within the open transaction, to undo what came after
+/// when SQLite undoes its part.
+#[derive(Clone, Copy)]
+struct Mark {
+    receipts: usize,
+    depths: usize,
+}
+
+impl Mark {
+    /// Now.
+    fn take() -> Mark {
+        Mark {
+            receipts: receipt_cache::mark(),
+            depths: queue_depth::mark(),
+        }
+    }
+
+    /// The start of the transaction.
+    const START: Mark = Mark {
+        receipts: 0,
+        depths: 0,
+    };
+
+    /// Undoes what changed since.
+    fn undo(self) {
+        receipt_cache::undo_to(self.receipts);
+        queue_depth::undo_to(self.depths);
+    }
+}
+
 /// Rolls back the open transaction, which held `group`.
 fn roll_back_group(conn: &Connection, group: &mut [Job]) {
     rollback(conn);
-    receipt_cache::undo_to(0);
+    Mark::START.undo();
     for job in group {
         job.rolled_back();
     }
@@ -341,7 +372,7 @@ fn rolled_back_underneath() -> Step {
 /// triggers) changed; a statement that fails undoes itself.
 fn run_optimistic(conn: &Connection, job: &mut dyn Operation, now_ms: i64) -> Step {
     let before = conn.total_changes();
-    let cache = receipt_cache::mark();
+    let mark = Mark::take();
     if job.run(conn, now_ms) {
         Step::Applied
     } else if conn.is_autocommit() {
@@ -349,7 +380,7 @@ fn run_optimistic(conn: &Connection, job: &mut dyn Operation, now_ms: i64) -> St
     } else if conn.total_changes() != before {
         Step::Dirty
     } else {
-        receipt_cache::undo_to(cache);
+        mark.undo();
         Step::Failed
     }
 }
@@ -365,7 +396,7 @@ fn run_in_savepoint(conn: &Connection, job: &mut dyn Operation, now_ms: i64) -> 
             Step::Failed
         };
     }
-    let cache = receipt_cache::mark();
+    let mark = Mark::take();
     if job.run(conn, now_ms) {
         return match execute(conn, "RELEASE op") {
             Ok(()) => Step::Applied,
@@ -375,7 +406,7 @@ fn run_in_savepoint(conn: &Connection, job: &mut dyn Operation, now_ms: i64) -> 
     if conn.is_autocommit() {
         return rolled_back_underneath();
     }
-    receipt_cache::undo_to(cache);
+    mark.undo();
     match execute(conn, "ROLLBACK TO op").and_then(|()| execute(conn, "RELEASE op")) {
         Ok(()) => Step::Failed,
         Err(e) => Step::Aborted(e),
@@ -453,6 +484,7 @@ pub(crate) fn commit_batch(conn: &Connection, mut jobs: Vec<Job>, stats: &StatsC
         match execute(conn, "COMMIT") {
             Ok(()) => {
                 receipt_cache::committed();
+                queue_depth::committed();
                 stats.receipts_indexed.fetch_add(indexed, Ordering::Relaxed);
                 stats.transactions.fetch_add(1, Ordering::Relaxed);
                 finish_all(group.drain(..), Ok(()), stats);
@@ -601,6 +633,43 @@ mod tests {
         );
         assert_eq!(rx.try_iter().collect::<Vec<_>>(), [false]);
         assert_eq!(count(&conn), 0);
+    }
+
+    #[test]
+    fn the_queue_depth_keeps_only_what_committed_operations_counted() {
+        let conn = connection();
+        let stats = StatsCounters::default();
+        let depths = queue_depth::Depths::default();
+        queue_depth::keep(depths.clone());
+        let counted = |id: i64| {
+            move |conn: &Connection, now: i64| -> Result<(), StoreError> {
+                insert(id)(conn, now)?;
+                queue_depth::add("t", 1);
+                Ok(())
+            }
+        };
+        // Counts, then fails after writing: the batch is rolled back and
+        // replayed with savepoints, and the count is undone with its rows.
+        let half_done = |conn: &Connection, now: i64| -> Result<(), StoreError> {
+            insert(10)(conn, now)?;
+            queue_depth::add("t", 1);
+            insert(10)(conn, now)
+        };
+        let (tx, rx) = mpsc::channel();
+        let answer = |tx: &mpsc::Sender<bool>| {
+            let tx = tx.clone();
+            Box::new(move |r: Result<(), StoreError>| tx.send(r.is_ok()).unwrap())
+        };
+        let jobs = vec![
+            job(counted(1), answer(&tx)),
+            job(half_done, answer(&tx)),
+            job(counted(2), answer(&tx)),
+        ];
+        commit_batch(&conn, jobs, &stats);
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), [true, false, true]);
+        assert_eq!(count(&conn), 2);
+        assert_eq!(depths.get("t"), 2);
+        assert_eq!(queue_depth::get("t"), 2);
     }
 
     type Work = Box<dyn FnMut(&Connection, i64) -> Result<(), StoreError> + Send>;

@@ -970,6 +970,38 @@ fn the_queued_count_follows_every_status_change() {
     wait(|done| store.mark_final(c, MessageStatus::Failed, None, true, done)).unwrap();
     assert_eq!(store.queued_count("acme").unwrap(), 1);
     assert_eq!(store.queued_count("other").unwrap(), 0);
+    wait(|done| store.mark_retry(a, None, done)).unwrap();
+    assert_eq!(
+        store.queued_count("acme").unwrap(),
+        2,
+        "a submitted message put back in the queue counts again"
+    );
+    wait(|done| store.mark_final(a, MessageStatus::Expired, None, false, done)).unwrap();
+    wait(|done| store.mark_final(a, MessageStatus::Failed, None, false, done)).unwrap();
+    assert_eq!(
+        store.queued_count("acme").unwrap(),
+        1,
+        "a message leaves the count once, however often it is made final"
+    );
+}
+
+#[test]
+fn the_queued_count_is_counted_again_when_the_store_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(&dir);
+        let a = insert(&store, "acme", "a");
+        insert(&store, "acme", "b");
+        insert(&store, "globex", "c");
+        submit(&store, "acme", a, "ch", "x1");
+    }
+    let store = open(&dir);
+    assert_eq!(store.queued_count("acme").unwrap(), 1);
+    assert_eq!(store.queued_count("globex").unwrap(), 1);
+    let d = insert(&store, "acme", "d");
+    submit(&store, "acme", d, "ch", "x2");
+    insert(&store, "acme", "e");
+    assert_eq!(store.queued_count("acme").unwrap(), 2);
 }
 
 #[test]

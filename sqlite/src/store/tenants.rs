@@ -19,6 +19,7 @@
 use rusqlite::params;
 
 use super::{column, Store};
+use crate::queue_depth;
 use crate::writer::{self, Done};
 use crate::StoreError;
 
@@ -50,9 +51,7 @@ pub struct DeletedTenant {
     pub webhooks: u64,
 }
 
-/// Every table with a `tenant` column, cleared by a deletion. Order
-/// matters only for the counters maintained by triggers on `messages`
-/// (`tenant_counters` is cleared after them).
+/// Every table with a `tenant` column, cleared by a deletion.
 const TENANT_TABLES: &[&str] = &[
     "message_parts",
     "pending_receipts",
@@ -61,7 +60,6 @@ const TENANT_TABLES: &[&str] = &[
     "accounts",
     "tenant_webhooks",
     "api_keys",
-    "tenant_counters",
 ];
 
 impl Store {
@@ -165,6 +163,7 @@ impl Store {
                 let messages = conn
                     .prepare_cached("DELETE FROM messages WHERE tenant = ?1")?
                     .execute(params![tenant])?;
+                queue_depth::add(&tenant, -queued);
                 let inbound = conn
                     .prepare_cached("DELETE FROM inbound WHERE tenant = ?1")?
                     .execute(params![tenant])?;
