@@ -21,6 +21,7 @@ mod fold;
 mod queue_depth;
 mod receipt_cache;
 pub mod schema;
+mod status_effects;
 pub mod store;
 pub mod types;
 pub mod writer;

@@ -17,6 +17,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use crate::fold::{self, Fold, Link, Order, Role};
 use crate::queue_depth::{self, Depths};
 use crate::receipt_cache::{self, Target};
+use crate::status_effects::{self, left_queue};
 use crate::types::{
     Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
     MessageRecord, MessageStatus, NewInbound, NewMessage, PartRecord, Priority, Pruned,
@@ -140,6 +141,7 @@ impl Store {
             );
         }
         let depths = queue_depth::count(&conn)?;
+        let effect_tenants = status_effects::tenants(&conn)?;
         // More statements than we use, so none is ever evicted and re-prepared.
         conn.set_prepared_statement_cache_capacity(64);
 
@@ -159,6 +161,7 @@ impl Store {
             .spawn(move || {
                 receipt_cache::set_capacity(receipt_capacity);
                 queue_depth::keep(kept_depths);
+                status_effects::keep(effect_tenants);
                 writer::run(conn, receiver, max_batch, &thread_stats)
             })
             .map_err(StoreError::Spawn)?;
@@ -243,6 +246,7 @@ impl Store {
                     "INSERT OR IGNORE INTO accounts (tenant, available) VALUES (?1, 0)",
                 )?
                 .execute(params![tenant])?;
+                status_effects::may_charge(&tenant);
                 conn.prepare_cached(
                     "UPDATE accounts SET available = available + ?2 WHERE tenant = ?1",
                 )?
@@ -1498,12 +1502,17 @@ fn time_out_receipts(
              WHERE message_id = ?1 AND status = 'submitted'",
         )?
         .execute(params![id, error.code, error.name, now])?;
-        conn.prepare_cached(
-            "UPDATE OR FAIL messages SET status = 'unknown', error_code = ?2, error_name = ?3, \
-             done_at = ?4, updated_at = ?4, smsc_lookup_id = smsc_message_id \
-             WHERE id = ?1 AND status = 'submitted'",
-        )?
-        .execute(params![id, error.code, error.name, now])?;
+        let changed = conn
+            .prepare_cached(
+                "UPDATE OR FAIL messages SET status = 'unknown', error_code = ?2, error_name = ?3, \
+                 done_at = ?4, updated_at = ?4, smsc_lookup_id = smsc_message_id \
+                 WHERE id = ?1 AND status = 'submitted'",
+            )?
+            .execute(params![id, error.code, error.name, now])?;
+        if changed == 1 {
+            let (from, to) = (MessageStatus::Submitted, MessageStatus::Unknown);
+            status_effects::changed(conn, id, &tenant, from, to)?;
+        }
         timed_out.push(TimedOut {
             tenant,
             id: MessageId(id),
@@ -1560,6 +1569,12 @@ fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<
         m.send_at_ms
     ])?;
     queue_depth::add(&m.tenant, 1);
+    if m.charge.is_some() {
+        status_effects::may_charge(&m.tenant);
+    }
+    if m.callback_url.is_some() {
+        status_effects::has_callback(conn, &m.tenant)?;
+    }
     Ok(())
 }
 
@@ -1573,10 +1588,12 @@ fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<
 // a savepoint (writer.rs). The constraints checked are the same.
 
 /// Sets a receipt's outcome on one message.
+/// `from` is the status it had.
 fn set_outcome(
     conn: &Connection,
     now: i64,
-    id: i64,
+    (id, tenant): (i64, &str),
+    from: MessageStatus,
     status: MessageStatus,
     error: &Option<ErrorInfo>,
 ) -> Result<(), StoreError> {
@@ -1593,7 +1610,7 @@ fn set_outcome(
         done_at(status, now),
         now
     ])?;
-    Ok(())
+    status_effects::changed(conn, id, tenant, from, status)
 }
 
 /// Records a submit; with `fold`, also the outcome of its receipt later in
@@ -1640,6 +1657,8 @@ fn mark_submitted(
         ])?;
     if updated == 1 {
         queue_depth::add(tenant, -1);
+        left_queue(conn, id.as_i64(), tenant, status)?;
+        status_effects::changed(conn, id.as_i64(), tenant, MessageStatus::Queued, status)?;
     }
     if updated == 0 {
         log::debug!("mark_submitted: message {id} of {tenant} is not queued; left alone");
@@ -1685,7 +1704,8 @@ fn mark_submitted(
         // The DLR may have overtaken the submit_sm_resp and been parked.
         let parked = take_parked(conn, tenant, channel, smsc_id)?;
         if let Some((status, error)) = &parked {
-            set_outcome(conn, now, id.as_i64(), *status, error)?;
+            let message = (id.as_i64(), tenant);
+            set_outcome(conn, now, message, MessageStatus::Submitted, *status, error)?;
         }
         let done = parked
             .as_ref()
@@ -1726,7 +1746,12 @@ fn mark_submitted(
         let part = Target::part(id.as_i64(), index as i64 + 1);
         receipt_cache::remember(conn, tenant, channel, smsc_id, part, status.is_terminal())?;
     }
-    aggregate_parts(conn, now, id.as_i64())
+    aggregate_parts(
+        conn,
+        now,
+        (id.as_i64(), tenant),
+        Some(MessageStatus::Submitted),
+    )
 }
 
 /// Takes a parked receipt for this SMSC id, if one overtook its response.
@@ -1772,11 +1797,12 @@ fn severity(status: MessageStatus) -> u8 {
 }
 
 /// Sets a long message's status from its parts once every part is final;
-/// `None` while any is not.
+/// `None` while any is not. `from` is the message's status, if known.
 fn aggregate_parts(
     conn: &Connection,
     now: i64,
-    message_id: i64,
+    (message_id, tenant): (i64, &str),
+    from: Option<MessageStatus>,
 ) -> Result<Option<MessageStatus>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT status, error_code, error_name FROM message_parts WHERE message_id = ?1 ORDER BY part",
@@ -1802,7 +1828,14 @@ fn aggregate_parts(
     let Some((status, error)) = worst else {
         return Ok(None);
     };
-    set_outcome(conn, now, message_id, status, &error)?;
+    // Read only if a webhook may need to know whether it changed.
+    let from = match from {
+        Some(from) => from,
+        None if status_effects::posts(tenant) => tenant_and_status(conn, MessageId(message_id))?
+            .map_or(MessageStatus::Submitted, |(_, status)| status),
+        None => MessageStatus::Submitted,
+    };
+    set_outcome(conn, now, (message_id, tenant), from, status, &error)?;
     Ok(Some(status))
 }
 
@@ -1848,7 +1881,8 @@ fn apply_receipt(
         // An intermediate receipt (e.g. ENROUTE arriving late) must not undo a
         // final outcome; a final one always wins (last one wins).
         if status.is_terminal() || current == MessageStatus::Submitted.as_str() {
-            set_outcome(conn, now, id, status, &receipt.error)?;
+            let from = parse_status(&current)?;
+            set_outcome(conn, now, (id, tenant), from, status, &receipt.error)?;
         }
         if status.is_terminal() {
             receipt_cache::finished(cached, Target::message(id));
@@ -1881,7 +1915,7 @@ fn apply_receipt(
         return Ok(ReceiptMatch::Matched {
             id: MessageId(message_id),
             submitted_at_ms,
-            final_status: aggregate_parts(conn, now, message_id)?,
+            final_status: aggregate_parts(conn, now, (message_id, tenant), None)?,
         });
     }
     match hand_over {
@@ -1976,11 +2010,14 @@ fn mark_final(
             now
         ])?;
     match before {
-        Some((tenant, MessageStatus::Queued)) if changed == 1 => queue_depth::add(&tenant, -1),
-        _ if changed == 0 => {
-            log::debug!("mark_final: message {id} is missing or terminal; left alone");
+        Some((tenant, from)) if changed == 1 => {
+            if from == MessageStatus::Queued {
+                queue_depth::add(&tenant, -1);
+                left_queue(conn, id.as_i64(), &tenant, status)?;
+            }
+            status_effects::changed(conn, id.as_i64(), &tenant, from, status)?;
         }
-        _ => {}
+        _ => log::debug!("mark_final: message {id} is missing or terminal; left alone"),
     }
     Ok(())
 }
@@ -2025,15 +2062,20 @@ fn insert_inbound_row(
 fn ensure_account_row(conn: &Connection, tenant: &str, available: i64) -> Result<(), StoreError> {
     conn.prepare_cached("INSERT OR IGNORE INTO accounts (tenant, available) VALUES (?1, ?2)")?
         .execute(params![tenant, available])?;
+    status_effects::may_charge(tenant);
     Ok(())
 }
 
 /// Sets (or with `None` removes) the tenant's webhook URL.
 fn set_webhook_row(conn: &Connection, tenant: &str, url: Option<&str>) -> Result<(), StoreError> {
     match url {
-        Some(url) => conn
-            .prepare_cached("INSERT OR REPLACE INTO tenant_webhooks (tenant, url) VALUES (?1, ?2)")?
-            .execute(params![tenant, url])?,
+        Some(url) => {
+            status_effects::may_post(tenant);
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO tenant_webhooks (tenant, url) VALUES (?1, ?2)",
+            )?
+            .execute(params![tenant, url])?
+        }
         None => conn
             .prepare_cached("DELETE FROM tenant_webhooks WHERE tenant = ?1")?
             .execute(params![tenant])?,

@@ -1410,6 +1410,109 @@ fn a_message_callback_url_overrides_the_tenant_webhook() {
 }
 
 #[test]
+fn a_callback_url_is_still_posted_to_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let store = open(&dir);
+        let id = insert_with(
+            &store,
+            NewMessage {
+                callback_url: Some("http://mine.example/cb".into()),
+                ..message("acme", "a")
+            },
+        )
+        .unwrap();
+        submit(&store, "acme", id, "ch", "x1");
+        id
+    };
+    let store = open(&dir);
+    apply(
+        &store,
+        receipt("acme", "ch", "x1", MessageStatus::Delivered),
+    );
+    let claimed = claim(&store);
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert_eq!(claimed[0].ref_id, id.as_i64());
+    assert_eq!(claimed[0].url, "http://mine.example/cb");
+}
+
+#[test]
+fn a_webhook_set_while_a_message_is_in_flight_gets_its_final_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "a");
+    submit(&store, "acme", id, "ch", "x1");
+    wait(|done| store.set_tenant_webhook("acme", Some("http://hooks.example/acme"), done)).unwrap();
+    apply(
+        &store,
+        receipt("acme", "ch", "x1", MessageStatus::Undeliverable),
+    );
+    let claimed = claim(&store);
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert_eq!(claimed[0].status.as_deref(), Some("undeliverable"));
+    wait(|done| store.set_tenant_webhook("acme", None, done)).unwrap();
+    let later = insert(&store, "acme", "b");
+    wait(|done| store.mark_final(later, MessageStatus::Failed, None, true, done)).unwrap();
+    assert!(claim(&store).is_empty(), "the webhook was removed");
+}
+
+#[test]
+fn a_long_message_posts_its_final_status_once_however_many_part_receipts_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    wait(|done| store.set_tenant_webhook("acme", Some("http://hooks.example/acme"), done)).unwrap();
+    let id = insert(&store, "acme", "a long one");
+    let parts = vec!["p1".to_string(), "p2".to_string()];
+    wait(|done| store.mark_submitted_parts("acme", id, "ch", parts, done)).unwrap();
+    apply(
+        &store,
+        receipt("acme", "ch", "p1", MessageStatus::Delivered),
+    );
+    assert!(claim(&store).is_empty(), "one part is still submitted");
+    for _ in 0..2 {
+        apply(
+            &store,
+            receipt("acme", "ch", "p2", MessageStatus::Delivered),
+        );
+    }
+    let claimed = claim(&store);
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert_eq!(claimed[0].ref_id, id.as_i64());
+    assert_eq!(claimed[0].status.as_deref(), Some("delivered"));
+}
+
+#[test]
+fn a_charge_reserved_before_a_restart_is_captured_once_at_the_submit_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let priced = |text: &str| NewMessage {
+        charge: Some(30),
+        ..message("acme", text)
+    };
+    let id = {
+        let store = open(&dir);
+        wait(|done| store.ensure_account("acme", 100, done)).unwrap();
+        insert_with(&store, priced("a")).unwrap()
+    };
+    let store = open(&dir);
+    // The receipt overtakes the response: the submit applies it, changing
+    // the row twice in one operation.
+    apply(
+        &store,
+        receipt("acme", "ch", "x1", MessageStatus::Delivered),
+    );
+    submit(&store, "acme", id, "ch", "x1");
+    assert_eq!(status(&store, "acme", id), MessageStatus::Delivered);
+    assert_eq!(
+        store.balance("acme").unwrap().unwrap(),
+        Balance {
+            available: 70,
+            reserved: 0,
+            spent: 30
+        }
+    );
+}
+
+#[test]
 fn a_dead_letter_is_listed_and_can_be_replayed() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);

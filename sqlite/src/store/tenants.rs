@@ -60,6 +60,7 @@ const TENANT_TABLES: &[&str] = &[
     "accounts",
     "tenant_webhooks",
     "api_keys",
+    "callback_tenants",
 ];
 
 impl Store {
