@@ -1390,18 +1390,20 @@ fn every_final_status_and_no_other_puts_an_event_in_the_outbox() {
     }
 }
 
+/// A message of `tenant` with its own callback_url, http://mine.example/cb.
+fn insert_with_callback(store: &Store, tenant: &str) -> MessageId {
+    let message = NewMessage {
+        callback_url: Some("http://mine.example/cb".into()),
+        ..message(tenant, "a")
+    };
+    insert_with(store, message).unwrap()
+}
+
 #[test]
 fn a_message_callback_url_overrides_the_tenant_webhook() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let id = insert_with(
-        &store,
-        NewMessage {
-            callback_url: Some("http://mine.example/cb".into()),
-            ..message("acme", "a")
-        },
-    )
-    .unwrap();
+    let id = insert_with_callback(&store, "acme");
     wait(|done| store.mark_final(id, MessageStatus::Failed, None, true, done)).unwrap();
     let claimed = claim(&store);
     assert_eq!(claimed.len(), 1);
@@ -1414,14 +1416,7 @@ fn a_callback_url_is_still_posted_to_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let id = {
         let store = open(&dir);
-        let id = insert_with(
-            &store,
-            NewMessage {
-                callback_url: Some("http://mine.example/cb".into()),
-                ..message("acme", "a")
-            },
-        )
-        .unwrap();
+        let id = insert_with_callback(&store, "acme");
         submit(&store, "acme", id, "ch", "x1");
         id
     };
