@@ -110,15 +110,21 @@ fn the_in_flight_limit_is_enforced_exactly_and_frees_up_as_messages_go_out() {
     let full = replies.iter().find(|r| r.status == 429).unwrap();
     assert_eq!(full.body["type"], "urn:smppd:problem:queue-full");
     assert!(full.retry_after.is_some());
+    let http = engine.http();
+    assert_eq!(
+        http.get("/v1/stats", Some(ACME.api_key)).body["queued"],
+        7,
+        "the tenant sees its queue at the limit"
+    );
 
     sim.set_faults(Faults::default());
-    let http = engine.http();
     http.wait_for_status(
         ACME.api_key,
         &accepted,
         &["delivered"],
         Duration::from_secs(20),
     );
+    assert_eq!(http.get("/v1/stats", Some(ACME.api_key)).body["queued"], 0);
     assert_eq!(
         http.post_message(ACME.api_key, json!({})).status,
         202,

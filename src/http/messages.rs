@@ -629,7 +629,10 @@ pub async fn get(
 /// The caller's counters
 ///
 /// Counted since the process started: events, not rows (`retried`
-/// counts attempts); the store holds the truth per message.
+/// counts attempts); the store holds the truth per message. `queued` is
+/// the one that is not: the caller's messages accepted and neither
+/// submitted nor final yet, as of the last commit (what `max_in_flight`
+/// limits).
 #[utoipa::path(
     get,
     path = "/v1/stats",
@@ -641,14 +644,22 @@ pub async fn get(
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
-pub async fn stats(tenant: Tenant, registry: web::Data<Registry>) -> HttpResponse {
-    let counters: Map<String, Value> = registry
+pub async fn stats(
+    tenant: Tenant,
+    registry: web::Data<Registry>,
+    store: web::Data<Store>,
+) -> HttpResponse {
+    let mut counters: Map<String, Value> = registry
         .stats(tenant.id())
         .map(|s| s.snapshot())
         .unwrap_or_default()
         .into_iter()
         .map(|(name, value)| (name.to_string(), Value::from(value)))
         .collect();
+    // Kept in memory by the store's writer: no database read.
+    if let Ok(queued) = store.queued_count(tenant.id()) {
+        counters.insert("queued".into(), Value::from(queued));
+    }
     HttpResponse::Ok().json(counters)
 }
 

@@ -823,6 +823,11 @@ pub struct Stats {
     #[serde(rename = "final")]
     #[schema(nullable = false)]
     pub final_: Option<u64>,
+    /// Not a counter: the caller's messages accepted and neither submitted
+    /// nor final now (as of the last commit), what `max_in_flight` limits.
+    /// Present even while the tenant is not running.
+    #[schema(nullable = false)]
+    pub queued: Option<u64>,
 }
 
 /// The caller's SMPP session slots.
