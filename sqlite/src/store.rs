@@ -299,6 +299,7 @@ impl Store {
                 let mut results = Vec::with_capacity(messages.len());
                 for message in &messages {
                     conn.execute_batch("SAVEPOINT batch_item")?;
+                    let depth = queue_depth::mark();
                     let id = Self::next_message_id(&last_id);
                     match insert(conn, now, id, message) {
                         Ok(()) => {
@@ -307,6 +308,7 @@ impl Store {
                         }
                         Err(e) => {
                             conn.execute_batch("ROLLBACK TO batch_item; RELEASE batch_item")?;
+                            queue_depth::undo_to(depth);
                             results.push(Err(e));
                         }
                     }
@@ -1568,13 +1570,14 @@ fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<
         m.data_coding,
         m.send_at_ms
     ])?;
-    queue_depth::add(&m.tenant, 1);
     if m.charge.is_some() {
         status_effects::may_charge(&m.tenant);
     }
     if m.callback_url.is_some() {
         status_effects::has_callback(conn, &m.tenant)?;
     }
+    // Last: nothing after it can fail, so a refused insert never counts.
+    queue_depth::add(&m.tenant, 1);
     Ok(())
 }
 
