@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod fold;
+mod listing;
 mod queue_depth;
 mod receipt_cache;
 pub mod schema;

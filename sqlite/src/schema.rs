@@ -357,6 +357,22 @@ pub const MIGRATIONS: &[&str] = &[
     DROP TRIGGER messages_webhook;
     CREATE TABLE callback_tenants (tenant TEXT PRIMARY KEY) WITHOUT ROWID;
     INSERT INTO callback_tenants SELECT DISTINCT tenant FROM messages WHERE callback_url IS NOT NULL;",
+    // 20: a tenant's messages are listed through `message_list`, which the
+    // writer fills in bulk (see `listing`), instead of `messages_tenant`:
+    // each commit wrote one page of that index per tenant sending. Every
+    // message up to `message_list_mark.up_to` is in `message_list`.
+    "CREATE TABLE message_list (
+        tenant TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        PRIMARY KEY (tenant, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE message_list_mark (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        up_to INTEGER NOT NULL
+    );
+    INSERT INTO message_list (tenant, id) SELECT tenant, id FROM messages ORDER BY tenant, id;
+    INSERT INTO message_list_mark (one, up_to) VALUES (1, IFNULL((SELECT MAX(id) FROM messages), 0));
+    DROP INDEX messages_tenant;",
 ];
 
 /// A fresh in-memory database at the latest schema, for unit tests.

@@ -15,6 +15,7 @@ use rusqlite::types::FromSql;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::fold::{self, Fold, Link, Order, Role};
+use crate::listing;
 use crate::queue_depth::{self, Depths};
 use crate::receipt_cache::{self, Target};
 use crate::status_effects::{self, left_queue};
@@ -879,10 +880,10 @@ impl Store {
     }
 
     /// A page of the tenant's messages, newest first. Ids are time-ordered
-    /// (`created_at << 16`), so the time bounds are id bounds and the
-    /// `(tenant, id)` index serves the whole query; `before` continues
-    /// after the previous page, stable however many messages arrive
-    /// meanwhile.
+    /// (`created_at << 16`), so the time bounds are id bounds; `before`
+    /// continues after the previous page, stable however many messages
+    /// arrive meanwhile. The newest messages are read by rowid, the rest
+    /// through `message_list` (see `listing`), in one read transaction.
     pub fn list_messages(
         &self,
         tenant: &str,
@@ -899,17 +900,34 @@ impl Store {
             high = high.min(before.as_i64());
         }
         let conn = self.inner.readers.get();
-        let mut stmt = conn.prepare_cached(SELECT_MESSAGE_PAGE)?;
-        let mut rows = stmt.query(params![
-            tenant,
-            low,
-            high,
-            filter.status.map(MessageStatus::as_str),
-            i64::try_from(limit).unwrap_or(i64::MAX)
-        ])?;
+        let read = conn.unchecked_transaction()?;
+        let up_to = listing::mark(&read)?;
+        let status = filter.status.map(MessageStatus::as_str);
         let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(message_record(row)?);
+        for (sql, low) in [
+            (SELECT_NEWEST_PAGE, low.max(up_to.saturating_add(1))),
+            (SELECT_LISTED_PAGE, low),
+        ] {
+            let wanted = limit.saturating_sub(out.len());
+            if wanted == 0 {
+                break;
+            }
+            let high = if sql == SELECT_LISTED_PAGE {
+                high.min(up_to.saturating_add(1))
+            } else {
+                high
+            };
+            let mut stmt = read.prepare_cached(sql)?;
+            let mut rows = stmt.query(params![
+                tenant,
+                low,
+                high,
+                status,
+                i64::try_from(wanted).unwrap_or(i64::MAX)
+            ])?;
+            while let Some(row) = rows.next()? {
+                out.push(message_record(row)?);
+            }
         }
         Ok(out)
     }
@@ -1071,10 +1089,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Count of a tenant's messages per status (for tests and metrics).
-    /// Statuses with no messages are absent. Scans the tenant's rows: there is
-    /// deliberately no (tenant, status) index, as it would be rewritten by
-    /// every status change.
+    /// Count of a tenant's messages per status, for tests. Statuses with
+    /// no messages are absent. Reads every message: there is deliberately
+    /// no index by tenant on `messages` (see `listing`), nor by status, as
+    /// it would be rewritten by every status change.
     pub fn count_by_status(&self, tenant: &str) -> Result<HashMap<MessageStatus, u64>, StoreError> {
         let conn = self.inner.readers.get();
         let mut stmt = conn.prepare_cached(
@@ -1263,11 +1281,22 @@ macro_rules! message_columns {
     };
 }
 const SELECT_MESSAGE: &str = concat!(message_columns!(), " WHERE id = ?1 AND tenant = ?2");
-const SELECT_MESSAGE_PAGE: &str = concat!(
+/// A page of the tenant's messages above the `message_list` mark (`?2`
+/// is past it): a scan of the newest rowids.
+const SELECT_NEWEST_PAGE: &str = concat!(
     message_columns!(),
-    " WHERE tenant = ?1 AND id >= ?2 AND id < ?3 AND (?4 IS NULL OR status = ?4) \
+    " WHERE id >= ?2 AND id < ?3 AND tenant = ?1 AND (?4 IS NULL OR status = ?4) \
      ORDER BY id DESC LIMIT ?5"
 );
+/// A page of the tenant's messages at or below the mark (`?3` is at most
+/// one past it), through `message_list`.
+const SELECT_LISTED_PAGE: &str = "SELECT m.id, m.tenant, m.source, m.destination, m.body, \
+     m.status, m.channel, m.smsc_message_id, m.attempts, m.error_code, m.error_name, \
+     m.created_at, m.submitted_at, m.done_at, m.updated_at, m.priority, m.validity_until, \
+     m.parts, m.charge, m.charge_state, m.client_ref, m.callback_url, m.data_coding, m.send_at \
+     FROM message_list l JOIN messages m ON m.id = l.id \
+     WHERE l.tenant = ?1 AND l.id >= ?2 AND l.id < ?3 AND (?4 IS NULL OR m.status = ?4) \
+     ORDER BY l.id DESC LIMIT ?5";
 
 /// `status = 'queued'` is spelled out (not bound) so SQLite can prove the
 /// partial index `messages_queued` applies.
@@ -1429,16 +1458,20 @@ fn receipt_status(status: MessageStatus) -> MessageStatus {
 fn prune(conn: &Connection, before_ms: i64, limit: i64) -> Result<Pruned, StoreError> {
     // Message ids are `(unix_ms << 16) | counter`.
     let before_id = before_ms.max(0).saturating_mul(1 << 16);
-    let ids: Vec<i64> = conn
+    let ids: Vec<(i64, String)> = conn
         .prepare_cached(
-            "SELECT id FROM messages WHERE id < ?1 AND status NOT IN ('queued', 'submitted') \
-             ORDER BY id LIMIT ?2",
+            "SELECT id, tenant FROM messages WHERE id < ?1 \
+             AND status NOT IN ('queued', 'submitted') ORDER BY id LIMIT ?2",
         )?
-        .query_map(params![before_id, limit], |row| row.get(0))?
+        .query_map(params![before_id, limit], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?
         .collect::<Result<_, _>>()?;
-    for id in &ids {
+    for (id, tenant) in &ids {
         conn.prepare_cached("DELETE FROM message_parts WHERE message_id = ?1")?
             .execute(params![id])?;
+        conn.prepare_cached("DELETE FROM message_list WHERE tenant = ?2 AND id = ?1")?
+            .execute(params![id, tenant])?;
         conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?
             .execute(params![id])?;
     }
@@ -2162,9 +2195,22 @@ mod tests {
     }
 
     #[test]
-    fn listing_a_tenants_messages_uses_the_tenant_index() {
-        let p = plan(SELECT_MESSAGE_PAGE);
-        assert!(p.contains("messages_tenant"), "{p}");
+    fn listing_the_newest_messages_reads_a_range_of_rowids() {
+        let p = plan(SELECT_NEWEST_PAGE);
+        assert!(
+            p.contains("INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+            "{p}"
+        );
+        assert!(!p.contains("TEMP B-TREE"), "no sort needed: {p}");
+    }
+
+    #[test]
+    fn listing_older_messages_reads_the_tenants_range_of_message_list() {
+        let p = plan(SELECT_LISTED_PAGE);
+        assert!(
+            p.contains("SEARCH l USING PRIMARY KEY (tenant=? AND id>? AND id<?)"),
+            "{p}"
+        );
         assert!(!p.contains("TEMP B-TREE"), "no sort needed: {p}");
     }
 

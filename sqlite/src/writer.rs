@@ -33,7 +33,7 @@ use rusqlite::{ffi, Connection};
 
 use crate::fold::{self, Fold, Link};
 use crate::StoreError;
-use crate::{queue_depth, receipt_cache};
+use crate::{listing, queue_depth, receipt_cache};
 
 /// Completion callbacks run ON THE WRITER THREAD after the transaction that
 /// holds the op committed (or failed). They must be cheap and must not block
@@ -424,6 +424,17 @@ fn spill_receipt_cache(conn: &Connection) -> u64 {
     })
 }
 
+/// Enters the newest messages in `message_list` when a sweep is due, in
+/// the open transaction (see `listing`).
+fn sweep_listing(conn: &Connection) {
+    let now = Instant::now();
+    if listing::due(now) {
+        if let Err(e) = listing::sweep(conn, now) {
+            log::warn!("store writer: cannot list the newest messages yet: {e}");
+        }
+    }
+}
+
 /// Runs one batch: as few transactions as possible (one unless an operation
 /// fails dirty or SQLite aborts one midway), then every completion, each
 /// after the transaction holding its operation has ended.
@@ -481,6 +492,7 @@ pub(crate) fn commit_batch(conn: &Connection, mut jobs: Vec<Job>, stats: &StatsC
             _ => {}
         }
         let indexed = spill_receipt_cache(conn);
+        sweep_listing(conn);
         match execute(conn, "COMMIT") {
             Ok(()) => {
                 receipt_cache::committed();

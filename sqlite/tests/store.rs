@@ -4,8 +4,9 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
 use smppd_sqlite::{
-    Balance, Done, ErrorInfo, MessageId, MessageStatus, NewInbound, NewMessage, Priority, Pruned,
-    QueuedMessage, Receipt, ReceiptMatch, Store, StoreError, StoreOptions, Synchronous,
+    Balance, Done, ErrorInfo, MessageFilter, MessageId, MessageStatus, NewInbound, NewMessage,
+    Priority, Pruned, QueuedMessage, Receipt, ReceiptMatch, Store, StoreError, StoreOptions,
+    Synchronous,
 };
 use tempfile::TempDir;
 
@@ -1777,6 +1778,8 @@ fn prune_deletes_old_final_rows_and_keeps_what_is_still_in_flight() {
         ))
         .unwrap();
 
+    sweep(&store);
+    assert_eq!(count(&dir, "message_list"), 5);
     // A cutoff before everything deletes nothing.
     let none = wait(|done| store.prune(now - 60_000, 100, done)).unwrap();
     assert_eq!(none, Pruned::default());
@@ -1797,6 +1800,11 @@ fn prune_deletes_old_final_rows_and_keeps_what_is_still_in_flight() {
     assert_eq!(status(&store, "acme", queued), MessageStatus::Queued);
     assert_eq!(status(&store, "acme", sent), MessageStatus::Submitted);
     assert_eq!(count(&dir, "message_parts"), 0);
+    assert_eq!(
+        count(&dir, "message_list"),
+        2,
+        "the entries of the two left"
+    );
     assert_eq!(count(&dir, "inbound"), 0);
     assert_eq!(
         count(&dir, "webhook_outbox"),
@@ -2042,4 +2050,83 @@ fn a_message_waits_for_its_receipt_until_its_validity_ends_or_its_send_at() {
             .collect();
         assert_eq!(later, [waits]);
     }
+}
+
+// ---- listing (schema 20: `message_list`, filled by the writer in bulk) ----
+
+/// Lets the writer's next commit sweep the newest messages into
+/// `message_list` (it sweeps at most every 200 ms).
+fn sweep(store: &Store) {
+    thread::sleep(std::time::Duration::from_millis(250));
+    store.flush().unwrap();
+}
+
+fn listed(store: &Store, tenant: &str, filter: &MessageFilter, limit: usize) -> Vec<MessageId> {
+    let page = store.list_messages(tenant, filter, limit).unwrap();
+    page.iter().map(|m| m.id).collect()
+}
+
+#[test]
+fn a_page_joins_swept_and_newest_messages_newest_first_and_only_the_tenants_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut acme: Vec<MessageId> = (0..5)
+        .map(|i| insert(&store, "acme", &format!("{i}")))
+        .collect();
+    insert(&store, "globex", "other");
+    sweep(&store);
+    assert_eq!(count(&dir, "message_list"), 6, "the sweep entered all six");
+    acme.extend((5..8).map(|i| insert(&store, "acme", &format!("{i}"))));
+    insert(&store, "globex", "other, newest");
+    acme.reverse();
+    let all = MessageFilter::default();
+    assert_eq!(
+        listed(&store, "acme", &all, 100),
+        acme,
+        "every one, newest first"
+    );
+    assert_eq!(
+        listed(&store, "acme", &all, 4),
+        acme[..4],
+        "the page crosses the mark"
+    );
+    let next = MessageFilter {
+        before: Some(acme[3]),
+        ..MessageFilter::default()
+    };
+    assert_eq!(
+        listed(&store, "acme", &next, 100),
+        acme[4..],
+        "and the next page goes on"
+    );
+    submit(&store, "acme", acme[0], "ch", "n1");
+    submit(&store, "acme", acme[6], "ch", "o1");
+    let submitted = MessageFilter {
+        status: Some(MessageStatus::Submitted),
+        ..MessageFilter::default()
+    };
+    assert_eq!(listed(&store, "acme", &submitted, 100), [acme[0], acme[6]]);
+    assert_eq!(listed(&store, "globex", &all, 100).len(), 2);
+    // Listed again after a restart, swept or not.
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(listed(&store, "acme", &all, 100), acme);
+}
+
+#[test]
+fn deleting_a_tenant_removes_its_swept_and_newest_messages_and_nobody_elses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    insert(&store, "acme", "swept");
+    let kept = insert(&store, "globex", "kept");
+    sweep(&store);
+    insert(&store, "acme", "newest");
+    let deleted = wait(|done| store.delete_tenant("acme", done)).unwrap();
+    assert_eq!(deleted.messages, 2);
+    assert_eq!(count(&dir, "message_list"), 1, "globex's entry only");
+    assert!(listed(&store, "acme", &MessageFilter::default(), 100).is_empty());
+    assert_eq!(
+        listed(&store, "globex", &MessageFilter::default(), 100),
+        [kept]
+    );
 }

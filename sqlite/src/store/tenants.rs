@@ -19,9 +19,9 @@
 use rusqlite::params;
 
 use super::{column, Store};
-use crate::queue_depth;
 use crate::writer::{self, Done};
 use crate::StoreError;
+use crate::{listing, queue_depth};
 
 /// One row of the `tenants` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,9 +161,7 @@ impl Store {
                         "SELECT COUNT(*) FROM messages WHERE tenant = ?1 AND status = 'queued'",
                     )?
                     .query_row(params![tenant], |row| row.get(0))?;
-                let messages = conn
-                    .prepare_cached("DELETE FROM messages WHERE tenant = ?1")?
-                    .execute(params![tenant])?;
+                let messages = listing::delete_tenant_messages(conn, &tenant)?;
                 queue_depth::add(&tenant, -queued);
                 let inbound = conn
                     .prepare_cached("DELETE FROM inbound WHERE tenant = ?1")?
