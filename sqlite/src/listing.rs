@@ -5,7 +5,7 @@
 //! message's entry lands at its tenant's end of that index, so every
 //! commit wrote one page of it per tenant sending: with ten tenants, ten
 //! pages where one tenant needs one. It was most of what ten tenants cost
-//! more than one (a probe without it: the writer 14.2 → 11.4 µs per
+//! more than one (a probe without it: the writer 14.1 → 11.4 µs per
 //! message with ten tenants, 31,403 → 36,284 msg/s).
 //!
 //! Since schema 20 the writer enters messages in `message_list (tenant,
