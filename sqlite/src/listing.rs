@@ -81,7 +81,7 @@ pub(crate) fn sweep(conn: &Connection, now: Instant) -> rusqlite::Result<usize> 
 
 /// The mark: every message with an id at or below it is in
 /// `message_list` (unless deleted).
-pub(crate) fn mark(conn: &Connection) -> rusqlite::Result<i64> {
+pub(crate) fn up_to(conn: &Connection) -> rusqlite::Result<i64> {
     conn.prepare_cached("SELECT up_to FROM message_list_mark")?
         .query_row([], |row| row.get(0))
 }

@@ -73,24 +73,25 @@ pub(crate) fn keep(tenants: Tenants) {
     TENANTS.with(|kept| *kept.borrow_mut() = tenants);
 }
 
-/// The tenant has (or is getting) a credit account.
-pub(crate) fn may_charge(tenant: &str) {
+/// Adds `tenant` to one of the kept sets (allocating only if it is new).
+fn grow(tenant: &str, set: fn(&mut Tenants) -> &mut HashSet<String>) {
     TENANTS.with(|kept| {
-        let kept = &mut *kept.borrow_mut();
-        if !kept.charged.contains(tenant) {
-            kept.charged.insert(tenant.to_owned());
+        let mut kept = kept.borrow_mut();
+        let set = set(&mut kept);
+        if !set.contains(tenant) {
+            set.insert(tenant.to_owned());
         }
     });
 }
 
+/// The tenant has (or is getting) a credit account.
+pub(crate) fn may_charge(tenant: &str) {
+    grow(tenant, |kept| &mut kept.charged);
+}
+
 /// The tenant has (or is getting) a webhook URL.
 pub(crate) fn may_post(tenant: &str) {
-    TENANTS.with(|kept| {
-        let kept = &mut *kept.borrow_mut();
-        if !kept.posting.contains(tenant) {
-            kept.posting.insert(tenant.to_owned());
-        }
-    });
+    grow(tenant, |kept| &mut kept.posting);
 }
 
 /// A message with its own `callback_url` is being inserted: its tenant's

@@ -300,7 +300,7 @@ impl Store {
                 let mut results = Vec::with_capacity(messages.len());
                 for message in &messages {
                     conn.execute_batch("SAVEPOINT batch_item")?;
-                    let depth = queue_depth::mark();
+                    let mark = writer::Mark::take();
                     let id = Self::next_message_id(&last_id);
                     match insert(conn, now, id, message) {
                         Ok(()) => {
@@ -309,7 +309,7 @@ impl Store {
                         }
                         Err(e) => {
                             conn.execute_batch("ROLLBACK TO batch_item; RELEASE batch_item")?;
-                            queue_depth::undo_to(depth);
+                            mark.undo();
                             results.push(Err(e));
                         }
                     }
@@ -901,22 +901,18 @@ impl Store {
         }
         let conn = self.inner.readers.get();
         let read = conn.unchecked_transaction()?;
-        let up_to = listing::mark(&read)?;
+        let up_to = listing::up_to(&read)?;
         let status = filter.status.map(MessageStatus::as_str);
+        let above_mark = up_to.saturating_add(1);
         let mut out = Vec::new();
-        for (sql, low) in [
-            (SELECT_NEWEST_PAGE, low.max(up_to.saturating_add(1))),
-            (SELECT_LISTED_PAGE, low),
+        for (sql, low, high) in [
+            (SELECT_NEWEST_PAGE, low.max(above_mark), high),
+            (SELECT_LISTED_PAGE, low, high.min(above_mark)),
         ] {
             let wanted = limit.saturating_sub(out.len());
             if wanted == 0 {
                 break;
             }
-            let high = if sql == SELECT_LISTED_PAGE {
-                high.min(up_to.saturating_add(1))
-            } else {
-                high
-            };
             let mut stmt = read.prepare_cached(sql)?;
             let mut rows = stmt.query(params![
                 tenant,
@@ -1049,8 +1045,8 @@ impl Store {
     /// How many messages the tenant has queued (accepted, not yet
     /// submitted or final) as of the last commit. Kept in memory by the
     /// writer, so this reads no database.
-    pub fn queued_count(&self, tenant: &str) -> Result<u64, StoreError> {
-        Ok(self.inner.depths.get(tenant))
+    pub fn queued_count(&self, tenant: &str) -> u64 {
+        self.inner.depths.get(tenant)
     }
 
     /// The tenant's queued messages of one priority lane with id > `after`

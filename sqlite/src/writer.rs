@@ -250,16 +250,17 @@ fn rollback(conn: &Connection) {
 
 /// Where the writer's in-memory state (the receipt cache and the queue
 /// depths) stands within the open transaction, to undo what came after
-/// when SQLite undoes its part.
+/// when SQLite undoes its part: for the writer's own savepoints, and for
+/// any an operation opens inside itself.
 #[derive(Clone, Copy)]
-struct Mark {
+pub(crate) struct Mark {
     receipts: usize,
     depths: usize,
 }
 
 impl Mark {
     /// Now.
-    fn take() -> Mark {
+    pub(crate) fn take() -> Mark {
         Mark {
             receipts: receipt_cache::mark(),
             depths: queue_depth::mark(),
@@ -273,7 +274,7 @@ impl Mark {
     };
 
     /// Undoes what changed since.
-    fn undo(self) {
+    pub(crate) fn undo(self) {
         receipt_cache::undo_to(self.receipts);
         queue_depth::undo_to(self.depths);
     }

@@ -657,9 +657,10 @@ pub async fn stats(
         .map(|(name, value)| (name.to_string(), Value::from(value)))
         .collect();
     // Kept in memory by the store's writer: no database read.
-    if let Ok(queued) = store.queued_count(tenant.id()) {
-        counters.insert("queued".into(), Value::from(queued));
-    }
+    counters.insert(
+        "queued".into(),
+        Value::from(store.queued_count(tenant.id())),
+    );
     HttpResponse::Ok().json(counters)
 }
 

@@ -153,16 +153,9 @@ pub async fn metrics(
         out,
         "# HELP smppd_queue_depth Messages accepted and not yet submitted or final.\n# TYPE smppd_queue_depth gauge"
     );
-    let ids: Vec<String> = tenants.iter().map(|(t, _)| t.clone()).collect();
-    let reader = store.get_ref().clone();
-    let depths = web::block(move || {
-        ids.iter()
-            .map(|t| reader.queued_count(t).unwrap_or(0))
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap_or_default();
-    for ((tenant, _), depth) in tenants.iter().zip(depths) {
+    for (tenant, _) in &tenants {
+        // The writer's count, in memory: no database read.
+        let depth = store.queued_count(tenant);
         let _ = writeln!(
             out,
             "smppd_queue_depth{{tenant=\"{}\"}} {depth}",
