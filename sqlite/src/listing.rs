@@ -105,3 +105,41 @@ pub(crate) fn delete_tenant_messages(conn: &Connection, tenant: &str) -> rusqlit
         .execute(params![tenant])?;
     Ok(listed + newest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_sweep_undoes_itself_and_leaves_the_transaction_going() {
+        let conn = crate::schema::migrated_in_memory();
+        conn.execute_batch(
+            "BEGIN;
+             INSERT INTO messages (id, tenant, source, destination, body, status, created_at,
+                                   updated_at) VALUES (7, 't', 's', 'd', 'b', 'queued', 0, 0);
+             DROP TABLE message_list;",
+        )
+        .unwrap();
+        assert!(sweep(&conn, Instant::now()).is_err());
+        assert!(!conn.is_autocommit(), "the transaction is still open");
+        assert_eq!(up_to(&conn).unwrap(), 0, "the mark did not move");
+        let kept: i64 = conn
+            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, 1, "the transaction's own work stays");
+    }
+
+    #[test]
+    fn a_sweep_lists_the_new_messages_and_moves_the_mark() {
+        let conn = crate::schema::migrated_in_memory();
+        conn.execute_batch(
+            "INSERT INTO messages (id, tenant, source, destination, body, status, created_at,
+                                   updated_at)
+             VALUES (5, 'a', 's', 'd', 'b', 'queued', 0, 0), (6, 'b', 's', 'd', 'b', 'queued', 0, 0);",
+        )
+        .unwrap();
+        assert_eq!(sweep(&conn, Instant::now()).unwrap(), 2);
+        assert_eq!(up_to(&conn).unwrap(), 6);
+        assert_eq!(sweep(&conn, Instant::now()).unwrap(), 0, "nothing new");
+    }
+}
