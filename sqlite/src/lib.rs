@@ -20,6 +20,7 @@
 mod fold;
 mod listing;
 mod queue_depth;
+mod queue_index;
 mod receipt_cache;
 pub mod schema;
 mod status_effects;

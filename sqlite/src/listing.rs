@@ -17,6 +17,9 @@
 //! first saved nothing measurable; sweeping every 200 ms instead of 50
 //! made the writer's pauses long enough to show in the accept p99.)
 //!
+//! The same sweep enters the messages it passes that are still queued in
+//! `message_queue`, which the supervisors' refills read (`queue_index`).
+//!
 //! A listing reads, in one read transaction, the mark, then the messages
 //! above it (the last fraction of a second, a range of rowids) and, for
 //! the rest of the page, `message_list` joined to `messages`: both
@@ -44,14 +47,17 @@ pub(crate) fn due(now: Instant) -> bool {
     })
 }
 
-/// Enters every message above the mark in `message_list` and moves the
-/// mark to the newest message, in the open transaction; returns how many.
+/// Enters every message above the mark in `message_list`, and those still
+/// queued in `message_queue` (see `queue_index`), and moves the mark to
+/// the newest message, in the open transaction; returns how many it listed.
 /// Inside a savepoint: if it fails, nothing of it stays and the
 /// transaction goes on (the next sweep takes these messages too).
 pub(crate) fn sweep(conn: &Connection, now: Instant) -> rusqlite::Result<usize> {
     LAST_SWEEP.with(|last| last.set(Some(now)));
     conn.execute_batch("SAVEPOINT sweep")?;
     let swept = (|| {
+        conn.prepare_cached(crate::queue_index::SWEEP)?
+            .execute([])?;
         let entered = conn
             .prepare_cached(
                 "INSERT OR IGNORE INTO message_list (tenant, id) \
@@ -59,16 +65,23 @@ pub(crate) fn sweep(conn: &Connection, now: Instant) -> rusqlite::Result<usize> 
                  WHERE id > (SELECT up_to FROM message_list_mark)",
             )?
             .execute([])?;
-        if entered > 0 {
-            conn.prepare_cached(
-                "UPDATE message_list_mark SET up_to = (SELECT MAX(id) FROM messages)",
-            )?
-            .execute([])?;
+        if entered == 0 {
+            return Ok((0, None));
         }
-        Ok(entered)
+        let newest: i64 = conn
+            .prepare_cached("SELECT MAX(id) FROM messages")?
+            .query_row([], |row| row.get(0))?;
+        conn.prepare_cached("UPDATE message_list_mark SET up_to = ?1")?
+            .execute([newest])?;
+        Ok((entered, Some(newest)))
     })();
     match swept {
-        Ok(entered) => {
+        Ok((entered, newest)) => {
+            if let Some(newest) = newest {
+                // Before the release: the writer's mark may run ahead of
+                // the database's, never behind (see `queue_index`).
+                crate::queue_index::swept_to(newest);
+            }
             conn.execute_batch("RELEASE sweep")?;
             Ok(entered)
         }

@@ -11,7 +11,7 @@
 //! count itself: the statements that move a message into or out of `queued`
 //! (insert, submit, retry, final, tenant deletion) call [`add`] with what
 //! they changed. It is counted afresh from `messages` at every open
-//! ([`count`], through the partial index `messages_queued`), so nothing of
+//! ([`count`], through `message_queue` and the newest rowids), so nothing of
 //! it needs to be durable. Like the receipt cache, each change is journaled
 //! until its transaction ends and undone if the transaction or savepoint
 //! rolls back; readers on other threads see the count as of the last
@@ -36,18 +36,9 @@ impl Depths {
     }
 }
 
-/// Counts each tenant's queued messages in `messages`, at open.
+/// Counts each tenant's queued messages, at open (see `queue_index`).
 pub(crate) fn count(conn: &Connection) -> rusqlite::Result<Depths> {
-    let mut stmt = conn.prepare(
-        "SELECT tenant, COUNT(*) FROM messages INDEXED BY messages_queued \
-         WHERE status = 'queued' GROUP BY tenant",
-    )?;
-    let map = stmt
-        .query_map([], |row| {
-            let n: i64 = row.get(1)?;
-            Ok((row.get(0)?, n.max(0).unsigned_abs()))
-        })?
-        .collect::<rusqlite::Result<HashMap<String, u64>>>()?;
+    let map = crate::queue_index::counts(conn)?.into_iter().collect();
     Ok(Depths(Arc::new(RwLock::new(map))))
 }
 

@@ -373,6 +373,20 @@ pub const MIGRATIONS: &[&str] = &[
     INSERT INTO message_list (tenant, id) SELECT tenant, id FROM messages ORDER BY tenant, id;
     INSERT INTO message_list_mark (one, up_to) VALUES (1, IFNULL((SELECT MAX(id) FROM messages), 0));
     DROP INDEX messages_tenant;",
+    // 21: queued messages are found through `message_queue`, which the
+    // listing sweep fills with the messages still queued when it passes
+    // (see `queue_index`), instead of the partial index `messages_queued`,
+    // which every message entered at its insert and left at its submit.
+    "CREATE TABLE message_queue (
+        tenant TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        id INTEGER NOT NULL,
+        PRIMARY KEY (tenant, priority, id)
+    ) WITHOUT ROWID;
+    INSERT INTO message_queue (tenant, priority, id)
+        SELECT tenant, priority, id FROM messages WHERE status = 'queued'
+        ORDER BY tenant, priority, id;
+    DROP INDEX messages_queued;",
 ];
 
 /// A fresh in-memory database at the latest schema, for unit tests.
@@ -468,6 +482,40 @@ mod tests {
         migrate(&mut conn).unwrap();
         migrate(&mut conn).unwrap();
         assert_eq!(current_version(&conn).unwrap(), i64::from(latest_version()));
+    }
+
+    #[test]
+    fn a_version_20_file_keeps_its_queued_messages_in_the_queue() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for script in &MIGRATIONS[..20] {
+            conn.execute_batch(script).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 20).unwrap();
+        conn.execute_batch(
+            "INSERT INTO messages (id, tenant, source, destination, body, status, priority,
+                                   created_at, updated_at)
+             VALUES (7, 'acme', 's', 'd', 'b', 'queued', 0, 1, 1),
+                    (8, 'acme', 's', 'd', 'b', 'submitted', 1, 1, 1),
+                    (9, 'globex', 's', 'd', 'b', 'queued', 2, 1, 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let entries: Vec<(String, i64, i64)> = conn
+            .prepare("SELECT tenant, priority, id FROM message_queue ORDER BY id")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(entries, [("acme".into(), 0, 7), ("globex".into(), 2, 9)]);
+        let index: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'messages_queued'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 0, "the partial index is gone");
     }
 
     #[test]

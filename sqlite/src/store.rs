@@ -17,6 +17,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use crate::fold::{self, Fold, Link, Order, Role};
 use crate::listing;
 use crate::queue_depth::{self, Depths};
+use crate::queue_index;
 use crate::receipt_cache::{self, Target};
 use crate::status_effects::{self, left_queue};
 use crate::types::{
@@ -132,8 +133,12 @@ impl Store {
         configure_writer(&conn, options.synchronous).map_err(open_error)?;
         schema::migrate(&mut conn)?;
         // Ids must keep increasing across restarts even if the clock went back.
+        // Nor may a new id fall at or below the listing mark, which would
+        // leave it unswept (`listing`): the newest messages may be gone.
+        let swept_up_to = listing::up_to(&conn)?;
         let max_id: Option<i64> =
             conn.query_row("SELECT MAX(id) FROM messages", [], |row| row.get(0))?;
+        let max_id = max_id.unwrap_or(0).max(swept_up_to);
         // The receipt cache of the last process is gone: index what it held.
         let awaiting = receipt_cache::index_awaiting(&conn)?;
         if awaiting > 0 {
@@ -162,6 +167,7 @@ impl Store {
             .spawn(move || {
                 receipt_cache::set_capacity(receipt_capacity);
                 queue_depth::keep(kept_depths);
+                queue_index::keep(swept_up_to);
                 status_effects::keep(effect_tenants);
                 writer::run(conn, receiver, max_batch, &thread_stats)
             })
@@ -172,7 +178,7 @@ impl Store {
                 sender: RwLock::new(Some(sender)),
                 writer_thread: handle.thread().id(),
                 writer: Mutex::new(Some(handle)),
-                last_id: Arc::new(AtomicI64::new(max_id.unwrap_or(0))),
+                last_id: Arc::new(AtomicI64::new(max_id)),
                 stats,
                 pruned: Arc::default(),
                 readers: ReaderPool::new(readers),
@@ -1050,7 +1056,9 @@ impl Store {
     }
 
     /// The tenant's queued messages of one priority lane with id > `after`
-    /// (or from the start), oldest first, at most `limit`.
+    /// (or from the start), oldest first, at most `limit`: those the
+    /// listing sweep has passed through `message_queue`, then the newest
+    /// (see `queue_index`), in one read transaction.
     pub fn queued_messages(
         &self,
         tenant: &str,
@@ -1058,29 +1066,38 @@ impl Store {
         after: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<QueuedMessage>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
         let after = after.map_or(i64::MIN, MessageId::as_i64);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let conn = self.inner.readers.get();
-        let mut stmt = conn.prepare_cached(SELECT_QUEUED)?;
-        let mut rows = stmt.query(params![tenant, priority.as_i64(), after, limit])?;
+        let read = conn.unchecked_transaction()?;
+        let up_to = listing::up_to(&read)?;
         let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let id = MessageId(column(row, 0, "id")?);
-            out.push(QueuedMessage {
-                id,
-                source: column(row, 1, "source")?,
-                destination: column(row, 2, "destination")?,
-                text: column(row, 3, "body")?,
-                attempts: column(row, 4, "attempts")?,
-                priority,
-                validity_until_ms: column(row, 5, "validity_until")?,
-                parts: column(row, 6, "parts")?,
-                data_coding: column(row, 7, "data_coding")?,
-                send_at_ms: column(row, 8, "send_at")?,
-            });
+        for sql in [queue_index::SELECT_SWEPT, queue_index::SELECT_NEWEST] {
+            let wanted = limit.saturating_sub(out.len());
+            if wanted == 0 {
+                break;
+            }
+            let mut stmt = read.prepare_cached(sql)?;
+            let mut rows = stmt.query(params![
+                up_to,
+                tenant,
+                priority.as_i64(),
+                after,
+                i64::try_from(wanted).unwrap_or(i64::MAX)
+            ])?;
+            while let Some(row) = rows.next()? {
+                out.push(QueuedMessage {
+                    id: MessageId(column(row, 0, "id")?),
+                    source: column(row, 1, "source")?,
+                    destination: column(row, 2, "destination")?,
+                    text: column(row, 3, "body")?,
+                    attempts: column(row, 4, "attempts")?,
+                    priority,
+                    validity_until_ms: column(row, 5, "validity_until")?,
+                    parts: column(row, 6, "parts")?,
+                    data_coding: column(row, 7, "data_coding")?,
+                    send_at_ms: column(row, 8, "send_at")?,
+                });
+            }
         }
         Ok(out)
     }
@@ -1107,16 +1124,12 @@ impl Store {
     }
 
     /// Tenants that have queued messages (used at start-up to resume work),
-    /// sorted. Reads only the small partial queue index.
+    /// sorted. Reads `message_queue` and the newest messages only.
     pub fn tenants_with_queued(&self) -> Result<Vec<String>, StoreError> {
         let conn = self.inner.readers.get();
-        let mut stmt = conn.prepare_cached(SELECT_TENANTS_WITH_QUEUED)?;
-        let mut rows = stmt.query([])?;
-        let mut tenants = Vec::new();
-        while let Some(row) = rows.next()? {
-            tenants.push(column(row, 0, "tenant")?);
-        }
-        Ok(tenants)
+        let read = conn.unchecked_transaction()?;
+        let counts = queue_index::counts(&read)?;
+        Ok(counts.into_iter().map(|(tenant, _)| tenant).collect())
     }
 }
 
@@ -1293,16 +1306,6 @@ const SELECT_LISTED_PAGE: &str = "SELECT m.id, m.tenant, m.source, m.destination
      FROM message_list l JOIN messages m ON m.id = l.id \
      WHERE l.tenant = ?1 AND l.id >= ?2 AND l.id < ?3 AND (?4 IS NULL OR m.status = ?4) \
      ORDER BY l.id DESC LIMIT ?5";
-
-/// `status = 'queued'` is spelled out (not bound) so SQLite can prove the
-/// partial index `messages_queued` applies.
-const SELECT_QUEUED: &str =
-    "SELECT id, source, destination, body, attempts, validity_until, parts, data_coding, \
-     send_at FROM messages WHERE tenant = ?1 AND priority = ?2 AND status = 'queued' AND id > ?3 \
-     ORDER BY id LIMIT ?4";
-
-const SELECT_TENANTS_WITH_QUEUED: &str =
-    "SELECT DISTINCT tenant FROM messages WHERE status = 'queued' ORDER BY tenant";
 
 /// Reads a column, reporting a value of the wrong type or range as
 /// [`StoreError::Corrupt`] rather than panicking.
@@ -1689,6 +1692,7 @@ fn mark_submitted(
         ])?;
     if updated == 1 {
         queue_depth::add(tenant, -1);
+        queue_index::left(conn, tenant, id.as_i64())?;
         left_queue(conn, id.as_i64(), tenant, status)?;
         status_effects::changed(conn, id.as_i64(), tenant, MessageStatus::Queued, status)?;
     }
@@ -2007,7 +2011,10 @@ fn mark_retry(
         )?
         .execute(params![id.as_i64(), code, name, now])?;
     match before {
-        Some((tenant, MessageStatus::Submitted)) if changed == 1 => queue_depth::add(&tenant, 1),
+        Some((tenant, MessageStatus::Submitted)) if changed == 1 => {
+            queue_depth::add(&tenant, 1);
+            queue_index::requeued(conn, id.as_i64())?;
+        }
         _ if changed == 0 => {
             log::debug!("mark_retry: message {id} is missing or terminal; left alone");
         }
@@ -2045,6 +2052,7 @@ fn mark_final(
         Some((tenant, from)) if changed == 1 => {
             if from == MessageStatus::Queued {
                 queue_depth::add(&tenant, -1);
+                queue_index::left(conn, &tenant, id.as_i64())?;
                 left_queue(conn, id.as_i64(), &tenant, status)?;
             }
             status_effects::changed(conn, id.as_i64(), &tenant, from, status)?;
@@ -2211,16 +2219,29 @@ mod tests {
     }
 
     #[test]
-    fn the_queue_query_uses_the_partial_queued_index() {
-        let p = plan(SELECT_QUEUED);
-        assert!(p.contains("messages_queued"), "{p}");
+    fn the_queue_query_reads_the_lane_from_message_queue_in_order() {
+        let p = plan(queue_index::SELECT_SWEPT);
+        assert!(
+            p.contains("SEARCH q USING PRIMARY KEY (tenant=? AND priority=? AND id>? AND id<?)"),
+            "{p}"
+        );
         assert!(!p.contains("TEMP B-TREE"), "no sort needed: {p}");
     }
 
     #[test]
-    fn resuming_tenants_reads_only_the_queued_index() {
-        let p = plan(SELECT_TENANTS_WITH_QUEUED);
-        assert!(p.contains("COVERING INDEX messages_queued"), "{p}");
+    fn the_queue_query_scans_only_the_newest_rowids_above_the_mark() {
+        let p = plan(queue_index::SELECT_NEWEST);
+        assert!(p.contains("INTEGER PRIMARY KEY (rowid>?)"), "{p}");
+        assert!(!p.contains("TEMP B-TREE"), "no sort needed: {p}");
+    }
+
+    #[test]
+    fn leaving_the_queue_deletes_by_the_primary_key() {
+        let p = plan(queue_index::DELETE_ENTRY);
+        assert!(
+            p.contains("PRIMARY KEY (tenant=? AND priority=? AND id=?)"),
+            "{p}"
+        );
     }
 
     #[test]

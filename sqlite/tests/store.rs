@@ -2047,7 +2047,8 @@ fn a_message_waits_for_its_receipt_until_its_validity_ends_or_its_send_at() {
 // ---- listing (schema 20: `message_list`, filled by the writer in bulk) ----
 
 /// Lets the writer's next commit sweep the newest messages into
-/// `message_list` (it sweeps at most every 200 ms).
+/// `message_list`, and those still queued into `message_queue` (it sweeps
+/// at most every 50 ms).
 fn sweep(store: &Store) {
     thread::sleep(std::time::Duration::from_millis(250));
     store.flush().unwrap();
@@ -2121,4 +2122,109 @@ fn deleting_a_tenant_removes_its_swept_and_newest_messages_and_nobody_elses() {
         listed(&store, "globex", &MessageFilter::default(), 100),
         [kept]
     );
+}
+
+// ---- the queue (schema 21: `message_queue`, filled by the same sweep) ----
+
+fn queued(store: &Store, tenant: &str, after: Option<MessageId>, limit: usize) -> Vec<MessageId> {
+    let page = store
+        .queued_messages(tenant, Priority::Normal, after, limit)
+        .unwrap();
+    page.iter().map(|q| q.id).collect()
+}
+
+#[test]
+fn a_backlog_is_read_oldest_first_across_the_mark_and_only_while_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut acme: Vec<MessageId> = (0..3)
+        .map(|i| insert(&store, "acme", &format!("{i}")))
+        .collect();
+    let sent_early = insert(&store, "acme", "submitted before the sweep");
+    submit(&store, "acme", sent_early, "ch", "e1");
+    insert(&store, "globex", "other");
+    sweep(&store);
+    assert_eq!(
+        count(&dir, "message_queue"),
+        4,
+        "the three still queued and globex's; not the one already submitted"
+    );
+    acme.extend((3..5).map(|i| insert(&store, "acme", &format!("{i}"))));
+    assert_eq!(
+        queued(&store, "acme", None, 100),
+        acme,
+        "swept, then newest"
+    );
+    assert_eq!(queued(&store, "acme", None, 2), acme[..2]);
+    assert_eq!(
+        queued(&store, "acme", Some(acme[1]), 2),
+        acme[2..4],
+        "a page crosses the mark"
+    );
+    assert_eq!(queued(&store, "acme", Some(acme[3]), 100), acme[4..]);
+
+    submit(&store, "acme", acme[1], "ch", "s1");
+    submit(&store, "acme", acme[3], "ch", "n1");
+    assert_eq!(
+        count(&dir, "message_queue"),
+        3,
+        "a submit takes its entry out"
+    );
+    let left = vec![acme[0], acme[2], acme[4]];
+    assert_eq!(queued(&store, "acme", None, 100), left);
+    assert_eq!(store.queued_count("acme"), 3);
+
+    // After a restart: the same backlog, the same count, the same tenants.
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(queued(&store, "acme", None, 100), left);
+    assert_eq!(store.queued_count("acme"), 3);
+    assert_eq!(store.queued_count("globex"), 1);
+    assert_eq!(store.tenants_with_queued().unwrap(), ["acme", "globex"]);
+}
+
+#[test]
+fn a_retry_after_the_sweep_queues_the_message_again_and_its_end_takes_it_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "hi");
+    submit(&store, "acme", id, "ch", "s1");
+    sweep(&store);
+    assert_eq!(
+        count(&dir, "message_queue"),
+        0,
+        "submitted before the sweep"
+    );
+    wait(|done| store.mark_retry(id, None, done)).unwrap();
+    assert_eq!(queued(&store, "acme", None, 100), [id], "queued again");
+    assert_eq!(count(&dir, "message_queue"), 1);
+    assert_eq!(store.tenants_with_queued().unwrap(), ["acme"]);
+
+    wait(|done| store.mark_final(id, MessageStatus::Failed, None, true, done)).unwrap();
+    assert_eq!(
+        count(&dir, "message_queue"),
+        0,
+        "a final status takes it out"
+    );
+    assert!(queued(&store, "acme", None, 100).is_empty());
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(store.queued_count("acme"), 0);
+    assert!(store.tenants_with_queued().unwrap().is_empty());
+}
+
+#[test]
+fn deleting_a_tenant_removes_its_queue_entries_and_nobody_elses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    insert(&store, "acme", "swept");
+    let kept = insert(&store, "globex", "kept");
+    sweep(&store);
+    insert(&store, "acme", "newest");
+    let deleted = wait(|done| store.delete_tenant("acme", done)).unwrap();
+    assert_eq!((deleted.messages, deleted.queued), (2, 2));
+    assert_eq!(count(&dir, "message_queue"), 1, "globex's entry only");
+    assert!(queued(&store, "acme", None, 100).is_empty());
+    assert_eq!(queued(&store, "globex", None, 100), [kept]);
+    assert_eq!(store.tenants_with_queued().unwrap(), ["globex"]);
 }

@@ -61,6 +61,7 @@ const TENANT_TABLES: &[&str] = &[
     "tenant_webhooks",
     "api_keys",
     "callback_tenants",
+    "message_queue",
 ];
 
 impl Store {
@@ -156,13 +157,9 @@ impl Store {
             .insert(tenant.clone());
         self.submit(writer::job(
             move |conn, now| {
-                let queued: i64 = conn
-                    .prepare_cached(
-                        "SELECT COUNT(*) FROM messages WHERE tenant = ?1 AND status = 'queued'",
-                    )?
-                    .query_row(params![tenant], |row| row.get(0))?;
+                let queued = queue_depth::get(&tenant);
                 let messages = listing::delete_tenant_messages(conn, &tenant)?;
-                queue_depth::add(&tenant, -queued);
+                queue_depth::add(&tenant, -i64::try_from(queued).unwrap_or(i64::MAX));
                 let inbound = conn
                     .prepare_cached("DELETE FROM inbound WHERE tenant = ?1")?
                     .execute(params![tenant])?;
@@ -181,7 +178,7 @@ impl Store {
                 .execute(params![tenant, now])?;
                 Ok(DeletedTenant {
                     messages: messages as u64,
-                    queued: queued.max(0) as u64,
+                    queued,
                     inbound: inbound as u64,
                     webhooks: webhooks as u64,
                 })
