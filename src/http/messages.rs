@@ -143,6 +143,22 @@ pub(crate) fn insert_problem(tenant: &str, error: &StoreError) -> Problem {
     }
 }
 
+/// The 202 body of `POST /v1/messages`: [`accepted_json`], written out
+/// directly (the same text, keys in the same order).
+fn accepted_body(id: MessageId, client_ref: Option<&str>) -> String {
+    use std::fmt::Write;
+    let mut body = String::with_capacity(64);
+    body.push('{');
+    if let Some(r) = client_ref {
+        body.push_str("\"client_ref\":");
+        // Escaped as serde_json escapes it; writing to a String cannot fail.
+        body.push_str(&Value::from(r).to_string());
+        body.push(',');
+    }
+    let _ = write!(body, "\"id\":\"{id}\",\"status\":\"queued\"}}");
+    body
+}
+
 /// The 202 body for one accepted message.
 pub(crate) fn accepted_json(id: MessageId, client_ref: Option<&str>) -> Value {
     let mut body = json!({"id": id.to_string(), "status": "queued"});
@@ -272,18 +288,83 @@ fn parse_future_time(
     Ok(Some(at))
 }
 
-fn required_string(body: &Map<String, Value>, field: &str) -> Result<String, Problem> {
-    match body.get(field) {
-        None | Some(Value::Null) => Err(Problem::invalid_field(
+/// A message object's fields, as [`validate`] reads them.
+trait Fields {
+    /// A string field: `Ok(None)` if absent or null, `Err(())` if it is
+    /// not a string.
+    fn string(&self, field: &str) -> Result<Option<&str>, ()>;
+    /// `validity` or `send_at`, as given (`None` if absent).
+    fn time(&self, field: &str) -> Option<&Value>;
+}
+
+impl Fields for Map<String, Value> {
+    fn string(&self, field: &str) -> Result<Option<&str>, ()> {
+        match self.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(()),
+        }
+    }
+
+    fn time(&self, field: &str) -> Option<&Value> {
+        self.get(field)
+    }
+}
+
+/// A well-formed POST body, read without building a JSON tree: the strings
+/// are borrowed from the request. Anything it does not take (another type,
+/// an unknown or repeated field, a string with escapes) is read again as
+/// a [`Value`] by [`parse_send`], which says precisely what is wrong with
+/// it, so both ways give the same answer.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Borrowed<'a> {
+    to: Option<&'a str>,
+    from: Option<&'a str>,
+    text: Option<&'a str>,
+    priority: Option<&'a str>,
+    validity: Option<Value>,
+    send_at: Option<Value>,
+    client_ref: Option<&'a str>,
+    callback_url: Option<&'a str>,
+    encoding: Option<&'a str>,
+}
+
+impl Fields for Borrowed<'_> {
+    fn string(&self, field: &str) -> Result<Option<&str>, ()> {
+        Ok(match field {
+            "to" => self.to,
+            "from" => self.from,
+            "text" => self.text,
+            "priority" => self.priority,
+            "client_ref" => self.client_ref,
+            "callback_url" => self.callback_url,
+            "encoding" => self.encoding,
+            _ => None,
+        })
+    }
+
+    fn time(&self, field: &str) -> Option<&Value> {
+        match field {
+            "validity" => self.validity.as_ref(),
+            "send_at" => self.send_at.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+fn required_string(body: &impl Fields, field: &str) -> Result<String, Problem> {
+    match body.string(field) {
+        Ok(None) => Err(Problem::invalid_field(
             field,
             format!("'{field}' is required"),
         )),
-        Some(Value::String(s)) if s.trim().is_empty() => Err(Problem::invalid_field(
+        Ok(Some(s)) if s.trim().is_empty() => Err(Problem::invalid_field(
             field,
             format!("'{field}' must not be empty"),
         )),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(Problem::invalid_field(
+        Ok(Some(s)) => Ok(s.to_owned()),
+        Err(()) => Err(Problem::invalid_field(
             field,
             format!("'{field}' must be a string"),
         )),
@@ -291,6 +372,9 @@ fn required_string(body: &Map<String, Value>, field: &str) -> Result<String, Pro
 }
 
 fn parse_send(bytes: &[u8]) -> Result<SendRequest, Problem> {
+    if let Ok(body) = serde_json::from_slice::<Borrowed<'_>>(bytes) {
+        return validate(&body);
+    }
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| Problem::malformed_body(format!("the body is not valid JSON: {e}")))?;
     let Value::Object(body) = value else {
@@ -310,6 +394,11 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
             ),
         ));
     }
+    validate(body)
+}
+
+/// Validates a message's fields (no unknown ones).
+fn validate(body: &impl Fields) -> Result<SendRequest, Problem> {
     let to = required_string(body, "to")?;
     let from = required_string(body, "from")?;
     let text = required_string(body, "text")?;
@@ -327,12 +416,11 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
         ));
     }
     pdu::validate_addresses(&from, &to).map_err(|e| Problem::invalid_field("to", e.to_string()))?;
-    let coding = match body.get("encoding") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(e)) if e == "auto" => None,
-        Some(Value::String(e)) if e == "gsm" => Some(Coding::Gsm7),
-        Some(Value::String(e)) if e == "ucs2" => Some(Coding::Ucs2),
-        Some(_) => {
+    let coding = match body.string("encoding") {
+        Ok(None | Some("auto")) => None,
+        Ok(Some("gsm")) => Some(Coding::Gsm7),
+        Ok(Some("ucs2")) => Some(Coding::Ucs2),
+        _ => {
             return Err(Problem::invalid_field(
                 "encoding",
                 "'encoding' must be \"auto\", \"gsm\" or \"ucs2\"",
@@ -347,15 +435,15 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
         };
         Problem::invalid_field(field, e.to_string())
     })? as u32;
-    let priority = match body.get("priority") {
-        None | Some(Value::Null) => Priority::Normal,
-        Some(Value::String(p)) => Priority::parse(p).ok_or_else(|| {
+    let priority = match body.string("priority") {
+        Ok(None) => Priority::Normal,
+        Ok(Some(p)) => Priority::parse(p).ok_or_else(|| {
             Problem::invalid_field(
                 "priority",
                 "'priority' must be \"high\", \"normal\" or \"bulk\"",
             )
         })?,
-        Some(_) => {
+        Err(()) => {
             return Err(Problem::invalid_field(
                 "priority",
                 "'priority' must be a string",
@@ -363,8 +451,8 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
         }
     };
     let now = time::unix_ms();
-    let validity_until_ms = parse_future_time("validity", body.get("validity"), now)?;
-    let send_at_ms = parse_future_time("send_at", body.get("send_at"), now)?;
+    let validity_until_ms = parse_future_time("validity", body.time("validity"), now)?;
+    let send_at_ms = parse_future_time("send_at", body.time("send_at"), now)?;
     if let (Some(until), Some(send_at)) = (validity_until_ms, send_at_ms) {
         if until <= send_at {
             return Err(Problem::invalid_field(
@@ -373,22 +461,20 @@ pub(crate) fn parse_item(body: &Map<String, Value>) -> Result<SendRequest, Probl
             ));
         }
     }
-    let client_ref = match body.get("client_ref") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(r)) if !r.is_empty() && r.chars().count() <= MAX_CLIENT_REF => {
-            Some(r.clone())
-        }
-        Some(_) => {
+    let client_ref = match body.string("client_ref") {
+        Ok(None) => None,
+        Ok(Some(r)) if !r.is_empty() && r.chars().count() <= MAX_CLIENT_REF => Some(r.to_owned()),
+        _ => {
             return Err(Problem::invalid_field(
                 "client_ref",
                 format!("'client_ref' must be a string of 1 to {MAX_CLIENT_REF} characters"),
             ))
         }
     };
-    let callback_url = match body.get("callback_url") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(url)) if crate::config::is_http_url(url) => Some(url.clone()),
-        Some(_) => {
+    let callback_url = match body.string("callback_url") {
+        Ok(None) => None,
+        Ok(Some(url)) if crate::config::is_http_url(url) => Some(url.to_owned()),
+        _ => {
             return Err(Problem::invalid_field(
                 "callback_url",
                 "'callback_url' must be an http:// or https:// URL",
@@ -481,7 +567,7 @@ pub async fn send(
                 key,
                 request_hash: request_hash(&body),
                 render: Box::new(move |results| match &results[0] {
-                    Ok(id) => (202, accepted_json(*id, render_ref.as_deref()).to_string()),
+                    Ok(id) => (202, accepted_body(*id, render_ref.as_deref())),
                     Err(e) => {
                         let problem = insert_problem(&render_tenant, e);
                         (
@@ -512,7 +598,9 @@ pub async fn send(
             if let Some(stats) = stats {
                 stats.accept_latency.observe(started.elapsed());
             }
-            Ok(HttpResponse::Accepted().json(accepted_json(id, client_ref.as_deref())))
+            Ok(HttpResponse::Accepted()
+                .content_type("application/json")
+                .body(accepted_body(id, client_ref.as_deref())))
         }
         Ok(Err(e)) => Err(insert_problem(tenant.id(), &e)),
         Err(response) => Ok(*response),
@@ -826,6 +914,67 @@ mod tests {
             field_of(r#"{"to":"4917","from":"ACME","text":"hi","priority":"urgent"}"#).as_deref(),
             Some("priority")
         );
+    }
+
+    /// Both ways of reading a body, as text to compare.
+    fn both_ways(body: &str) -> (Option<String>, String) {
+        let borrowed = serde_json::from_slice::<Borrowed<'_>>(body.as_bytes())
+            .ok()
+            .map(|fast| format!("{:?}", validate(&fast)));
+        let tree: Value = serde_json::from_str(body).unwrap();
+        let tree = format!("{:?}", parse_item(tree.as_object().unwrap()));
+        (borrowed, tree)
+    }
+
+    #[test]
+    fn a_body_read_without_a_tree_gives_the_same_answer_as_the_tree() {
+        let later = "2099-01-01T00:00:00Z";
+        for body in [
+            r#"{"to":"+4917012345","from":"ACME","text":"Hello"}"#.to_string(),
+            format!(
+                r#"{{"to":"4917","from":"ACME","text":"hi","priority":"high","validity":"{later}",
+                   "client_ref":"r-1","encoding":"ucs2","send_at":null,"callback_url":null}}"#
+            ),
+            r#"{"to":"4917","from":"ACME","text":"hi","priority":null,"encoding":"auto"}"#
+                .to_string(),
+            r#"{"to":"4917","from":"ACME","text":"","priority":"urgent"}"#.to_string(),
+            r#"{"to":"4917","from":"ACME","text":"hi","encoding":"latin1"}"#.to_string(),
+            r#"{"to":"4917","from":"ACME","text":"hi","client_ref":""}"#.to_string(),
+            r#"{"to":"4917","from":"ACME","text":"hi","callback_url":"ftp://x"}"#.to_string(),
+            r#"{"to":"4917","from":"ACME","text":"hi","validity":0}"#.to_string(),
+            r#"{"to":"4917","from":"ACME","text":"hi","send_at":true}"#.to_string(),
+            r#"{"to":"4917","from":"   ","text":"hi"}"#.to_string(),
+        ] {
+            let (borrowed, tree) = both_ways(&body);
+            assert_eq!(borrowed.as_deref(), Some(tree.as_str()), "{body}");
+        }
+        // What the borrowed form does not take falls back to the tree,
+        // which names the problem (or, with escapes, reads it).
+        for body in [
+            r#"{"to":4917,"from":"ACME","text":"hi"}"#,
+            r#"{"to":"4917","from":"ACME","text":"hi","txt":"x"}"#,
+            r#"{"to":"4917","from":"ACME","text":"a","text":"b"}"#,
+            r#"{"to":"4917","from":"ACME","text":"line\nbreak \u00e9"}"#,
+        ] {
+            assert_eq!(both_ways(body).0, None, "{body}");
+        }
+        let escaped = parse_send(r#"{"to":"4917","from":"ACME","text":"a\n\u00e9"}"#.as_bytes());
+        assert_eq!(escaped.unwrap().text, "a\n\u{e9}");
+        let repeated =
+            parse_send(r#"{"to":"4917","from":"ACME","text":"a","text":"b"}"#.as_bytes());
+        assert_eq!(repeated.unwrap().text, "b", "the last one wins, as before");
+    }
+
+    #[test]
+    fn the_202_body_is_the_accepted_json_text() {
+        let id = MessageId(0x1234_5678_9abc_def0);
+        for client_ref in [None, Some("r-1"), Some("quote \" and \u{e9}")] {
+            assert_eq!(
+                accepted_body(id, client_ref),
+                accepted_json(id, client_ref).to_string(),
+                "{client_ref:?}"
+            );
+        }
     }
 
     #[test]
