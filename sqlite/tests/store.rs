@@ -253,6 +253,23 @@ fn a_receipt_that_overtakes_its_submit_response_is_applied_by_mark_submitted() {
 }
 
 #[test]
+fn a_receipt_parked_before_a_restart_is_applied_by_the_submit_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = insert(&store, "acme", "hi");
+    let early = receipt("acme", "smsc-a", "abc123", MessageStatus::Delivered);
+    assert_eq!(apply(&store, early), ReceiptMatch::Parked);
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(
+        submit(&store, "acme", id, "smsc-a", "abc123"),
+        Some(MessageStatus::Delivered)
+    );
+    assert_eq!(status(&store, "acme", id), MessageStatus::Delivered);
+    assert_eq!(pending_receipts(&dir), 0);
+}
+
+#[test]
 fn a_receipt_for_an_unknown_smsc_id_is_parked_and_changes_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
