@@ -321,11 +321,14 @@ impl Connection {
                 self.report_rate(now);
             }
         }
-        if !group.borrow_mut().record(part, outcome) {
+        let finished = {
+            let mut group = group.borrow_mut();
+            group.record(part, outcome);
+            group.finish(|code| self.channel.classify(code))
+        };
+        let Some((message, result)) = finished else {
             return;
-        }
-        let result = group.borrow().outcome(|code| self.channel.classify(code));
-        let message = group.borrow().message.clone();
+        };
         match result {
             GroupOutcome::Accepted(ids) => self.accepted(message, ids),
             GroupOutcome::Refused(code) => {

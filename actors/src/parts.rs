@@ -44,8 +44,8 @@ pub enum GroupOutcome {
 /// The parts of one message in flight.
 #[derive(Debug)]
 pub struct PartGroup {
-    /// The message.
-    pub message: QueuedMessage,
+    /// The message, until [`PartGroup::finish`] hands it on.
+    message: Option<QueuedMessage>,
     outcomes: Vec<Option<PartOutcome>>,
 }
 
@@ -53,9 +53,23 @@ impl PartGroup {
     /// A group of `parts` parts.
     pub fn new(message: QueuedMessage, parts: usize) -> Self {
         Self {
-            message,
+            message: Some(message),
             outcomes: vec![None; parts.max(1)],
         }
+    }
+
+    /// Once every part has its outcome: the message and the attempt's
+    /// outcome, moved out (no copy). `None` before that, and on any later
+    /// call, so an attempt is reported once.
+    pub fn finish(
+        &mut self,
+        classify: impl Fn(u32) -> ErrorClass,
+    ) -> Option<(QueuedMessage, GroupOutcome)> {
+        if !self.outcomes.iter().all(Option::is_some) {
+            return None;
+        }
+        let message = self.message.take()?;
+        Some((message, self.outcome(classify)))
     }
 
     /// Records a part's outcome; true when every part has one.
@@ -66,19 +80,26 @@ impl PartGroup {
         self.outcomes.iter().all(Option::is_some)
     }
 
-    /// The attempt's outcome (call once complete).
-    pub fn outcome(&self, classify: impl Fn(u32) -> ErrorClass) -> GroupOutcome {
-        let outcomes: Vec<&PartOutcome> = self.outcomes.iter().flatten().collect();
-        let ids: Option<Vec<String>> = outcomes
-            .iter()
-            .map(|o| match o {
-                PartOutcome::Sent(SubmitOutcome::Accepted(id)) => Some(id.clone()),
-                _ => None,
-            })
-            .collect();
-        if let Some(ids) = ids.filter(|ids| ids.len() == self.outcomes.len()) {
+    /// The attempt's outcome (call once complete): the SMSC ids are moved
+    /// out of the parts' outcomes.
+    fn outcome(&mut self, classify: impl Fn(u32) -> ErrorClass) -> GroupOutcome {
+        let accepted = |o: &Option<PartOutcome>| {
+            matches!(o, Some(PartOutcome::Sent(SubmitOutcome::Accepted(_))))
+        };
+        if self.outcomes.iter().all(accepted) {
+            let ids = self
+                .outcomes
+                .iter_mut()
+                .filter_map(|o| match o {
+                    Some(PartOutcome::Sent(SubmitOutcome::Accepted(id))) => {
+                        Some(std::mem::take(id))
+                    }
+                    _ => None,
+                })
+                .collect();
             return GroupOutcome::Accepted(ids);
         }
+        let outcomes: Vec<&PartOutcome> = self.outcomes.iter().flatten().collect();
         let sent = outcomes.iter().any(|o| matches!(o, PartOutcome::Sent(_)));
         if !sent {
             return if outcomes.iter().any(|o| **o == PartOutcome::WaitExpired) {
@@ -141,6 +162,26 @@ mod tests {
         assert_eq!(
             g.outcome(status::classify),
             GroupOutcome::Accepted(vec!["a".into(), "b".into(), "c".into()])
+        );
+    }
+
+    #[test]
+    fn an_attempt_finishes_once_every_part_is_in_and_only_once() {
+        let mut g = group(2);
+        g.record(1, accepted("b"));
+        assert_eq!(g.finish(status::classify), None, "a part is missing");
+        g.record(0, accepted("a"));
+        let (message, outcome) = g.finish(status::classify).unwrap();
+        assert_eq!(message.id, MessageId(1));
+        assert_eq!(
+            outcome,
+            GroupOutcome::Accepted(vec!["a".into(), "b".into()])
+        );
+        g.record(0, PartOutcome::Sent(SubmitOutcome::Unknown));
+        assert_eq!(
+            g.finish(status::classify),
+            None,
+            "a late outcome reports nothing twice"
         );
     }
 
