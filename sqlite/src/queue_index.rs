@@ -1,7 +1,7 @@
 //! How a tenant's queued messages are found, without an index entry
 //! written and deleted with every message.
 //!
-//! Schemas 2 to 20 kept a partial index `messages_queued (tenant,
+//! Schemas 3 to 20 kept a partial index `messages_queued (tenant,
 //! priority, id) WHERE status = 'queued'`. Every message entered it at its
 //! insert and left it at its submit, a few milliseconds later: two B-tree
 //! changes per message, and each commit wrote a page of it per tenant
@@ -70,9 +70,14 @@ pub(crate) fn left(conn: &Connection, tenant: &str, id: i64) -> rusqlite::Result
     Ok(())
 }
 
-/// Deletes an entry, whatever its lane: three lookups of the primary key.
-pub(crate) const DELETE_ENTRY: &str =
-    "DELETE FROM message_queue WHERE tenant = ?1 AND priority IN (0, 1, 2) AND id = ?2";
+/// Deletes a message's entry: its lane is read from its row (a rowid
+/// lookup on a page the status change just wrote), then one lookup of the
+/// primary key. Not `priority IN (0, 1, 2)`: SQLite runs an `IN` list on
+/// a key column through an ephemeral table built on every execution: 3.2
+/// µs per call against 1.6 µs for this (Python's `sqlite3`, 100,000
+/// deletes from 300,000 entries, the call's own overhead included).
+pub(crate) const DELETE_ENTRY: &str = "DELETE FROM message_queue WHERE tenant = ?1 \
+     AND priority = (SELECT priority FROM messages WHERE id = ?2) AND id = ?2";
 
 /// Message `id` went back to `queued` (a retry): it is entered again.
 pub(crate) fn requeued(conn: &Connection, id: i64) -> rusqlite::Result<()> {
@@ -118,15 +123,4 @@ pub(crate) fn counts(conn: &Connection) -> rusqlite::Result<Vec<(String, u64)>> 
         Ok((row.get(0)?, n.max(0).unsigned_abs()))
     })?;
     rows.collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::types::Priority;
-
-    #[test]
-    fn deleting_an_entry_covers_every_lane() {
-        let lanes: Vec<i64> = Priority::ALL.iter().map(|p| p.as_i64()).collect();
-        assert_eq!(lanes, vec![0, 1, 2], "DELETE_ENTRY spells out 0, 1, 2");
-    }
 }

@@ -2263,12 +2263,17 @@ mod tests {
     }
 
     #[test]
-    fn leaving_the_queue_deletes_by_the_primary_key() {
+    fn leaving_the_queue_deletes_by_the_primary_key_and_the_rows_lane() {
         let p = plan(queue_index::DELETE_ENTRY);
         assert!(
-            p.contains("PRIMARY KEY (tenant=? AND priority=? AND id=?)"),
+            p.contains("SEARCH message_queue USING PRIMARY KEY (tenant=? AND priority=? AND id=?)"),
             "{p}"
         );
+        assert!(
+            p.contains("SEARCH messages USING INTEGER PRIMARY KEY (rowid=?)"),
+            "{p}"
+        );
+        assert!(!p.contains("LIST SUBQUERY"), "no IN list: {p}");
     }
 
     #[test]
