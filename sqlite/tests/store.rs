@@ -2124,7 +2124,7 @@ fn a_page_joins_swept_and_newest_messages_newest_first_and_only_the_tenants_own(
 }
 
 #[test]
-fn deleting_a_tenant_removes_its_swept_and_newest_messages_and_nobody_elses() {
+fn deleting_a_tenant_removes_its_swept_and_newest_messages_and_queue_entries_and_nobody_elses() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     insert(&store, "acme", "swept");
@@ -2132,13 +2132,17 @@ fn deleting_a_tenant_removes_its_swept_and_newest_messages_and_nobody_elses() {
     sweep(&store);
     insert(&store, "acme", "newest");
     let deleted = wait(|done| store.delete_tenant("acme", done)).unwrap();
-    assert_eq!(deleted.messages, 2);
+    assert_eq!((deleted.messages, deleted.queued), (2, 2));
     assert_eq!(count(&dir, "message_list"), 1, "globex's entry only");
+    assert_eq!(count(&dir, "message_queue"), 1, "globex's entry only");
     assert!(listed(&store, "acme", &MessageFilter::default(), 100).is_empty());
     assert_eq!(
         listed(&store, "globex", &MessageFilter::default(), 100),
         [kept]
     );
+    assert!(queued(&store, "acme", None, 100).is_empty());
+    assert_eq!(queued(&store, "globex", None, 100), [kept]);
+    assert_eq!(store.tenants_with_queued().unwrap(), ["globex"]);
 }
 
 // ---- the queue (schema 21: `message_queue`, filled by the same sweep) ----
@@ -2228,20 +2232,4 @@ fn a_retry_after_the_sweep_queues_the_message_again_and_its_end_takes_it_out() {
     let store = open(&dir);
     assert_eq!(store.queued_count("acme"), 0);
     assert!(store.tenants_with_queued().unwrap().is_empty());
-}
-
-#[test]
-fn deleting_a_tenant_removes_its_queue_entries_and_nobody_elses() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    insert(&store, "acme", "swept");
-    let kept = insert(&store, "globex", "kept");
-    sweep(&store);
-    insert(&store, "acme", "newest");
-    let deleted = wait(|done| store.delete_tenant("acme", done)).unwrap();
-    assert_eq!((deleted.messages, deleted.queued), (2, 2));
-    assert_eq!(count(&dir, "message_queue"), 1, "globex's entry only");
-    assert!(queued(&store, "acme", None, 100).is_empty());
-    assert_eq!(queued(&store, "globex", None, 100), [kept]);
-    assert_eq!(store.tenants_with_queued().unwrap(), ["globex"]);
 }
