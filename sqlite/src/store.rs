@@ -1698,9 +1698,7 @@ fn mark_submitted(
             done_at(status, now)
         ])?;
     if updated == 1 {
-        queue_depth::add(tenant, -1);
-        queue_index::left(conn, tenant, id.as_i64())?;
-        left_queue(conn, id.as_i64(), tenant, status)?;
+        leave_queue(conn, id.as_i64(), tenant, status)?;
         status_effects::changed(conn, id.as_i64(), tenant, MessageStatus::Queued, status)?;
     }
     if updated == 0 {
@@ -2078,15 +2076,27 @@ fn mark_final(
     match before {
         Some((tenant, from)) if changed == 1 => {
             if from == MessageStatus::Queued {
-                queue_depth::add(&tenant, -1);
-                queue_index::left(conn, &tenant, id.as_i64())?;
-                left_queue(conn, id.as_i64(), &tenant, status)?;
+                leave_queue(conn, id.as_i64(), &tenant, status)?;
             }
             status_effects::changed(conn, id.as_i64(), &tenant, from, status)?;
         }
         _ => log::debug!("mark_final: message {id} is missing or terminal; left alone"),
     }
     Ok(())
+}
+
+/// Message `id` of `tenant` left `queued` for `to` (its row already says
+/// so): the tenant's queue count, the message's `message_queue` entry and
+/// its reserved credit follow, in the same transaction.
+fn leave_queue(
+    conn: &Connection,
+    id: i64,
+    tenant: &str,
+    to: MessageStatus,
+) -> Result<(), StoreError> {
+    queue_depth::add(tenant, -1);
+    queue_index::left(conn, tenant, id)?;
+    left_queue(conn, id, tenant, to)
 }
 
 /// A message's tenant and status, read before a change whose effect on the
