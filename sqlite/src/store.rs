@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
 
-use rusqlite::types::FromSql;
+use rusqlite::types::{FromSql, ToSql};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::fold::{self, Fold, Link, Order, Role};
@@ -917,28 +917,16 @@ impl Store {
         let up_to = listing::up_to(&read)?;
         let status = filter.status.map(MessageStatus::as_str);
         let above_mark = up_to.saturating_add(1);
-        let mut out = Vec::new();
-        for (sql, low, high) in [
-            (SELECT_NEWEST_PAGE, low.max(above_mark), high),
-            (SELECT_LISTED_PAGE, low, high.min(above_mark)),
-        ] {
-            let wanted = limit.saturating_sub(out.len());
-            if wanted == 0 {
-                break;
-            }
-            let mut stmt = read.prepare_cached(sql)?;
-            let mut rows = stmt.query(params![
-                tenant,
-                low,
-                high,
-                status,
-                i64::try_from(wanted).unwrap_or(i64::MAX)
-            ])?;
-            while let Some(row) = rows.next()? {
-                out.push(message_record(row)?);
-            }
-        }
-        Ok(out)
+        let (newest_low, listed_high) = (low.max(above_mark), high.min(above_mark));
+        read_in_parts(
+            &read,
+            [
+                (SELECT_NEWEST_PAGE, [&tenant, &newest_low, &high, &status]),
+                (SELECT_LISTED_PAGE, [&tenant, &low, &listed_high, &status]),
+            ],
+            limit,
+            message_record,
+        )
     }
 
     /// A page of the tenant's inbound (MO) messages, newest first, below
@@ -1077,22 +1065,17 @@ impl Store {
         let conn = self.inner.readers.get();
         let read = conn.unchecked_transaction()?;
         let up_to = listing::up_to(&read)?;
-        let mut out = Vec::new();
-        for sql in [queue_index::SELECT_SWEPT, queue_index::SELECT_NEWEST] {
-            let wanted = limit.saturating_sub(out.len());
-            if wanted == 0 {
-                break;
-            }
-            let mut stmt = read.prepare_cached(sql)?;
-            let mut rows = stmt.query(params![
-                up_to,
-                tenant,
-                priority.as_i64(),
-                after,
-                i64::try_from(wanted).unwrap_or(i64::MAX)
-            ])?;
-            while let Some(row) = rows.next()? {
-                out.push(QueuedMessage {
+        let lane = priority.as_i64();
+        let params: [&dyn ToSql; 4] = [&up_to, &tenant, &lane, &after];
+        read_in_parts(
+            &read,
+            [
+                (queue_index::SELECT_SWEPT, params),
+                (queue_index::SELECT_NEWEST, params),
+            ],
+            limit,
+            |row| {
+                Ok(QueuedMessage {
                     id: MessageId(column(row, 0, "id")?),
                     source: column(row, 1, "source")?,
                     destination: column(row, 2, "destination")?,
@@ -1103,10 +1086,9 @@ impl Store {
                     parts: column(row, 6, "parts")?,
                     data_coding: column(row, 7, "data_coding")?,
                     send_at_ms: column(row, 8, "send_at")?,
-                });
-            }
-        }
-        Ok(out)
+                })
+            },
+        )
     }
 
     /// Count of a tenant's messages per status, for tests. Statuses with
@@ -1313,6 +1295,32 @@ const SELECT_LISTED_PAGE: &str = "SELECT m.id, m.tenant, m.source, m.destination
      FROM message_list l JOIN messages m ON m.id = l.id \
      WHERE l.tenant = ?1 AND l.id >= ?2 AND l.id < ?3 AND (?4 IS NULL OR m.status = ?4) \
      ORDER BY l.id DESC LIMIT ?5";
+
+/// The rows of each query in turn, until there are `limit`: each query
+/// gets its four parameters and, as `?5`, how many rows are still wanted.
+/// For reads split at the listing mark (see `listing`, `queue_index`), in
+/// the caller's read transaction, so both parts see the same mark.
+fn read_in_parts<T>(
+    read: &Connection,
+    parts: [(&str, [&dyn ToSql; 4]); 2],
+    limit: usize,
+    row: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for (sql, [p1, p2, p3, p4]) in parts {
+        let wanted = limit.saturating_sub(out.len());
+        if wanted == 0 {
+            break;
+        }
+        let wanted = i64::try_from(wanted).unwrap_or(i64::MAX);
+        let mut stmt = read.prepare_cached(sql)?;
+        let mut rows = stmt.query(params![p1, p2, p3, p4, wanted])?;
+        while let Some(found) = rows.next()? {
+            out.push(row(found)?);
+        }
+    }
+    Ok(out)
+}
 
 /// Reads a column, reporting a value of the wrong type or range as
 /// [`StoreError::Corrupt`] rather than panicking.
