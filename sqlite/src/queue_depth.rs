@@ -34,6 +34,18 @@ impl Depths {
         let map = self.0.read().unwrap_or_else(|e| e.into_inner());
         map.get(tenant).copied().unwrap_or(0)
     }
+
+    /// The tenants with queued messages as of the last commit, sorted.
+    pub(crate) fn tenants(&self) -> Vec<String> {
+        let map = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let mut tenants: Vec<String> = map
+            .iter()
+            .filter(|(_, &n)| n > 0)
+            .map(|(tenant, _)| tenant.clone())
+            .collect();
+        tenants.sort();
+        tenants
+    }
 }
 
 /// Counts each tenant's queued messages, at open (see `queue_index`).

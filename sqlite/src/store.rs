@@ -1112,13 +1112,10 @@ impl Store {
         Ok(counts)
     }
 
-    /// Tenants that have queued messages (used at start-up to resume work),
-    /// sorted. Reads `message_queue` and the newest messages only.
-    pub fn tenants_with_queued(&self) -> Result<Vec<String>, StoreError> {
-        let conn = self.inner.readers.get();
-        let read = conn.unchecked_transaction()?;
-        let counts = queue_index::counts(&read)?;
-        Ok(counts.into_iter().map(|(tenant, _)| tenant).collect())
+    /// Tenants that have queued messages as of the last commit, sorted:
+    /// the writer's count (see [`Store::queued_count`]), no database read.
+    pub fn tenants_with_queued(&self) -> Vec<String> {
+        self.inner.depths.tenants()
     }
 }
 
