@@ -124,9 +124,23 @@ done
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$API/ready")" = 200 ] || fail "smppd not ready (sessions not bound?)"
 log "smppd bound 2 sessions to the node SMSC"
 
-send() { # JSON body -> id
-    curl -s -X POST "$API/v1/messages" -H "Authorization: Bearer $KEY" \
+send() { # JSON body [API key] -> id
+    curl -s -X POST "$API/v1/messages" -H "Authorization: Bearer ${2:-$KEY}" \
         -H 'Content-Type: application/json' -d "$1" | jq -r .id
+}
+status_of() { curl -s "$API/v1/messages/$1" -H "Authorization: Bearer ${2:-$KEY}"; } # id [API key]
+wait_delivered() { # API key, ids: waits up to 5 s for every one to be delivered
+    local key=$1 id all
+    shift
+    for _ in $(seq 1 50); do
+        all=1
+        for id in "$@"; do
+            [ "$(status_of "$id" "$key" | jq -r .status)" = delivered ] || all=0
+        done
+        [ "$all" = 1 ] && return 0
+        sleep 0.1
+    done
+    return 1
 }
 LONG=$(printf 'GSM text of four hundred characters. %.0s' $(seq 1 11) | cut -c1-400)
 LONG_ID=$(send "{\"to\":\"4915100000001\",\"from\":\"ACME\",\"text\":\"$LONG\"}")
@@ -138,12 +152,7 @@ EMOJI_ID=$(send '{"to":"4915100000002","from":"ACME","text":"Ünïcödé 🚀 wo
 DELIVERED=$(curl -s "$API/v1/stats" -H "Authorization: Bearer $KEY" | jq .delivered)
 log "$MESSAGES short messages: $(jq -r '.send.accepted' "$WORK/load.json") accepted, $DELIVERED delivered in all"
 
-status_of() { curl -s "$API/v1/messages/$1" -H "Authorization: Bearer $KEY"; }
-for _ in $(seq 1 50); do
-    [ "$(status_of "$LONG_ID" | jq -r .status)" = delivered ] && \
-        [ "$(status_of "$EMOJI_ID" | jq -r .status)" = delivered ] && break
-    sleep 0.1
-done
+wait_delivered "$KEY" "$LONG_ID" "$EMOJI_ID" || true
 [ "$(status_of "$LONG_ID" | jq -r .status)" = delivered ] || fail "long message: $(status_of "$LONG_ID")"
 [ "$(status_of "$LONG_ID" | jq -r .parts)" = 3 ] || fail "long message is not 3 parts"
 [ "$(status_of "$EMOJI_ID" | jq -r .status)" = delivered ] || fail "UCS-2 message: $(status_of "$EMOJI_ID")"
@@ -156,14 +165,10 @@ echo "$INBOUND" | jq -e '[.inbound[].text] | sort == ["first half, second half (
 log "MO: plain, UDH-joined and SAR-joined messages stored as 3 inbound messages"
 
 for mode in sar payload; do
-    id=$(curl -s -X POST "$API/v1/messages" -H "Authorization: Bearer interop-$mode-key-0001" \
-        -H 'Content-Type: application/json' \
-        -d "{\"to\":\"4915100000003\",\"from\":\"ACME\",\"text\":\"$LONG\"}" | jq -r .id)
-    for _ in $(seq 1 50); do
-        st=$(curl -s "$API/v1/messages/$id" -H "Authorization: Bearer interop-$mode-key-0001")
-        [ "$(echo "$st" | jq -r .status)" = delivered ] && break
-        sleep 0.1
-    done
+    key=interop-$mode-key-0001
+    id=$(send "{\"to\":\"4915100000003\",\"from\":\"ACME\",\"text\":\"$LONG\"}" "$key")
+    wait_delivered "$key" "$id" || true
+    st=$(status_of "$id" "$key")
     [ "$(echo "$st" | jq -r .status)" = delivered ] || fail "TLS, long_messages = $mode: $st"
     [ "$(echo "$st" | jq -r .parts)" = 3 ] || fail "TLS, $mode: not 3 parts: $st"
 done
