@@ -966,6 +966,19 @@ mod tests {
     }
 
     #[test]
+    fn every_accepted_field_is_read_without_a_tree() {
+        let all_null: Map<String, Value> = FIELDS
+            .iter()
+            .map(|field| (field.to_string(), Value::Null))
+            .collect();
+        let body = serde_json::to_vec(&all_null).unwrap();
+        assert!(
+            serde_json::from_slice::<Borrowed<'_>>(&body).is_ok(),
+            "Borrowed must know every name in FIELDS"
+        );
+    }
+
+    #[test]
     fn the_202_body_is_the_accepted_json_text() {
         let id = MessageId(0x1234_5678_9abc_def0);
         for client_ref in [None, Some("r-1"), Some("quote \" and \u{e9}")] {
