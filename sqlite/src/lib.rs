@@ -25,6 +25,7 @@ mod receipt_cache;
 pub mod schema;
 mod status_effects;
 pub mod store;
+mod tx;
 pub mod types;
 pub mod writer;
 

@@ -28,6 +28,7 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+use crate::tx::Tx;
 use rusqlite::{params, Connection};
 
 /// How often the writer enters new messages in `message_list`: a listing
@@ -52,14 +53,13 @@ pub(crate) fn due(now: Instant) -> bool {
 /// the newest message, in the open transaction; returns how many it listed.
 /// Inside a savepoint: if it fails, nothing of it stays and the
 /// transaction goes on (the next sweep takes these messages too).
-pub(crate) fn sweep(conn: &Connection, now: Instant) -> rusqlite::Result<usize> {
+pub(crate) fn sweep(conn: &Tx<'_>, now: Instant) -> rusqlite::Result<usize> {
     LAST_SWEEP.with(|last| last.set(Some(now)));
     conn.execute_batch("SAVEPOINT sweep")?;
     let swept = (|| {
-        conn.prepare_cached(crate::queue_index::SWEEP)?
-            .execute([])?;
+        conn.cached(crate::queue_index::SWEEP)?.execute([])?;
         let entered = conn
-            .prepare_cached(
+            .cached(
                 "INSERT OR IGNORE INTO message_list (tenant, id) \
                  SELECT tenant, id FROM messages \
                  WHERE id > (SELECT up_to FROM message_list_mark)",
@@ -69,9 +69,9 @@ pub(crate) fn sweep(conn: &Connection, now: Instant) -> rusqlite::Result<usize> 
             return Ok((0, None));
         }
         let newest: i64 = conn
-            .prepare_cached("SELECT MAX(id) FROM messages")?
+            .cached("SELECT MAX(id) FROM messages")?
             .query_row([], |row| row.get(0))?;
-        conn.prepare_cached("UPDATE message_list_mark SET up_to = ?1")?
+        conn.cached("UPDATE message_list_mark SET up_to = ?1")?
             .execute([newest])?;
         Ok((entered, Some(newest)))
     })();
@@ -133,7 +133,7 @@ mod tests {
              DROP TABLE message_list;",
         )
         .unwrap();
-        assert!(sweep(&conn, Instant::now()).is_err());
+        assert!(sweep(&Tx::new(&conn), Instant::now()).is_err());
         assert!(!conn.is_autocommit(), "the transaction is still open");
         assert_eq!(up_to(&conn).unwrap(), 0, "the mark did not move");
         let kept: i64 = conn
@@ -151,8 +151,12 @@ mod tests {
              VALUES (5, 'a', 's', 'd', 'b', 'queued', 0, 0), (6, 'b', 's', 'd', 'b', 'queued', 0, 0);",
         )
         .unwrap();
-        assert_eq!(sweep(&conn, Instant::now()).unwrap(), 2);
+        assert_eq!(sweep(&Tx::new(&conn), Instant::now()).unwrap(), 2);
         assert_eq!(up_to(&conn).unwrap(), 6);
-        assert_eq!(sweep(&conn, Instant::now()).unwrap(), 0, "nothing new");
+        assert_eq!(
+            sweep(&Tx::new(&conn), Instant::now()).unwrap(),
+            0,
+            "nothing new"
+        );
     }
 }

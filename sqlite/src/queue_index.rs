@@ -31,6 +31,7 @@
 
 use std::cell::Cell;
 
+use crate::tx::Tx;
 use rusqlite::{params, Connection};
 
 thread_local! {
@@ -62,10 +63,9 @@ pub(crate) const SWEEP: &str = "INSERT OR IGNORE INTO message_queue (tenant, pri
      WHERE id > (SELECT up_to FROM message_list_mark) AND status = 'queued'";
 
 /// Message `id` of `tenant` left `queued`: its entry goes, if it has one.
-pub(crate) fn left(conn: &Connection, tenant: &str, id: i64) -> rusqlite::Result<()> {
+pub(crate) fn left(conn: &Tx<'_>, tenant: &str, id: i64) -> rusqlite::Result<()> {
     if id <= swept_up_to() {
-        conn.prepare_cached(DELETE_ENTRY)?
-            .execute(params![tenant, id])?;
+        conn.cached(DELETE_ENTRY)?.execute(params![tenant, id])?;
     }
     Ok(())
 }
@@ -80,9 +80,9 @@ pub(crate) const DELETE_ENTRY: &str = "DELETE FROM message_queue WHERE tenant = 
      AND priority = (SELECT priority FROM messages WHERE id = ?2) AND id = ?2";
 
 /// Message `id` went back to `queued` (a retry): it is entered again.
-pub(crate) fn requeued(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+pub(crate) fn requeued(conn: &Tx<'_>, id: i64) -> rusqlite::Result<()> {
     if id <= swept_up_to() {
-        conn.prepare_cached(
+        conn.cached(
             "INSERT OR IGNORE INTO message_queue (tenant, priority, id) \
              SELECT tenant, priority, id FROM messages WHERE id = ?1 AND status = 'queued'",
         )?

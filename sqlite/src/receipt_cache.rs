@@ -38,6 +38,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 
+use crate::tx::Tx;
 use rusqlite::{params, Connection};
 
 /// Most submits the cache remembers by default: a hash, a target and a
@@ -140,15 +141,15 @@ impl Cache {
 
 /// Enters `target` in the durable SMSC-id index if it still awaits its
 /// receipt; returns whether it did.
-fn index(conn: &Connection, target: Target) -> rusqlite::Result<bool> {
+fn index(conn: &Tx<'_>, target: Target) -> rusqlite::Result<bool> {
     let changed = if target.part == 0 {
-        conn.prepare_cached(
+        conn.cached(
             "UPDATE messages SET smsc_lookup_id = smsc_message_id \
              WHERE id = ?1 AND status = 'submitted' AND smsc_lookup_id IS NULL",
         )?
         .execute(params![target.message])?
     } else {
-        conn.prepare_cached(
+        conn.cached(
             "UPDATE message_parts SET smsc_lookup_id = smsc_message_id \
              WHERE message_id = ?1 AND part = ?2 AND status = 'submitted' \
              AND smsc_lookup_id IS NULL",
@@ -163,7 +164,7 @@ fn index(conn: &Connection, target: Target) -> rusqlite::Result<bool> {
 /// Whatever was remembered under the same key before is indexed, if it
 /// still awaits its receipt, since the cache can no longer find it.
 pub(crate) fn remember(
-    conn: &Connection,
+    conn: &Tx<'_>,
     tenant: &str,
     channel: &str,
     smsc_id: &str,
@@ -250,13 +251,13 @@ pub(crate) fn set_capacity(capacity: usize) {
 /// indexing those still awaiting their receipt; runs inside the writer's
 /// open transaction. Returns how many it indexed. If that fails, the cache
 /// keeps them all: rows already indexed are only findable twice.
-pub(crate) fn spill_overflow(conn: &Connection) -> rusqlite::Result<u64> {
+pub(crate) fn spill_overflow(conn: &Tx<'_>) -> rusqlite::Result<u64> {
     let capacity = CACHE.with(|cache| cache.borrow().capacity);
     let before = mark();
     spill_beyond(conn, capacity).inspect_err(|_| undo_to(before))
 }
 
-fn spill_beyond(conn: &Connection, capacity: usize) -> rusqlite::Result<u64> {
+fn spill_beyond(conn: &Tx<'_>, capacity: usize) -> rusqlite::Result<u64> {
     let mut indexed = 0;
     loop {
         let popped = CACHE.with(|cache| {
@@ -359,7 +360,15 @@ mod tests {
             params![id, smsc_id],
         )
         .unwrap();
-        remember(conn, "acme", "main", smsc_id, Target::message(id), false).unwrap();
+        remember(
+            &Tx::new(conn),
+            "acme",
+            "main",
+            smsc_id,
+            Target::message(id),
+            false,
+        )
+        .unwrap();
     }
 
     /// What the cache holds for `smsc_id` of `tenant` on `channel`.
@@ -382,7 +391,15 @@ mod tests {
     #[test]
     fn a_remembered_submit_is_found_only_under_its_own_tenant_and_channel() {
         let conn = connection();
-        remember(&conn, "acme", "main", "x1", Target::message(7), false).unwrap();
+        remember(
+            &Tx::new(&conn),
+            "acme",
+            "main",
+            "x1",
+            Target::message(7),
+            false,
+        )
+        .unwrap();
         assert_eq!(target("acme", "main", "x1"), Some(Target::message(7)));
         assert_eq!(target("other", "main", "x1"), None);
         assert_eq!(target("acme", "backup", "x1"), None);
@@ -401,11 +418,35 @@ mod tests {
     #[test]
     fn rolling_back_restores_the_cache_as_it_was_at_the_mark() {
         let conn = connection();
-        remember(&conn, "acme", "main", "a", Target::message(1), false).unwrap();
+        remember(
+            &Tx::new(&conn),
+            "acme",
+            "main",
+            "a",
+            Target::message(1),
+            false,
+        )
+        .unwrap();
         committed();
         let mark = mark();
-        remember(&conn, "acme", "main", "a", Target::message(2), false).unwrap();
-        remember(&conn, "acme", "main", "b", Target::message(3), false).unwrap();
+        remember(
+            &Tx::new(&conn),
+            "acme",
+            "main",
+            "a",
+            Target::message(2),
+            false,
+        )
+        .unwrap();
+        remember(
+            &Tx::new(&conn),
+            "acme",
+            "main",
+            "b",
+            Target::message(3),
+            false,
+        )
+        .unwrap();
         finished(lookup("acme", "main", "b"), Target::message(3));
         undo_to(mark);
         assert_eq!(target("acme", "main", "a"), Some(Target::message(1)));
@@ -421,7 +462,7 @@ mod tests {
         conn.execute("UPDATE messages SET status = 'delivered' WHERE id = 2", [])
             .unwrap();
         assert_eq!(
-            spill_beyond(&conn, 1).unwrap(),
+            spill_beyond(&Tx::new(&conn), 1).unwrap(),
             1,
             "only s1 awaited its receipt"
         );
@@ -452,7 +493,7 @@ mod tests {
         );
         // A row still 'submitted' would be indexed if the cache thought it
         // awaited a receipt: it does not, so nothing is written.
-        spill_beyond(&conn, 0).unwrap();
+        spill_beyond(&Tx::new(&conn), 0).unwrap();
         assert!(indexed(&conn, "s1").is_empty());
         assert_eq!(target("acme", "main", "s1"), None);
     }
@@ -464,7 +505,7 @@ mod tests {
         submitted(&conn, 2, "s2");
         committed();
         let mark = mark();
-        spill_beyond(&conn, 0).unwrap();
+        spill_beyond(&Tx::new(&conn), 0).unwrap();
         assert_eq!(queued(), 0);
         undo_to(mark);
         assert_eq!(queued(), 2);
@@ -484,7 +525,7 @@ mod tests {
         )
         .unwrap();
         set_capacity(0);
-        assert!(spill_overflow(&conn).is_err());
+        assert!(spill_overflow(&Tx::new(&conn)).is_err());
         assert_eq!(queued(), 2);
         assert_eq!(target("acme", "main", "s1"), Some(Target::message(1)));
         assert_eq!(target("acme", "main", "s2"), Some(Target::message(2)));

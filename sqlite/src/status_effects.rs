@@ -32,6 +32,7 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 
+use crate::tx::Tx;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::types::MessageStatus;
@@ -96,8 +97,8 @@ pub(crate) fn may_post(tenant: &str) {
 
 /// A message with its own `callback_url` is being inserted: its tenant's
 /// final statuses may be posted, now and after a restart.
-pub(crate) fn has_callback(conn: &Connection, tenant: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT OR IGNORE INTO callback_tenants (tenant) VALUES (?1)")?
+pub(crate) fn has_callback(conn: &Tx<'_>, tenant: &str) -> Result<(), StoreError> {
+    conn.cached("INSERT OR IGNORE INTO callback_tenants (tenant) VALUES (?1)")?
         .execute(params![tenant])?;
     may_post(tenant);
     Ok(())
@@ -154,7 +155,7 @@ pub(crate) fn left_queue(
 /// says `to`): a final `to` different from `from` is queued for the
 /// message's `callback_url` or its tenant's webhook.
 pub(crate) fn changed(
-    conn: &Connection,
+    conn: &Tx<'_>,
     id: i64,
     tenant: &str,
     from: MessageStatus,
@@ -163,7 +164,7 @@ pub(crate) fn changed(
     if from == to || !to.is_terminal() || !posts(tenant) {
         return Ok(());
     }
-    conn.prepare_cached(
+    conn.cached(
         "INSERT INTO webhook_outbox (tenant, url, kind, ref_id, status, error_code, error_name, \
          created_at, next_attempt_at) \
          SELECT tenant, url, 'status', id, status, error_code, error_name, updated_at, updated_at \

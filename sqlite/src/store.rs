@@ -21,6 +21,7 @@ use crate::queue_depth::{self, Depths};
 use crate::queue_index;
 use crate::receipt_cache::{self, Target};
 use crate::status_effects::{self, left_queue};
+use crate::tx::Tx;
 use crate::types::{
     Balance, BatchOutcome, ErrorInfo, Idempotency, InboundRecord, MessageFilter, MessageId,
     MessageRecord, MessageStatus, NewInbound, NewMessage, PartRecord, Priority, Pruned,
@@ -739,7 +740,7 @@ impl Store {
         };
         let (tenant, channel) = (tenant.to_owned(), channel.to_owned());
         let closed = Arc::clone(&self.inner.closed);
-        let work = move |conn: &Connection, now, fold: Option<&Fold>| {
+        let work = move |conn: &Tx<'_>, now, fold: Option<&Fold>| {
             // Its receipt would be refused: write only the submit.
             let fold = fold.filter(|_| Self::closed_check(&closed, &tenant).is_ok());
             mark_submitted(conn, now, &tenant, id, &channel, &smsc_message_ids, fold)
@@ -1466,11 +1467,11 @@ fn receipt_status(status: MessageStatus) -> MessageStatus {
     }
 }
 
-fn prune(conn: &Connection, before_ms: i64, limit: i64) -> Result<Pruned, StoreError> {
+fn prune(conn: &Tx<'_>, before_ms: i64, limit: i64) -> Result<Pruned, StoreError> {
     // Message ids are `(unix_ms << 16) | counter`.
     let before_id = before_ms.max(0).saturating_mul(1 << 16);
     let ids: Vec<(i64, String)> = conn
-        .prepare_cached(
+        .cached(
             "SELECT id, tenant FROM messages WHERE id < ?1 \
              AND status NOT IN ('queued', 'submitted') ORDER BY id LIMIT ?2",
         )?
@@ -1479,32 +1480,32 @@ fn prune(conn: &Connection, before_ms: i64, limit: i64) -> Result<Pruned, StoreE
         })?
         .collect::<Result<_, _>>()?;
     for (id, tenant) in &ids {
-        conn.prepare_cached("DELETE FROM message_parts WHERE message_id = ?1")?
+        conn.cached("DELETE FROM message_parts WHERE message_id = ?1")?
             .execute(params![id])?;
-        conn.prepare_cached("DELETE FROM message_list WHERE tenant = ?2 AND id = ?1")?
+        conn.cached("DELETE FROM message_list WHERE tenant = ?2 AND id = ?1")?
             .execute(params![id, tenant])?;
-        conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+        conn.cached("DELETE FROM messages WHERE id = ?1")?
             .execute(params![id])?;
     }
     // Inbound messages and webhook deliveries get their ids in the order
     // they are written, so the old ones are those below the first new
     // enough one: the search stops there instead of reading every row.
     let inbound = conn
-        .prepare_cached(
+        .cached(
             "DELETE FROM inbound WHERE id IN (SELECT id FROM inbound WHERE id < \
              COALESCE((SELECT id FROM inbound WHERE received_at >= ?1 ORDER BY id LIMIT 1), \
              9223372036854775807) ORDER BY id LIMIT ?2)",
         )?
         .execute(params![before_ms, limit])?;
     let webhooks = conn
-        .prepare_cached(
+        .cached(
             "DELETE FROM webhook_outbox WHERE id IN (SELECT id FROM webhook_outbox WHERE id < \
              COALESCE((SELECT id FROM webhook_outbox WHERE created_at >= ?1 ORDER BY id LIMIT 1), \
              9223372036854775807) AND state <> 'pending' ORDER BY id LIMIT ?2)",
         )?
         .execute(params![before_ms, limit])?;
     let receipts = conn
-        .prepare_cached(
+        .cached(
             "DELETE FROM pending_receipts WHERE (tenant, channel, smsc_message_id) IN \
              (SELECT tenant, channel, smsc_message_id FROM pending_receipts \
              WHERE received_at < ?1 LIMIT ?2)",
@@ -1519,14 +1520,14 @@ fn prune(conn: &Connection, before_ms: i64, limit: i64) -> Result<Pruned, StoreE
 }
 
 fn time_out_receipts(
-    conn: &Connection,
+    conn: &Tx<'_>,
     now: i64,
     before_ms: i64,
     limit: i64,
 ) -> Result<Vec<TimedOut>, StoreError> {
     // The expression is the key of `messages_submitted`, as written there.
     let overdue: Vec<(i64, String)> = conn
-        .prepare_cached(
+        .cached(
             "SELECT id, tenant FROM messages INDEXED BY messages_submitted \
              WHERE status = 'submitted' \
              AND MAX(submitted_at, IFNULL(validity_until, 0), IFNULL(send_at, 0)) < ?1 \
@@ -1542,14 +1543,14 @@ fn time_out_receipts(
         // Entered in the SMSC-id indexes (if the receipt cache still held
         // them), so that a late receipt finds them after a restart too:
         // the restart indexes only what is still `submitted`.
-        conn.prepare_cached(
+        conn.cached(
             "UPDATE OR FAIL message_parts SET status = 'unknown', error_code = ?2, \
              error_name = ?3, done_at = ?4, smsc_lookup_id = smsc_message_id \
              WHERE message_id = ?1 AND status = 'submitted'",
         )?
         .execute(params![id, error.code, error.name, now])?;
         let changed = conn
-            .prepare_cached(
+            .cached(
                 "UPDATE OR FAIL messages SET status = 'unknown', error_code = ?2, error_name = ?3, \
                  done_at = ?4, updated_at = ?4, smsc_lookup_id = smsc_message_id \
                  WHERE id = ?1 AND status = 'submitted'",
@@ -1570,7 +1571,7 @@ fn time_out_receipts(
 /// Inserts a message after checking the tenant's queue quota and reserving
 /// its charge. Runs inside the op's savepoint: if anything fails, the
 /// reservation is undone with it.
-fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<(), StoreError> {
+fn insert(conn: &Tx<'_>, now: i64, id: MessageId, m: &NewMessage) -> Result<(), StoreError> {
     if let Some(limit) = m.max_queued {
         if queue_depth::get(&m.tenant) >= limit {
             return Err(StoreError::QuotaExceeded { limit });
@@ -1578,7 +1579,7 @@ fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<
     }
     if let Some(charge) = m.charge {
         let reserved = conn
-            .prepare_cached(
+            .cached(
                 "UPDATE accounts SET available = available - ?2, reserved = reserved + ?2 \
                  WHERE tenant = ?1 AND available >= ?2",
             )?
@@ -1591,7 +1592,7 @@ fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<
             });
         }
     }
-    conn.prepare_cached(
+    conn.cached(
         "INSERT INTO messages (id, tenant, source, destination, body, status, attempts, \
          created_at, updated_at, priority, validity_until, parts, charge, charge_state, \
          client_ref, callback_url, data_coding, send_at) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, \
@@ -1637,7 +1638,7 @@ fn insert(conn: &Connection, now: i64, id: MessageId, m: &NewMessage) -> Result<
 /// Sets a receipt's outcome on one message.
 /// `from` is the status it had.
 fn set_outcome(
-    conn: &Connection,
+    conn: &Tx<'_>,
     now: i64,
     (id, tenant): (i64, &str),
     from: MessageStatus,
@@ -1645,7 +1646,7 @@ fn set_outcome(
     error: &Option<ErrorInfo>,
 ) -> Result<(), StoreError> {
     let (code, name) = error_columns(error);
-    conn.prepare_cached(
+    conn.cached(
         "UPDATE OR FAIL messages SET status = ?2, error_code = ?3, error_name = ?4, done_at = ?5, \
          updated_at = ?6 WHERE id = ?1",
     )?
@@ -1663,7 +1664,7 @@ fn set_outcome(
 /// Records a submit; with `fold`, also the outcome of its receipt later in
 /// the same batch, in the same `UPDATE` (see `fold`).
 fn mark_submitted(
-    conn: &Connection,
+    conn: &Tx<'_>,
     now: i64,
     tenant: &str,
     id: MessageId,
@@ -1686,7 +1687,7 @@ fn mark_submitted(
     // `UPDATE … RETURNING`, which makes SQLite build an ephemeral table for
     // every call (profiled at a quarter of the writer's time).
     let updated = conn
-        .prepare_cached(
+        .cached(
             "UPDATE OR FAIL messages SET status = ?6, channel = ?2, smsc_message_id = ?3, \
              submitted_at = ?4, attempts = attempts + 1, error_code = ?7, error_name = ?8, \
              done_at = ?9, updated_at = ?4 WHERE id = ?1 AND tenant = ?5 AND status = 'queued'",
@@ -1766,7 +1767,7 @@ fn mark_submitted(
         )?;
         return Ok(parked.map(|(status, _)| status));
     }
-    conn.prepare_cached("DELETE FROM message_parts WHERE message_id = ?1")?
+    conn.cached("DELETE FROM message_parts WHERE message_id = ?1")?
         .execute(params![id.as_i64()])?;
     for (index, smsc_id) in smsc_message_ids.iter().enumerate() {
         let (status, error) = match take_parked(conn, tenant, channel, smsc_id)? {
@@ -1774,7 +1775,7 @@ fn mark_submitted(
             None => (MessageStatus::Submitted, None),
         };
         let (code, name) = error_columns(&error);
-        conn.prepare_cached(
+        conn.cached(
             "INSERT INTO message_parts (message_id, part, tenant, channel, smsc_message_id, status, \
              error_code, error_name, done_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
@@ -1818,7 +1819,7 @@ fn keep_parked(any: bool) {
 
 /// Takes a parked receipt for this SMSC id, if one overtook its response.
 fn take_parked(
-    conn: &Connection,
+    conn: &Tx<'_>,
     tenant: &str,
     channel: &str,
     smsc_message_id: &str,
@@ -1829,7 +1830,7 @@ fn take_parked(
     // SELECT then DELETE rather than `DELETE … RETURNING`, which builds an
     // ephemeral table on every call, parked receipt or not.
     let key = params![tenant, channel, smsc_message_id];
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.cached(
         "SELECT status, error_code, error_name FROM pending_receipts \
          WHERE tenant = ?1 AND channel = ?2 AND smsc_message_id = ?3",
     )?;
@@ -1840,7 +1841,7 @@ fn take_parked(
     let status = receipt_status(parse_status(&column::<String>(row, 0, "status")?)?);
     let error = error_info(column(row, 1, "error_code")?, column(row, 2, "error_name")?);
     drop(rows);
-    conn.prepare_cached(
+    conn.cached(
         "DELETE FROM pending_receipts WHERE tenant = ?1 AND channel = ?2 AND smsc_message_id = ?3",
     )?
     .execute(key)?;
@@ -1864,12 +1865,12 @@ fn severity(status: MessageStatus) -> u8 {
 /// Sets a long message's status from its parts once every part is final;
 /// `None` while any is not. `from` is the message's status, if known.
 fn aggregate_parts(
-    conn: &Connection,
+    conn: &Tx<'_>,
     now: i64,
     (message_id, tenant): (i64, &str),
     from: Option<MessageStatus>,
 ) -> Result<Option<MessageStatus>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.cached(
         "SELECT status, error_code, error_name FROM message_parts WHERE message_id = ?1 ORDER BY part",
     )?;
     let mut rows = stmt.query(params![message_id])?;
@@ -1908,7 +1909,7 @@ fn aggregate_parts(
 /// parks it. With `hand_over`, a submit later in the batch waits for it:
 /// instead of parking, it leaves its outcome to that submit.
 fn apply_receipt(
-    conn: &Connection,
+    conn: &Tx<'_>,
     now: i64,
     receipt: &Receipt,
     hand_over: Option<&Fold>,
@@ -1924,13 +1925,13 @@ fn apply_receipt(
     match cached.map(|c| c.target) {
         Some(Target { message, part: 0 }) => {
             found = conn
-                .prepare_cached(FIND_CACHED)?
+                .cached(FIND_CACHED)?
                 .query_row(params![tenant, channel, smsc_id, message], row)
                 .optional()?;
         }
         Some(Target { message, part: n }) => {
             part = conn
-                .prepare_cached(FIND_CACHED_PART)?
+                .cached(FIND_CACHED_PART)?
                 .query_row(params![tenant, channel, smsc_id, message, n], part_row)
                 .optional()?;
         }
@@ -1938,7 +1939,7 @@ fn apply_receipt(
     }
     if found.is_none() && part.is_none() {
         found = conn
-            .prepare_cached(FIND_BY_SMSC_ID)?
+            .cached(FIND_BY_SMSC_ID)?
             .query_row(params![tenant, channel, smsc_id], row)
             .optional()?;
     }
@@ -1961,14 +1962,14 @@ fn apply_receipt(
     // A part of a long message?
     if part.is_none() {
         part = conn
-            .prepare_cached(FIND_PART_BY_SMSC_ID)?
+            .cached(FIND_PART_BY_SMSC_ID)?
             .query_row(params![tenant, channel, smsc_id], part_row)
             .optional()?;
     }
     if let Some((message_id, part, current, submitted_at_ms)) = part {
         if status.is_terminal() || current == MessageStatus::Submitted.as_str() {
             let (code, name) = error_columns(&receipt.error);
-            conn.prepare_cached(
+            conn.cached(
                 "UPDATE message_parts SET status = ?3, error_code = ?4, error_name = ?5, done_at = ?6 \
                  WHERE message_id = ?1 AND part = ?2",
             )?
@@ -2000,7 +2001,7 @@ fn apply_receipt(
 
 /// Keeps a receipt no message matches (yet) in `pending_receipts`.
 fn park(
-    conn: &Connection,
+    conn: &Tx<'_>,
     now: i64,
     tenant: &str,
     channel: &str,
@@ -2010,7 +2011,7 @@ fn park(
 ) -> Result<(), StoreError> {
     MAY_BE_PARKED.with(|may| may.set(true));
     let (code, name) = error_columns(error);
-    conn.prepare_cached(
+    conn.cached(
         "INSERT OR REPLACE INTO pending_receipts (tenant, channel, smsc_message_id, status, \
          error_code, error_name, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
@@ -2027,7 +2028,7 @@ fn park(
 }
 
 fn mark_retry(
-    conn: &Connection,
+    conn: &Tx<'_>,
     now: i64,
     id: MessageId,
     error: &Option<ErrorInfo>,
@@ -2035,7 +2036,7 @@ fn mark_retry(
     let (code, name) = error_columns(error);
     let before = tenant_and_status(conn, id)?;
     let changed = conn
-        .prepare_cached(
+        .cached(
             "UPDATE OR FAIL messages SET status = 'queued', attempts = attempts + 1, error_code = ?2, \
              error_name = ?3, updated_at = ?4 WHERE id = ?1 AND status IN ('queued', 'submitted')",
         )?
@@ -2054,7 +2055,7 @@ fn mark_retry(
 }
 
 fn mark_final(
-    conn: &Connection,
+    conn: &Tx<'_>,
     now: i64,
     id: MessageId,
     status: MessageStatus,
@@ -2064,7 +2065,7 @@ fn mark_final(
     let (code, name) = error_columns(error);
     let before = tenant_and_status(conn, id)?;
     let changed = conn
-        .prepare_cached(
+        .cached(
             "UPDATE OR FAIL messages SET status = ?2, error_code = ?3, error_name = ?4, done_at = ?5, \
              attempts = attempts + ?6, updated_at = ?7 \
              WHERE id = ?1 AND status IN ('queued', 'submitted')",
@@ -2093,12 +2094,7 @@ fn mark_final(
 /// Message `id` of `tenant` left `queued` for `to` (its row already says
 /// so): the tenant's queue count, the message's `message_queue` entry and
 /// its reserved credit follow, in the same transaction.
-fn leave_queue(
-    conn: &Connection,
-    id: i64,
-    tenant: &str,
-    to: MessageStatus,
-) -> Result<(), StoreError> {
+fn leave_queue(conn: &Tx<'_>, id: i64, tenant: &str, to: MessageStatus) -> Result<(), StoreError> {
     queue_depth::add(tenant, -1);
     queue_index::left(conn, tenant, id)?;
     left_queue(conn, id, tenant, to)
@@ -2107,11 +2103,11 @@ fn leave_queue(
 /// A message's tenant and status, read before a change whose effect on the
 /// tenant's queue depth depends on the status it had.
 fn tenant_and_status(
-    conn: &Connection,
+    conn: &Tx<'_>,
     id: MessageId,
 ) -> Result<Option<(String, MessageStatus)>, StoreError> {
     let found: Option<(String, String)> = conn
-        .prepare_cached("SELECT tenant, status FROM messages WHERE id = ?1")?
+        .cached("SELECT tenant, status FROM messages WHERE id = ?1")?
         .query_row(params![id.as_i64()], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     found

@@ -32,6 +32,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{ffi, Connection};
 
 use crate::fold::{self, Fold, Link};
+use crate::tx::Tx;
 use crate::StoreError;
 use crate::{listing, queue_depth, receipt_cache};
 
@@ -100,7 +101,7 @@ pub(crate) trait Operation: Send {
     /// Applies the change on the writer connection, inside the open
     /// transaction. Returns false if it failed (its error is kept for `finish`).
     /// May be called again after a rollback: each run replaces the last.
-    fn run(&mut self, conn: &Connection, now_ms: i64) -> bool;
+    fn run(&mut self, conn: &Tx, now_ms: i64) -> bool;
     /// Fails the operation without running it.
     fn reject(&mut self, error: StoreError);
     /// Calls the completion: the operation's own error if it had one, else the
@@ -120,11 +121,11 @@ pub(crate) trait Operation: Send {
 pub(crate) fn job<T, F>(mut work: F, done: Done<T>) -> Job
 where
     T: Send + 'static,
-    F: FnMut(&Connection, i64) -> Result<T, StoreError> + Send + 'static,
+    F: FnMut(&Tx, i64) -> Result<T, StoreError> + Send + 'static,
 {
     linked_job(
         None,
-        move |conn: &Connection, now, _: Option<&Fold>| work(conn, now),
+        move |conn: &Tx, now, _: Option<&Fold>| work(conn, now),
         done,
     )
 }
@@ -134,7 +135,7 @@ where
 pub(crate) fn linked_job<T, F>(link: Option<Link>, work: F, done: Done<T>) -> Job
 where
     T: Send + 'static,
-    F: FnMut(&Connection, i64, Option<&Fold>) -> Result<T, StoreError> + Send + 'static,
+    F: FnMut(&Tx, i64, Option<&Fold>) -> Result<T, StoreError> + Send + 'static,
 {
     Box::new(Op {
         work,
@@ -160,9 +161,9 @@ struct Op<T, F> {
 impl<T, F> Operation for Op<T, F>
 where
     T: Send + 'static,
-    F: FnMut(&Connection, i64, Option<&Fold>) -> Result<T, StoreError> + Send + 'static,
+    F: FnMut(&Tx, i64, Option<&Fold>) -> Result<T, StoreError> + Send + 'static,
 {
-    fn run(&mut self, conn: &Connection, now_ms: i64) -> bool {
+    fn run(&mut self, conn: &Tx, now_ms: i64) -> bool {
         if self.rejected {
             return false;
         }
@@ -234,13 +235,13 @@ fn share_error(error: &rusqlite::Error) -> rusqlite::Error {
     }
 }
 
-fn execute(conn: &Connection, sql: &str) -> Result<(), rusqlite::Error> {
-    conn.prepare_cached(sql)?.execute([])?;
+fn execute(conn: &Tx, sql: &'static str) -> Result<(), rusqlite::Error> {
+    conn.cached(sql)?.execute([])?;
     Ok(())
 }
 
 /// Rolls back the open transaction, if SQLite has not already done so.
-fn rollback(conn: &Connection) {
+fn rollback(conn: &Tx) {
     if !conn.is_autocommit() {
         if let Err(e) = execute(conn, "ROLLBACK") {
             log::error!("store writer: ROLLBACK failed: {e}");
@@ -281,7 +282,7 @@ impl Mark {
 }
 
 /// Rolls back the open transaction, which held `group`.
-fn roll_back_group(conn: &Connection, group: &mut [Job]) {
+fn roll_back_group(conn: &Tx, group: &mut [Job]) {
     rollback(conn);
     Mark::START.undo();
     for job in group {
@@ -371,7 +372,7 @@ fn rolled_back_underneath() -> Step {
 /// succeeds or fails before changing a row ([`Step::Dirty`] otherwise).
 /// `total_changes` counts every row a completed statement (or its
 /// triggers) changed; a statement that fails undoes itself.
-fn run_optimistic(conn: &Connection, job: &mut dyn Operation, now_ms: i64) -> Step {
+fn run_optimistic(conn: &Tx, job: &mut dyn Operation, now_ms: i64) -> Step {
     let before = conn.total_changes();
     let mark = Mark::take();
     if job.run(conn, now_ms) {
@@ -388,7 +389,7 @@ fn run_optimistic(conn: &Connection, job: &mut dyn Operation, now_ms: i64) -> St
 
 /// Runs an operation inside its own savepoint, so a failure undoes exactly
 /// its changes.
-fn run_in_savepoint(conn: &Connection, job: &mut dyn Operation, now_ms: i64) -> Step {
+fn run_in_savepoint(conn: &Tx, job: &mut dyn Operation, now_ms: i64) -> Step {
     if let Err(e) = execute(conn, "SAVEPOINT op") {
         job.reject(StoreError::Sqlite(share_error(&e)));
         return if conn.is_autocommit() {
@@ -416,7 +417,7 @@ fn run_in_savepoint(conn: &Connection, job: &mut dyn Operation, now_ms: i64) -> 
 
 /// Moves the receipt cache's overflow to the durable index, in the open
 /// transaction; returns how many submits it indexed.
-fn spill_receipt_cache(conn: &Connection) -> u64 {
+fn spill_receipt_cache(conn: &Tx) -> u64 {
     receipt_cache::spill_overflow(conn).unwrap_or_else(|e| {
         log::warn!(
             "store writer: cannot index submits awaiting receipts, keeping them in memory: {e}"
@@ -427,7 +428,7 @@ fn spill_receipt_cache(conn: &Connection) -> u64 {
 
 /// Enters the newest messages in `message_list` when a sweep is due, in
 /// the open transaction (see `listing`).
-fn sweep_listing(conn: &Connection) {
+fn sweep_listing(conn: &Tx) {
     let now = Instant::now();
     if listing::due(now) {
         if let Err(e) = listing::sweep(conn, now) {
@@ -439,7 +440,7 @@ fn sweep_listing(conn: &Connection) {
 /// Runs one batch: as few transactions as possible (one unless an operation
 /// fails dirty or SQLite aborts one midway), then every completion, each
 /// after the transaction holding its operation has ended.
-pub(crate) fn commit_batch(conn: &Connection, mut jobs: Vec<Job>, stats: &StatsCounters) {
+pub(crate) fn commit_batch(conn: &Tx, mut jobs: Vec<Job>, stats: &StatsCounters) {
     let now = now_ms();
     // Counted before any answer goes out, so a caller woken by its answer
     // sees its operation in the stats.
@@ -517,6 +518,7 @@ pub(crate) fn commit_batch(conn: &Connection, mut jobs: Vec<Job>, stats: &StatsC
 pub(crate) fn run(conn: Connection, jobs: Receiver<Job>, max_batch: usize, stats: &StatsCounters) {
     let max_batch = max_batch.max(1);
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch.min(4096));
+    let tx = Tx::new(&conn);
     while let Ok(first) = jobs.recv() {
         batch.push(first);
         while batch.len() < max_batch {
@@ -526,12 +528,15 @@ pub(crate) fn run(conn: Connection, jobs: Receiver<Job>, max_batch: usize, stats
             }
         }
         let started = Instant::now();
-        commit_batch(&conn, std::mem::take(&mut batch), stats);
+        commit_batch(&tx, std::mem::take(&mut batch), stats);
         let busy = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         stats.busy_ns.fetch_add(busy, Ordering::Relaxed);
         batch.reserve(max_batch.min(4096));
     }
-    // Closing the connection checkpoints the WAL; report if that fails.
+    // Its statements are finalized first: a connection with statements
+    // still open cannot close. Closing checkpoints the WAL; report if that
+    // fails.
+    drop(tx);
     if let Err((_, e)) = conn.close() {
         log::warn!("store writer: closing the connection failed: {e}");
     }
@@ -547,8 +552,13 @@ mod tests {
         crate::schema::migrated_in_memory()
     }
 
-    fn insert(id: i64) -> impl FnMut(&Connection, i64) -> Result<(), StoreError> + Send {
-        move |conn: &Connection, now: i64| {
+    /// The batch committed on `conn` as the writer thread would.
+    fn commit_batch(conn: &Connection, jobs: Vec<Job>, stats: &StatsCounters) {
+        super::commit_batch(&Tx::new(conn), jobs, stats);
+    }
+
+    fn insert(id: i64) -> impl FnMut(&Tx, i64) -> Result<(), StoreError> + Send {
+        move |conn: &Tx, now: i64| {
             conn.prepare_cached(
                 "INSERT INTO messages (id, tenant, source, destination, body, status, \
                  created_at, updated_at) VALUES (?1, 't', 's', 'd', 'b', 'queued', ?2, ?2)",
@@ -632,7 +642,7 @@ mod tests {
         let conn = connection();
         let stats = StatsCounters::default();
         let (tx, rx) = mpsc::channel();
-        let half_done = |conn: &Connection, now: i64| -> Result<(), StoreError> {
+        let half_done = |conn: &Tx, now: i64| -> Result<(), StoreError> {
             insert(10)(conn, now)?;
             insert(10)(conn, now) // duplicate: fails after the first insert succeeded
         };
@@ -655,7 +665,7 @@ mod tests {
         let depths = queue_depth::Depths::default();
         queue_depth::keep(depths.clone());
         let counted = |id: i64| {
-            move |conn: &Connection, now: i64| -> Result<(), StoreError> {
+            move |conn: &Tx, now: i64| -> Result<(), StoreError> {
                 insert(id)(conn, now)?;
                 queue_depth::add("t", 1);
                 Ok(())
@@ -663,7 +673,7 @@ mod tests {
         };
         // Counts, then fails after writing: the batch is rolled back and
         // replayed with savepoints, and the count is undone with its rows.
-        let half_done = |conn: &Connection, now: i64| -> Result<(), StoreError> {
+        let half_done = |conn: &Tx, now: i64| -> Result<(), StoreError> {
             insert(10)(conn, now)?;
             queue_depth::add("t", 1);
             insert(10)(conn, now)
@@ -685,7 +695,7 @@ mod tests {
         assert_eq!(queue_depth::get("t"), 2);
     }
 
-    type Work = Box<dyn FnMut(&Connection, i64) -> Result<(), StoreError> + Send>;
+    type Work = Box<dyn FnMut(&Tx, i64) -> Result<(), StoreError> + Send>;
 
     /// Commits `works` as one batch; returns whether each succeeded, in
     /// answer order, and how many times they ran in all.
@@ -697,7 +707,7 @@ mod tests {
             .map(|mut work| {
                 let (tx, runs) = (tx.clone(), std::sync::Arc::clone(&runs));
                 job(
-                    move |conn: &Connection, now| {
+                    move |conn: &Tx, now| {
                         runs.fetch_add(1, Ordering::Relaxed);
                         work(conn, now)
                     },
@@ -715,7 +725,7 @@ mod tests {
     fn an_operation_refused_before_writing_anything_is_not_replayed() {
         let conn = connection();
         let stats = StatsCounters::default();
-        let refuse = |_: &Connection, _| Err(StoreError::QuotaExceeded { limit: 1 });
+        let refuse = |_: &Tx, _| Err(StoreError::QuotaExceeded { limit: 1 });
         let (answers, runs) = run_batch(
             &conn,
             &stats,
@@ -731,7 +741,7 @@ mod tests {
         let conn = connection();
         let stats = StatsCounters::default();
         // Inserts 10, then fails on a duplicate: row 10 must not survive.
-        let half_done = |conn: &Connection, now: i64| -> Result<(), StoreError> {
+        let half_done = |conn: &Tx, now: i64| -> Result<(), StoreError> {
             insert(10)(conn, now)?;
             insert(10)(conn, now)
         };
