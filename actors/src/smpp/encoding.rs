@@ -131,6 +131,32 @@ pub fn encode(text: &str) -> Encoded {
     }
 }
 
+/// Whether `text` fits one unsegmented SMS in the coding [`encode_as`]
+/// would give it, counted without encoding it: the usual message is
+/// priced and validated without the two allocations of [`encode_as`] and
+/// [`split`]. False also when `coding` is `Some(Gsm7)` and the text is not
+/// GSM (the encoder reports that).
+pub fn fits_single_part(text: &str, coding: Option<Coding>) -> bool {
+    let gsm_septets = || {
+        text.chars().try_fold(0usize, |n, c| {
+            if gsm_basic(c).is_some() {
+                Some(n + 1)
+            } else {
+                gsm_extension(c).map(|_| n + 2)
+            }
+        })
+    };
+    let ucs2_fits = || text.encode_utf16().count() <= Coding::Ucs2.single_part_limit();
+    match coding {
+        None => match gsm_septets() {
+            Some(septets) => septets <= Coding::Gsm7.single_part_limit(),
+            None => ucs2_fits(),
+        },
+        Some(Coding::Gsm7) => gsm_septets().is_some_and(|n| n <= Coding::Gsm7.single_part_limit()),
+        Some(Coding::Ucs2) => ucs2_fits(),
+    }
+}
+
 /// Encodes `text` in the coding asked for: `None` chooses (GSM when every
 /// character fits, else UCS-2); `Some(Gsm7)` fails when one does not fit.
 pub fn encode_as(text: &str, coding: Option<Coding>) -> Option<Encoded> {
@@ -406,6 +432,33 @@ mod tests {
     fn a_text_that_fits_one_sms_is_one_part() {
         assert_eq!(split(&encode(&"a".repeat(160))).len(), 1);
         assert_eq!(split(&encode(&"ж".repeat(70))).len(), 1);
+    }
+
+    #[test]
+    fn counting_one_part_agrees_with_encoding_and_splitting() {
+        let texts = [
+            String::new(),
+            "a".repeat(160),
+            "a".repeat(161),
+            format!("{}€", "a".repeat(158)),
+            format!("{}€", "a".repeat(159)),
+            "ж".repeat(70),
+            "ж".repeat(71),
+            format!("{}👍", "ж".repeat(68)),
+            format!("{}👍", "ж".repeat(69)),
+            "ok 👍".to_string(),
+            "Hello {world} €5 @home".to_string(),
+        ];
+        for text in &texts {
+            for coding in [None, Some(Coding::Gsm7), Some(Coding::Ucs2)] {
+                let one_part = encode_as(text, coding).is_some_and(|e| split(&e).len() == 1);
+                assert_eq!(
+                    fits_single_part(text, coding),
+                    one_part,
+                    "{text:?} as {coding:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -55,11 +55,8 @@ pub enum PduError {
     },
 }
 
-/// A C-octet string of at most `MAX - 1` ASCII octets.
-pub fn c_string<const MIN: usize, const MAX: usize>(
-    field: &'static str,
-    value: &str,
-) -> Result<COctetString<MIN, MAX>, PduError> {
+/// Checks what [`c_string`] checks, without building the string.
+fn check_c_string<const MAX: usize>(field: &'static str, value: &str) -> Result<(), PduError> {
     if value.len() > MAX - 1 {
         return Err(PduError::TooLong {
             field,
@@ -69,6 +66,15 @@ pub fn c_string<const MIN: usize, const MAX: usize>(
     if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return Err(PduError::NotAscii { field });
     }
+    Ok(())
+}
+
+/// A C-octet string of at most `MAX - 1` ASCII octets.
+pub fn c_string<const MIN: usize, const MAX: usize>(
+    field: &'static str,
+    value: &str,
+) -> Result<COctetString<MIN, MAX>, PduError> {
+    check_c_string::<MAX>(field, value)?;
     COctetString::from_vec([value.as_bytes(), &[0]].concat())
         .map_err(|_| PduError::NotAscii { field })
 }
@@ -143,8 +149,15 @@ pub fn bind(params: &BindParams) -> Result<Pdu, PduError> {
 /// up to 8 digits is a short code (TON 0 unknown, NPI 1); anything else is
 /// an alphanumeric sender (TON 5, NPI 0).
 fn address(field: &'static str, value: &str) -> Result<(Ton, Npi, COctetString<1, 21>), PduError> {
+    let (ton, npi, raw) = address_fields(value);
+    Ok((ton, npi, c_string::<1, 21>(field, raw)?))
+}
+
+/// TON, NPI and the address octets (without a leading `+`), as
+/// [`address`] guesses them.
+fn address_fields(value: &str) -> (Ton, Npi, &str) {
     let digits = value.strip_prefix('+').unwrap_or(value);
-    let (ton, npi, raw) = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         if digits.len() > 8 {
             (Ton::International, Npi::Isdn, digits)
         } else {
@@ -152,8 +165,7 @@ fn address(field: &'static str, value: &str) -> Result<(Ton, Npi, COctetString<1
         }
     } else {
         (Ton::Alphanumeric, Npi::Unknown, value)
-    };
-    Ok((ton, npi, c_string::<1, 21>(field, raw)?))
+    }
 }
 
 /// A submit_sm service_type (SMPP 3.4 §5.2.11): at most 5 printable
@@ -294,6 +306,9 @@ pub fn encode_message(
 
 /// How many SMS parts a text takes (for validation and pricing).
 pub fn part_count(text: &str, coding: Option<encoding::Coding>) -> Result<usize, PduError> {
+    if encoding::fits_single_part(text, coding) {
+        return Ok(1);
+    }
     encode_message(text, coding).map(|(_, parts)| parts.len())
 }
 
@@ -435,9 +450,8 @@ pub struct Times {
 
 /// Checks that source and destination are valid SMPP addresses.
 pub fn validate_addresses(source: &str, destination: &str) -> Result<(), PduError> {
-    address("source_addr", source)?;
-    address("destination_addr", destination)?;
-    Ok(())
+    check_c_string::<21>("source_addr", address_fields(source).2)?;
+    check_c_string::<21>("destination_addr", address_fields(destination).2)
 }
 
 /// A deliver_sm as we use it: either a delivery receipt or a mobile
@@ -690,6 +704,29 @@ mod tests {
             .esm_class(EsmClass::from(esm))
             .short_message(OctetString::from_vec(text.as_bytes().to_vec()).unwrap())
             .build()
+    }
+
+    #[test]
+    fn validating_addresses_refuses_exactly_what_building_them_refuses() {
+        let long_alpha = "A".repeat(21);
+        let long_digits = format!("+{}", "1".repeat(21));
+        for value in [
+            "+447700900123",
+            "12345",
+            "Acme",
+            "",
+            "tab\there",
+            "Café",
+            long_alpha.as_str(),
+            long_digits.as_str(),
+            &"9".repeat(20),
+        ] {
+            assert_eq!(
+                validate_addresses(value, "+447700900123").is_ok(),
+                address("source_addr", value).is_ok(),
+                "{value:?}"
+            );
+        }
     }
 
     #[test]
