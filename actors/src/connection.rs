@@ -148,6 +148,8 @@ pub struct Connection {
     acks: Option<Coalescer<DeliverAck>>,
     /// `[tenant/channel#session]`, the start of this session's log lines.
     log_prefix: Arc<str>,
+    /// The channel's name, shared with every store write that names it.
+    channel_name: Arc<str>,
 }
 
 impl Connection {
@@ -165,6 +167,7 @@ impl Connection {
     ) -> Self {
         let rate = AdaptiveRate::new(channel.submits_per_second, Instant::now());
         let log_prefix = format!("[{tenant}/{}#{session_no}]", channel.name).into();
+        let channel_name = channel.name.as_str().into();
         Self {
             slot,
             tenant,
@@ -184,6 +187,7 @@ impl Connection {
             was_bound: false,
             acks: None,
             log_prefix,
+            channel_name,
         }
     }
 
@@ -446,9 +450,9 @@ impl Connection {
             .map(|i| self.channel.id_bases.submit_key(i))
             .collect();
         self.store.mark_submitted_parts(
-            &self.tenant,
+            Arc::clone(&self.tenant),
             id,
-            &self.channel.name,
+            Arc::clone(&self.channel_name),
             ids,
             Box::new(move |res| match res {
                 // A receipt that overtook this response was applied now.
@@ -500,15 +504,16 @@ impl Connection {
                         name: stat.unwrap_or_else(|| receipt::stat_word(status).to_string()),
                     }),
                 };
-                let smsc_message_id = self.channel.id_bases.receipt_key(&smsc_message_id);
+                let smsc_message_id: Arc<str> =
+                    self.channel.id_bases.receipt_key(&smsc_message_id).into();
                 let stats = self.stats.clone();
                 let prefix = self.log_prefix();
-                let id_for_log = smsc_message_id.clone();
+                let id_for_log = Arc::clone(&smsc_message_id);
                 let event_error = error.clone();
                 self.store.apply_receipt(
                     Receipt {
-                        tenant: self.tenant.to_string(),
-                        channel: self.channel.name.clone(),
+                        tenant: Arc::clone(&self.tenant),
+                        channel: Arc::clone(&self.channel_name),
                         smsc_message_id,
                         status,
                         error,

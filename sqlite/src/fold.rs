@@ -39,9 +39,9 @@ use crate::writer::Job;
 /// What a receipt is matched by: (tenant, channel, SMSC message id).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Key {
-    pub(crate) tenant: String,
-    pub(crate) channel: String,
-    pub(crate) smsc_message_id: String,
+    pub(crate) tenant: Arc<str>,
+    pub(crate) channel: Arc<str>,
+    pub(crate) smsc_message_id: Arc<str>,
 }
 
 /// A writer job's part in a pairing.

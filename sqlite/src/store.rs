@@ -705,9 +705,9 @@ impl Store {
     /// else `None`.
     pub fn mark_submitted(
         &self,
-        tenant: &str,
+        tenant: impl Into<Arc<str>>,
         id: MessageId,
-        channel: &str,
+        channel: impl Into<Arc<str>>,
         smsc_message_id: &str,
         done: Done<Option<MessageStatus>>,
     ) {
@@ -719,26 +719,29 @@ impl Store {
     /// `message_parts` (replacing those of an earlier attempt) and the
     /// message's own `smsc_message_id` stays empty, so each receipt matches
     /// its part; the message becomes final when every part is.
+    ///
+    /// `tenant` and `channel` are shared (`Arc<str>`), not copied: a
+    /// connection passes its own, so a submit costs no string copies.
     pub fn mark_submitted_parts(
         &self,
-        tenant: &str,
+        tenant: impl Into<Arc<str>>,
         id: MessageId,
-        channel: &str,
+        channel: impl Into<Arc<str>>,
         smsc_message_ids: Vec<String>,
         done: Done<Option<MessageStatus>>,
     ) {
+        let (tenant, channel): (Arc<str>, Arc<str>) = (tenant.into(), channel.into());
         let link = match smsc_message_ids.as_slice() {
             [single] => Some(Link::new(
                 Role::Submit,
                 fold::Key {
-                    tenant: tenant.to_owned(),
-                    channel: channel.to_owned(),
-                    smsc_message_id: single.clone(),
+                    tenant: Arc::clone(&tenant),
+                    channel: Arc::clone(&channel),
+                    smsc_message_id: single.as_str().into(),
                 },
             )),
             _ => None,
         };
-        let (tenant, channel) = (tenant.to_owned(), channel.to_owned());
         let closed = Arc::clone(&self.inner.closed);
         let work = move |conn: &Tx<'_>, now, fold: Option<&Fold>| {
             // Its receipt would be refused: write only the submit.

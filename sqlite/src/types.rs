@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// Opaque message id. Internally an i64 (the SQLite rowid), time-ordered:
 /// `(unix_ms << 16) | counter`.
@@ -181,8 +182,8 @@ pub struct Balance {
 /// [`Store::insert_message`](crate::Store::insert_message)).
 #[derive(Debug, Clone)]
 pub struct NewMessage {
-    /// Owner; every read is scoped by it.
-    pub tenant: String,
+    /// Owner; every read is scoped by it. Shared, not copied, per message.
+    pub tenant: Arc<str>,
     /// Sender address.
     pub source: String,
     /// Recipient address.
@@ -315,11 +316,11 @@ pub struct QueuedMessage {
 #[derive(Debug, Clone)]
 pub struct Receipt {
     /// The tenant whose channel received it.
-    pub tenant: String,
+    pub tenant: Arc<str>,
     /// The channel (SMPP session group) it arrived on.
-    pub channel: String,
+    pub channel: Arc<str>,
     /// The SMSC's id for the message (`id:` / receipted_message_id).
-    pub smsc_message_id: String,
+    pub smsc_message_id: Arc<str>,
     /// The outcome it reports.
     pub status: MessageStatus,
     /// The error it reports, if any.

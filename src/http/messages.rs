@@ -78,7 +78,7 @@ impl SendRequest {
             send_at_ms: self.send_at_ms,
         };
         let message = NewMessage {
-            tenant: tenant.id.to_string(),
+            tenant: std::sync::Arc::clone(&tenant.id),
             source: self.from,
             destination: self.to,
             text: self.text,
