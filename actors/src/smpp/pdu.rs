@@ -11,6 +11,12 @@ use rusmpp::values::{
 };
 use rusmpp::Pdu;
 
+// PDU fields are built with `from_bytes(Bytes::from(vec))`, not
+// `from_vec(vec)`: rusmpp's `from_vec` wraps the vector in `Bytes::from_owner`,
+// one more allocation per field, while `Bytes::from` a vector of exact
+// capacity (what `concat` and the encoders give) takes it as it is.
+use bytes::Bytes;
+
 use super::encoding::{self, DefaultAlphabet, Encoded};
 use super::receipt::{self, ReceiptState};
 use super::session::BindMode;
@@ -75,7 +81,7 @@ pub fn c_string<const MIN: usize, const MAX: usize>(
     value: &str,
 ) -> Result<COctetString<MIN, MAX>, PduError> {
     check_c_string::<MAX>(field, value)?;
-    COctetString::from_vec([value.as_bytes(), &[0]].concat())
+    COctetString::from_bytes(Bytes::from([value.as_bytes(), &[0]].concat()))
         .map_err(|_| PduError::NotAscii { field })
 }
 
@@ -294,14 +300,20 @@ pub fn encode_message(
     coding: Option<encoding::Coding>,
 ) -> Result<(Encoded, Vec<Vec<u8>>), PduError> {
     let encoded = encoding::encode_as(text, coding).ok_or(PduError::NotGsm)?;
-    let parts = encoding::split(&encoded);
+    let parts = split_checked(&encoded)?;
+    Ok((encoded, parts))
+}
+
+/// [`encoding::split`], refusing more than [`encoding::MAX_PARTS`].
+fn split_checked(encoded: &Encoded) -> Result<Vec<Vec<u8>>, PduError> {
+    let parts = encoding::split(encoded);
     if parts.len() > encoding::MAX_PARTS {
         return Err(PduError::TooManyParts {
             parts: parts.len(),
             max: encoding::MAX_PARTS,
         });
     }
-    Ok((encoded, parts))
+    Ok(parts)
 }
 
 /// How many SMS parts a text takes (for validation and pricing).
@@ -327,8 +339,7 @@ pub fn submit_sm_parts(
 ) -> Result<Vec<SubmitSm>, PduError> {
     use rusmpp::tlvs::MessageSubmissionRequestTlvValue as Tlv;
 
-    let (encoded, parts) = encode_message(text, coding)?;
-    let total = parts.len() as u8;
+    let encoded = encoding::encode_as(text, coding).ok_or(PduError::NotGsm)?;
     let data_coding = encoded.coding.data_coding();
     // GSM 03.38 septets, recoded for an SMSC whose default alphabet is
     // another; never longer than before (one octet per character).
@@ -351,7 +362,21 @@ pub fn submit_sm_parts(
         sm.esm_class = EsmClass::from(0x00);
         Ok(sm)
     };
-    if total > 1 && shape.long_messages == LongMessages::Payload {
+    let short_message = |body: Vec<u8>| {
+        OctetString::from_bytes(Bytes::from(body)).map_err(|_| PduError::TooLong {
+            field: "short_message",
+            max: 254,
+        })
+    };
+    if encoded.units <= encoded.coding.single_part_limit() {
+        // The usual case: one PDU, the encoded text moved into it.
+        let mut sm = new_sm()?;
+        sm.set_short_message(short_message(recode(encoded.bytes))?);
+        return Ok(vec![sm]);
+    }
+    let parts = split_checked(&encoded)?;
+    let total = parts.len() as u8;
+    if shape.long_messages == LongMessages::Payload {
         let mut sm = new_sm()?;
         sm.push_tlv(Tlv::MessagePayload(rusmpp::values::MessagePayload::new(
             rusmpp::types::AnyOctetString::from_vec(recode(encoded.bytes)),
@@ -365,7 +390,6 @@ pub fn submit_sm_parts(
             let mut sm = new_sm()?;
             let sequence = i as u8 + 1;
             let body = match shape.long_messages {
-                _ if total == 1 => recode(payload),
                 LongMessages::Udh => {
                     sm.esm_class = EsmClass::from(0x40);
                     let udh = encoding::concat_udh(reference as u8, total, sequence);
@@ -379,11 +403,7 @@ pub fn submit_sm_parts(
                     recode(payload)
                 }
             };
-            let short_message = OctetString::from_vec(body).map_err(|_| PduError::TooLong {
-                field: "short_message",
-                max: 254,
-            })?;
-            sm.set_short_message(short_message);
+            sm.set_short_message(short_message(body)?);
             Ok(sm)
         })
         .collect()
@@ -403,10 +423,11 @@ pub fn submit_sm(
     let (dst_ton, dst_npi, dst) = address("destination_addr", destination)?;
     let encoded = encode_single_part(text)?;
     let validity = smpp_time("validity_period", validity_until_ms)?;
-    let short_message = OctetString::from_vec(encoded.bytes).map_err(|_| PduError::TooLong {
-        field: "short_message",
-        max: 254,
-    })?;
+    let short_message =
+        OctetString::from_bytes(Bytes::from(encoded.bytes)).map_err(|_| PduError::TooLong {
+            field: "short_message",
+            max: 254,
+        })?;
     Ok(SubmitSm::builder()
         .service_type(ServiceType::default())
         .source_addr_ton(src_ton)
@@ -431,9 +452,9 @@ fn smpp_time(
     ms: Option<i64>,
 ) -> Result<EmptyOrFullCOctetString<17>, PduError> {
     match ms {
-        Some(ms) => EmptyOrFullCOctetString::from_vec(
+        Some(ms) => EmptyOrFullCOctetString::from_bytes(Bytes::from(
             [super::time::smpp_absolute(ms).as_bytes(), &[0]].concat(),
-        )
+        ))
         .map_err(|_| PduError::NotAscii { field }),
         None => Ok(EmptyOrFullCOctetString::empty()),
     }

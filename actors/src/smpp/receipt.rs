@@ -33,17 +33,15 @@ pub enum ReceiptState {
 /// Parses the receipt text. `None` when there is no `id:` at all (then the
 /// deliver_sm is not a receipt we can match).
 pub fn parse_receipt_text(text: &str) -> Option<ReceiptText> {
-    let lower = text.to_ascii_lowercase();
     // Everything from "text:" on is the original message, never parsed.
-    let end = lower.find("text:").unwrap_or(lower.len());
+    let end = find_ignoring_case(text, "text:", 0).unwrap_or(text.len());
     let head = &text[..end];
-    let head_lower = &lower[..end];
-    let id = field(head, head_lower, "id:")?;
+    let id = field(head, "id:")?;
     if id.is_empty() {
         return None;
     }
-    let stat = field(head, head_lower, "stat:").map(|s| s.to_ascii_uppercase());
-    let err = field(head, head_lower, "err:").and_then(|e| e.parse::<u32>().ok());
+    let stat = field(head, "stat:").map(|s| s.to_ascii_uppercase());
+    let err = field(head, "err:").and_then(|e| e.parse::<u32>().ok());
     Some(ReceiptText {
         id: id.to_string(),
         stat,
@@ -53,11 +51,10 @@ pub fn parse_receipt_text(text: &str) -> Option<ReceiptText> {
 
 /// Value right after `key` (matched case-insensitively at a word start) up
 /// to the next whitespace.
-fn field<'a>(text: &'a str, lower: &str, key: &str) -> Option<&'a str> {
+fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     let mut from = 0;
-    while let Some(pos) = lower[from..].find(key) {
-        let at = from + pos;
-        let at_word_start = at == 0 || lower.as_bytes()[at - 1].is_ascii_whitespace();
+    while let Some(at) = find_ignoring_case(text, key, from) {
+        let at_word_start = at == 0 || text.as_bytes()[at - 1].is_ascii_whitespace();
         if at_word_start {
             // The value starts right after the colon: "id: stat:X" has an
             // empty id, not the id "stat:X".
@@ -68,6 +65,16 @@ fn field<'a>(text: &'a str, lower: &str, key: &str) -> Option<&'a str> {
         from = at + key.len();
     }
     None
+}
+
+/// Where `key` (lowercase ASCII) first occurs in `text` at or after byte
+/// `from`, ignoring ASCII case: what `find` on a lowercased copy gives,
+/// without the copy. A match is ASCII, so it starts and ends on character
+/// boundaries.
+fn find_ignoring_case(text: &str, key: &str, from: usize) -> Option<usize> {
+    let (haystack, key) = (text.as_bytes(), key.as_bytes());
+    let last = haystack.len().checked_sub(key.len())?;
+    (from..=last).find(|&at| haystack[at..at + key.len()].eq_ignore_ascii_case(key))
 }
 
 /// Maps the `stat:` word of a receipt text.
@@ -242,6 +249,17 @@ mod tests {
         assert_eq!(r.id, "9");
         assert_eq!(r.stat.as_deref(), Some("UNDELIV"));
         assert_eq!(r.err, Some(34));
+    }
+
+    #[test]
+    fn non_ascii_text_around_the_fields_is_skipped_safely() {
+        let r = parse_receipt_text("Ünïcode ID:Ab9 ßtat:x STAT:delivrd ERR:7 text:идентификатор")
+            .unwrap();
+        assert_eq!(r.id, "Ab9");
+        assert_eq!(r.stat.as_deref(), Some("DELIVRD"));
+        assert_eq!(r.err, Some(7));
+        assert!(parse_receipt_text("éid:1 ñ").is_none(), "id: inside a word");
+        assert!(parse_receipt_text("ид").is_none());
     }
 
     #[test]
