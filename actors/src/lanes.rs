@@ -201,7 +201,7 @@ mod tests {
             id: MessageId(id),
             source: "s".into(),
             destination: "d".into(),
-            text: format!("{id}"),
+            text: format!("{id}").into(),
             attempts: 0,
             parts: 1,
             data_coding: None,

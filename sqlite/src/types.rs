@@ -185,11 +185,11 @@ pub struct NewMessage {
     /// Owner; every read is scoped by it. Shared, not copied, per message.
     pub tenant: Arc<str>,
     /// Sender address.
-    pub source: String,
+    pub source: Arc<str>,
     /// Recipient address.
-    pub destination: String,
+    pub destination: Arc<str>,
     /// Message text.
-    pub text: String,
+    pub text: Arc<str>,
     /// Queue lane.
     pub priority: Priority,
     /// Not to be submitted after this time (unix ms).
@@ -292,12 +292,13 @@ pub struct MessageRecord {
 pub struct QueuedMessage {
     /// Its id.
     pub id: MessageId,
-    /// Sender address.
-    pub source: String,
+    /// Sender address. The strings are shared with the row inserted for
+    /// it and with every copy the supervisor keeps, not copied.
+    pub source: Arc<str>,
     /// Recipient address.
-    pub destination: String,
+    pub destination: Arc<str>,
     /// Message text.
-    pub text: String,
+    pub text: Arc<str>,
     /// Attempts so far, for retry policy.
     pub attempts: u32,
     /// SMS parts it takes (window slots it needs).

@@ -80,9 +80,9 @@ fn a_message_is_readable_after_insert_completes() {
     let got = store.get_message("acme", id).unwrap().unwrap();
     assert_eq!(got.id, id);
     assert_eq!(got.tenant, "acme");
-    assert_eq!(got.source, m.source);
-    assert_eq!(got.destination, m.destination);
-    assert_eq!(got.text, m.text);
+    assert_eq!(*got.source, *m.source);
+    assert_eq!(*got.destination, *m.destination);
+    assert_eq!(*got.text, *m.text);
     assert_eq!(got.status, MessageStatus::Queued);
     assert_eq!(got.channel, None);
     assert_eq!(got.smsc_message_id, None);

@@ -6,6 +6,7 @@
 //! on the writer thread, in commit order — tells the tenant's supervisor
 //! that work arrived.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -46,9 +47,9 @@ const MAX_VALIDITY_S: i64 = 366 * 24 * 3600;
 /// A validated send request.
 #[derive(Debug)]
 pub(crate) struct SendRequest {
-    to: String,
-    from: String,
-    text: String,
+    to: Arc<str>,
+    from: Arc<str>,
+    text: Arc<str>,
     priority: Priority,
     validity_until_ms: Option<i64>,
     send_at_ms: Option<i64>,
@@ -67,9 +68,9 @@ impl SendRequest {
         let parts = self.parts;
         let queued = QueuedMessage {
             id: MessageId(0),
-            source: self.from.clone(),
-            destination: self.to.clone(),
-            text: self.text.clone(),
+            source: Arc::clone(&self.from),
+            destination: Arc::clone(&self.to),
+            text: Arc::clone(&self.text),
             attempts: 0,
             parts,
             data_coding: self.coding.map(Coding::data_coding),
@@ -78,7 +79,7 @@ impl SendRequest {
             send_at_ms: self.send_at_ms,
         };
         let message = NewMessage {
-            tenant: std::sync::Arc::clone(&tenant.id),
+            tenant: Arc::clone(&tenant.id),
             source: self.from,
             destination: self.to,
             text: self.text,
@@ -353,7 +354,7 @@ impl Fields for Borrowed<'_> {
     }
 }
 
-fn required_string(body: &impl Fields, field: &str) -> Result<String, Problem> {
+fn required_string(body: &impl Fields, field: &str) -> Result<Arc<str>, Problem> {
     match body.string(field) {
         Ok(None) => Err(Problem::invalid_field(
             field,
@@ -363,7 +364,7 @@ fn required_string(body: &impl Fields, field: &str) -> Result<String, Problem> {
             field,
             format!("'{field}' must not be empty"),
         )),
-        Ok(Some(s)) => Ok(s.to_owned()),
+        Ok(Some(s)) => Ok(s.into()),
         Err(()) => Err(Problem::invalid_field(
             field,
             format!("'{field}' must be a string"),
@@ -959,10 +960,14 @@ mod tests {
             assert_eq!(both_ways(body).0, None, "{body}");
         }
         let escaped = parse_send(r#"{"to":"4917","from":"ACME","text":"a\n\u00e9"}"#.as_bytes());
-        assert_eq!(escaped.unwrap().text, "a\n\u{e9}");
+        assert_eq!(&*escaped.unwrap().text, "a\n\u{e9}");
         let repeated =
             parse_send(r#"{"to":"4917","from":"ACME","text":"a","text":"b"}"#.as_bytes());
-        assert_eq!(repeated.unwrap().text, "b", "the last one wins, as before");
+        assert_eq!(
+            &*repeated.unwrap().text,
+            "b",
+            "the last one wins, as before"
+        );
     }
 
     #[test]
@@ -995,6 +1000,6 @@ mod tests {
         let r =
             parse_send(r#"{"to":"+4917012345","from":"ACME","text":"Hello {world}"}"#.as_bytes())
                 .unwrap();
-        assert_eq!(r.to, "+4917012345");
+        assert_eq!(&*r.to, "+4917012345");
     }
 }
