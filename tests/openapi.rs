@@ -60,11 +60,12 @@ fn registered_routes() -> BTreeSet<(String, String)> {
             resource = rest.split('"').next().map(str::to_string);
         }
         for method in METHODS {
-            if line.contains(&format!(".route(web::{method}()")) {
+            let upper = method.to_uppercase();
+            if line.contains(&format!(".route(on(Method::{upper})")) {
                 let path = resource
                     .clone()
                     .unwrap_or_else(|| panic!("a route before any resource: {line}"));
-                routes.insert((method.to_uppercase(), path));
+                routes.insert((upper, path));
             }
         }
     }

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix_web::http::header::HeaderName;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 use smppd_actors::smpp::encoding::Coding;
@@ -171,7 +172,9 @@ pub(crate) fn accepted_json(id: MessageId, client_ref: Option<&str>) -> Value {
 
 /// `Idempotency-Key`: 1 to 255 printable ASCII characters.
 pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, Problem> {
-    let Some(value) = req.headers().get("idempotency-key") else {
+    // A constant name: looking up by `&str` parses (and copies) it first.
+    const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+    let Some(value) = req.headers().get(&IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
     match value.to_str() {

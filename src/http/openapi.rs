@@ -175,17 +175,17 @@ const META_ROUTES: [(&str, &str); 3] = [
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/openapi.json")
-            .route(web::get().to(openapi_json))
+            .route(super::on(actix_web::http::Method::GET).to(openapi_json))
             .default_service(web::to(super::not_allowed)),
     )
     .service(
         web::resource("/docs")
-            .route(web::get().to(docs_root))
+            .route(super::on(actix_web::http::Method::GET).to(docs_root))
             .default_service(web::to(super::not_allowed)),
     )
     .service(
         web::resource("/docs/{file:.*}")
-            .route(web::get().to(docs_file))
+            .route(super::on(actix_web::http::Method::GET).to(docs_file))
             .default_service(web::to(super::not_allowed)),
     );
 }
