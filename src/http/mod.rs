@@ -26,26 +26,40 @@ pub const MAX_BATCH_BODY: usize = 2 * 1024 * 1024;
 
 /// Reads a request body, refusing more than [`MAX_BODY`] bytes with a
 /// problem document (actix's own limit answers in plain text).
-pub async fn read_body(payload: web::Payload) -> Result<web::BytesMut, Problem> {
+pub async fn read_body(payload: web::Payload) -> Result<web::Bytes, Problem> {
     read_body_up_to(payload, MAX_BODY).await
 }
 
 /// [`read_body`] with another limit.
+///
+/// A body that arrives in one chunk (a message's, almost always) is that
+/// chunk, not a copy of it; only a second chunk starts a buffer.
 pub async fn read_body_up_to(
     mut payload: web::Payload,
     limit: usize,
-) -> Result<web::BytesMut, Problem> {
+) -> Result<web::Bytes, Problem> {
     use futures_util::StreamExt;
-    let mut body = web::BytesMut::new();
+    let mut first = web::Bytes::new();
+    let mut joined: Option<web::BytesMut> = None;
     while let Some(chunk) = payload.next().await {
         let chunk = chunk
             .map_err(|e| Problem::malformed_body(format!("the body could not be read: {e}")))?;
-        if body.len() + chunk.len() > limit {
+        let read = joined.as_ref().map_or(first.len(), |b| b.len());
+        if read + chunk.len() > limit {
             return Err(Problem::too_large(limit));
         }
-        body.extend_from_slice(&chunk);
+        match &mut joined {
+            Some(body) => body.extend_from_slice(&chunk),
+            None if first.is_empty() => first = chunk,
+            None => {
+                let mut body = web::BytesMut::with_capacity(first.len() + chunk.len());
+                body.extend_from_slice(&first);
+                body.extend_from_slice(&chunk);
+                joined = Some(body);
+            }
+        }
     }
-    Ok(body)
+    Ok(joined.map_or(first, web::BytesMut::freeze))
 }
 
 /// Runs a read of the caller's data on actix's blocking pool. A store
@@ -238,4 +252,47 @@ async fn not_allowed(req: HttpRequest) -> HttpResponse {
 
 async fn not_found() -> Result<HttpResponse, Problem> {
     Err(Problem::not_found("no such path"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::{dev, FromRequest};
+
+    /// Reads a body that arrives in `chunks`, as a client streaming it would
+    /// send it.
+    async fn read(chunks: &[&'static [u8]], limit: usize) -> Result<web::Bytes, Problem> {
+        let chunks: Vec<Result<web::Bytes, actix_web::error::PayloadError>> = chunks
+            .iter()
+            .map(|c| Ok(web::Bytes::from_static(c)))
+            .collect();
+        let stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>> =
+            Box::pin(futures_util::stream::iter(chunks));
+        let mut payload = dev::Payload::Stream { payload: stream };
+        let req = actix_web::test::TestRequest::default().to_http_request();
+        let payload = web::Payload::from_request(&req, &mut payload)
+            .await
+            .expect("a payload");
+        read_body_up_to(payload, limit).await
+    }
+
+    #[actix_web::rt::test]
+    async fn a_body_in_several_chunks_is_read_whole_and_in_order() {
+        let whole = read(&[b"{\"a\":", b"1", b"}"], 100).await.unwrap();
+        assert_eq!(&whole[..], b"{\"a\":1}");
+        assert_eq!(&read(&[b"one"], 100).await.unwrap()[..], b"one");
+        assert_eq!(&read(&[b"", b"x", b""], 100).await.unwrap()[..], b"x");
+        assert!(read(&[], 100).await.unwrap().is_empty());
+    }
+
+    #[actix_web::rt::test]
+    async fn a_body_over_the_limit_is_refused_whichever_chunk_crosses_it() {
+        assert_eq!(read(&[b"12345", b"6"], 5).await.unwrap_err().status, 413);
+        assert_eq!(read(&[b"123456"], 5).await.unwrap_err().status, 413);
+        assert_eq!(
+            read(&[b"1", b"2", b"3456"], 5).await.unwrap_err().status,
+            413
+        );
+        assert_eq!(&read(&[b"12", b"345"], 5).await.unwrap()[..], b"12345");
+    }
 }
