@@ -352,14 +352,8 @@ mod tests {
         crate::schema::migrated_in_memory()
     }
 
-    fn submitted(conn: &Connection, id: i64, smsc_id: &str) {
-        conn.execute(
-            "INSERT INTO messages (id, tenant, source, destination, body, status, channel, \
-             smsc_message_id, created_at, updated_at) \
-             VALUES (?1, 'acme', 's', 'd', 'b', 'submitted', 'main', ?2, 1, 1)",
-            params![id, smsc_id],
-        )
-        .unwrap();
+    /// `remember`s message `id` of acme/main under `smsc_id`, not done.
+    fn remember_message(conn: &Connection, smsc_id: &str, id: i64) {
         remember(
             &Tx::new(conn),
             "acme",
@@ -369,6 +363,17 @@ mod tests {
             false,
         )
         .unwrap();
+    }
+
+    fn submitted(conn: &Connection, id: i64, smsc_id: &str) {
+        conn.execute(
+            "INSERT INTO messages (id, tenant, source, destination, body, status, channel, \
+             smsc_message_id, created_at, updated_at) \
+             VALUES (?1, 'acme', 's', 'd', 'b', 'submitted', 'main', ?2, 1, 1)",
+            params![id, smsc_id],
+        )
+        .unwrap();
+        remember_message(conn, smsc_id, id);
     }
 
     /// What the cache holds for `smsc_id` of `tenant` on `channel`.
@@ -391,15 +396,7 @@ mod tests {
     #[test]
     fn a_remembered_submit_is_found_only_under_its_own_tenant_and_channel() {
         let conn = connection();
-        remember(
-            &Tx::new(&conn),
-            "acme",
-            "main",
-            "x1",
-            Target::message(7),
-            false,
-        )
-        .unwrap();
+        remember_message(&conn, "x1", 7);
         assert_eq!(target("acme", "main", "x1"), Some(Target::message(7)));
         assert_eq!(target("other", "main", "x1"), None);
         assert_eq!(target("acme", "backup", "x1"), None);
@@ -418,35 +415,11 @@ mod tests {
     #[test]
     fn rolling_back_restores_the_cache_as_it_was_at_the_mark() {
         let conn = connection();
-        remember(
-            &Tx::new(&conn),
-            "acme",
-            "main",
-            "a",
-            Target::message(1),
-            false,
-        )
-        .unwrap();
+        remember_message(&conn, "a", 1);
         committed();
         let mark = mark();
-        remember(
-            &Tx::new(&conn),
-            "acme",
-            "main",
-            "a",
-            Target::message(2),
-            false,
-        )
-        .unwrap();
-        remember(
-            &Tx::new(&conn),
-            "acme",
-            "main",
-            "b",
-            Target::message(3),
-            false,
-        )
-        .unwrap();
+        remember_message(&conn, "a", 2);
+        remember_message(&conn, "b", 3);
         finished(lookup("acme", "main", "b"), Target::message(3));
         undo_to(mark);
         assert_eq!(target("acme", "main", "a"), Some(Target::message(1)));

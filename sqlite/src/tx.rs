@@ -138,6 +138,13 @@ mod tests {
         conn
     }
 
+    fn count(tx: &Tx) -> i64 {
+        tx.cached(COUNT)
+            .unwrap()
+            .query_row([], |r| r.get(0))
+            .unwrap()
+    }
+
     #[test]
     fn a_statement_is_prepared_once_and_reused() {
         let conn = connection();
@@ -146,12 +153,7 @@ mod tests {
             tx.cached(INSERT).unwrap().execute([v]).unwrap();
         }
         assert_eq!(tx.statements.borrow().len(), 1);
-        let count: i64 = tx
-            .cached(COUNT)
-            .unwrap()
-            .query_row([], |r| r.get(0))
-            .unwrap();
-        assert_eq!(count, 3);
+        assert_eq!(count(&tx), 3);
         assert_eq!(tx.statements.borrow().len(), 2);
     }
 
@@ -183,11 +185,6 @@ mod tests {
         tx.cached(INSERT).unwrap().execute([1]).unwrap();
         assert!(tx.cached(INSERT).unwrap().execute([1]).is_err());
         tx.cached(INSERT).unwrap().execute([2]).unwrap();
-        let count: i64 = tx
-            .cached(COUNT)
-            .unwrap()
-            .query_row([], |r| r.get(0))
-            .unwrap();
-        assert_eq!(count, 2);
+        assert_eq!(count(&tx), 2);
     }
 }
