@@ -460,6 +460,17 @@ fn migration_error(reason: &str, source: rusqlite::Error) -> StoreError {
 mod tests {
     use super::*;
 
+    /// A database file as version `version` of smppd left it.
+    fn at_version(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for script in &MIGRATIONS[..version] {
+            conn.execute_batch(script).unwrap();
+        }
+        conn.pragma_update(None, "user_version", version as i64)
+            .unwrap();
+        conn
+    }
+
     #[test]
     fn a_fresh_database_is_migrated_to_the_latest_version() {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -486,11 +497,7 @@ mod tests {
 
     #[test]
     fn a_version_20_file_keeps_its_queued_messages_in_the_queue() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        for script in &MIGRATIONS[..20] {
-            conn.execute_batch(script).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 20).unwrap();
+        let mut conn = at_version(20);
         conn.execute_batch(
             "INSERT INTO messages (id, tenant, source, destination, body, status, priority,
                                    created_at, updated_at)
@@ -520,11 +527,7 @@ mod tests {
 
     #[test]
     fn a_version_12_file_keeps_its_submitted_messages_findable_by_smsc_id() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        for script in &MIGRATIONS[..12] {
-            conn.execute_batch(script).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 12).unwrap();
+        let mut conn = at_version(12);
         conn.execute(
             "INSERT INTO messages (id, tenant, source, destination, body, status, channel, \
              smsc_message_id, created_at, updated_at) \
@@ -555,11 +558,7 @@ mod tests {
 
     #[test]
     fn a_version_15_file_lists_every_submitted_message_by_when_its_receipt_wait_began() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        for script in &MIGRATIONS[..15] {
-            conn.execute_batch(script).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 15).unwrap();
+        let mut conn = at_version(15);
         // One only the receipt cache knew, one already in the SMSC-id
         // index, a long message (no SMSC id of its own) and a delivered one.
         conn.execute_batch(
