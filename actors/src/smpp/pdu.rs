@@ -362,12 +362,6 @@ pub fn submit_sm_parts(
         sm.esm_class = EsmClass::from(0x00);
         Ok(sm)
     };
-    let short_message = |body: Vec<u8>| {
-        OctetString::from_bytes(Bytes::from(body)).map_err(|_| PduError::TooLong {
-            field: "short_message",
-            max: 254,
-        })
-    };
     if encoded.units <= encoded.coding.single_part_limit() {
         // The usual case: one PDU, the encoded text moved into it.
         let mut sm = new_sm()?;
@@ -423,11 +417,7 @@ pub fn submit_sm(
     let (dst_ton, dst_npi, dst) = address("destination_addr", destination)?;
     let encoded = encode_single_part(text)?;
     let validity = smpp_time("validity_period", validity_until_ms)?;
-    let short_message =
-        OctetString::from_bytes(Bytes::from(encoded.bytes)).map_err(|_| PduError::TooLong {
-            field: "short_message",
-            max: 254,
-        })?;
+    let short_message = short_message(encoded.bytes)?;
     Ok(SubmitSm::builder()
         .service_type(ServiceType::default())
         .source_addr_ton(src_ton)
@@ -444,6 +434,14 @@ pub fn submit_sm(
         .data_coding(DataCoding::from(encoded.coding.data_coding()))
         .short_message(short_message)
         .build())
+}
+
+/// A submit_sm's short_message holding `body` as it is.
+fn short_message(body: Vec<u8>) -> Result<OctetString<0, 255>, PduError> {
+    OctetString::from_bytes(Bytes::from(body)).map_err(|_| PduError::TooLong {
+        field: "short_message",
+        max: 254,
+    })
 }
 
 /// An SMPP absolute time (§7.1.1) for `ms` (unix ms), or empty.
