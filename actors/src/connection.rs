@@ -85,10 +85,12 @@ struct PartJob {
     pdu: rusmpp::pdus::SubmitSm,
 }
 
-/// Send one message. Answered later with [`SubmitDone`] to the supervisor.
+/// Send these messages, in this order: one mailbox message for all the
+/// messages a supervisor hands this session at once. Each is answered
+/// later with its own [`SubmitDone`] to the supervisor.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Submit(pub QueuedMessage);
+pub struct Submit(pub Vec<QueuedMessage>);
 
 /// Unbind and close (graceful shutdown).
 #[derive(Message)]
@@ -724,7 +726,19 @@ impl StreamHandler<Result<Frame, CodecError>> for Connection {
 impl Handler<Submit> for Connection {
     type Result = ();
 
-    fn handle(&mut self, Submit(message): Submit, ctx: &mut Self::Context) {
+    fn handle(&mut self, Submit(messages): Submit, ctx: &mut Self::Context) {
+        for message in messages {
+            self.queue_submit(message);
+        }
+        self.drain(ctx);
+    }
+}
+
+impl Connection {
+    /// Encodes `message` into its parts and queues them for the window
+    /// (`drain` sends them); a message this session cannot take is
+    /// reported back at once.
+    fn queue_submit(&mut self, message: QueuedMessage) {
         if self.session.is_none() || self.unbind_at.is_some() {
             return self.report(message, Attempt::NotSent);
         }
@@ -779,7 +793,6 @@ impl Handler<Submit> for Connection {
                 pdu,
             });
         }
-        self.drain(ctx);
     }
 }
 

@@ -450,6 +450,9 @@ impl TenantSupervisor {
         // connection's wake-up and socket write instead of alternating
         // between sessions one message at a time.
         let mut current: Option<usize> = None;
+        // What each session is handed, sent as one `Submit` per run of
+        // messages for the same session.
+        let mut batches: Vec<(usize, Vec<QueuedMessage>)> = Vec::new();
         while !self.lanes.is_empty() && !self.shutting_down {
             let best = self
                 .slots
@@ -478,8 +481,18 @@ impl TenantSupervisor {
             slot.parts_in_flight += slot.slots_for(&message);
             slot.outstanding.insert(message.id, message.clone());
             slot.submitted += 1;
-            if let Some(addr) = &slot.addr {
-                addr.do_send(Submit(message));
+            match batches.last_mut() {
+                Some((last, batch)) if *last == index => batch.push(message),
+                _ => {
+                    let mut batch = Vec::with_capacity(self.lanes.len().min(64) + 1);
+                    batch.push(message);
+                    batches.push((index, batch));
+                }
+            }
+        }
+        for (index, batch) in batches {
+            if let Some(addr) = &self.slots[index].addr {
+                addr.do_send(Submit(batch));
             }
         }
         self.maybe_refill(ctx);
