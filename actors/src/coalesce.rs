@@ -13,6 +13,12 @@
 //! [`smppd_sqlite::after_answers`]), in the order they were pushed: one
 //! wake-up and one message per transaction and recipient. Pushed from any
 //! other thread, the items go out at once, as before.
+//!
+//! A coalescer made with [`Coalescer::last`] hands its items over after
+//! every ordinary one of the transaction: a connection's receipt
+//! acknowledgements go after its supervisor's new messages, so the
+//! connection, woken once for both, answers the receipts and submits the
+//! new messages in one socket write.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -24,6 +30,8 @@ pub struct Coalescer<T> {
 struct Shared<T> {
     pending: Mutex<Vec<T>>,
     deliver: Box<dyn Fn(Vec<T>) + Send + Sync>,
+    /// Delivered with [`smppd_sqlite::after_answers_last`].
+    last: bool,
 }
 
 impl<T> Clone for Coalescer<T> {
@@ -38,10 +46,21 @@ impl<T: Send + 'static> Coalescer<T> {
     /// A coalescer that hands each collected run of items to `deliver`
     /// (typically a `do_send` of one message carrying them).
     pub fn new(deliver: impl Fn(Vec<T>) + Send + Sync + 'static) -> Self {
+        Self::with_order(deliver, false)
+    }
+
+    /// Like [`Coalescer::new`], but the items are handed over after those
+    /// of every coalescer made with `new` for the same transaction.
+    pub fn last(deliver: impl Fn(Vec<T>) + Send + Sync + 'static) -> Self {
+        Self::with_order(deliver, true)
+    }
+
+    fn with_order(deliver: impl Fn(Vec<T>) + Send + Sync + 'static, last: bool) -> Self {
         Self {
             shared: Arc::new(Shared {
                 pending: Mutex::new(Vec::new()),
                 deliver: Box::new(deliver),
+                last,
             }),
         }
     }
@@ -61,7 +80,11 @@ impl<T: Send + 'static> Coalescer<T> {
         };
         if first {
             let shared = Arc::clone(&self.shared);
-            smppd_sqlite::after_answers(move || shared.flush());
+            if self.shared.last {
+                smppd_sqlite::after_answers_last(move || shared.flush());
+            } else {
+                smppd_sqlite::after_answers(move || shared.flush());
+            }
         }
     }
 }

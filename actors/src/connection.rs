@@ -106,7 +106,10 @@ pub struct InjectPanic;
 
 /// Store commits for deliver_sms finished; answer the SMSC. Collected per
 /// writer transaction by the connection's [`Coalescer`], so a batch of
-/// receipts is answered with one mailbox message and one socket write.
+/// receipts is answered with one mailbox message and one socket write;
+/// handed over after the supervisors hear of the transaction's new
+/// messages ([`Coalescer::last`]), so the submits they hand this session
+/// meanwhile can go out in the same write.
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Acknowledge(Vec<DeliverAck>);
@@ -477,7 +480,7 @@ impl Connection {
             .acks
             .get_or_insert_with(|| {
                 let addr = ctx.address();
-                Coalescer::new(move |acks| addr.do_send(Acknowledge(acks)))
+                Coalescer::last(move |acks| addr.do_send(Acknowledge(acks)))
             })
             .clone();
         let ok = move |res: Result<_, smppd_sqlite::StoreError>| {

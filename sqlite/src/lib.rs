@@ -36,7 +36,7 @@ pub use types::{
     QueuedMessage, Receipt, ReceiptMatch, RenderAnswer, TimedOut, WebhookDelivery, WebhookOutcome,
     RECEIPT_TIMEOUT,
 };
-pub use writer::{after_answers, Done, WriterStats};
+pub use writer::{after_answers, after_answers_last, Done, WriterStats};
 
 use std::path::PathBuf;
 

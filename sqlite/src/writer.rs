@@ -293,10 +293,19 @@ fn roll_back_group(conn: &Tx, group: &mut [Job]) {
 /// Something a completion asked to run after its transaction's answers.
 type FollowUp = Box<dyn FnOnce()>;
 
+/// What completions asked to run after their transaction's answers: first
+/// the follow-ups of [`after_answers`], then those of
+/// [`after_answers_last`], each list in the order asked.
+#[derive(Default)]
+struct FollowUps {
+    first: Vec<FollowUp>,
+    last: Vec<FollowUp>,
+}
+
 thread_local! {
     /// While the writer thread calls a group's completions: what they asked
-    /// to run once all of them have been called ([`after_answers`]).
-    static AFTER_ANSWERS: RefCell<Option<Vec<FollowUp>>> = const { RefCell::new(None) };
+    /// to run once all of them have been called.
+    static AFTER_ANSWERS: RefCell<Option<FollowUps>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` once the writer has called every completion of the
@@ -308,10 +317,27 @@ thread_local! {
 /// batch answering fifty requests waiting on one thread wakes it once,
 /// not fifty times.
 pub fn after_answers(f: impl FnOnce() + 'static) {
-    let f = Box::new(f);
+    follow_up(Box::new(f), false);
+}
+
+/// Like [`after_answers`], but after every follow-up of the transaction
+/// queued with [`after_answers`]. For answers the recipient can act on
+/// together with the others: a connection told to acknowledge receipts
+/// after its supervisor was told of new messages to submit is woken with
+/// both in its mailbox, and writes both in one socket write.
+pub fn after_answers_last(f: impl FnOnce() + 'static) {
+    follow_up(Box::new(f), true);
+}
+
+fn follow_up(f: FollowUp, last: bool) {
     let deferred = AFTER_ANSWERS.with(|cell| match cell.borrow_mut().as_mut() {
-        Some(list) => {
-            list.push(f);
+        Some(lists) => {
+            if last {
+                &mut lists.last
+            } else {
+                &mut lists.first
+            }
+            .push(f);
             None
         }
         None => Some(f),
@@ -331,12 +357,14 @@ fn finish_all(
     stats
         .pending
         .fetch_sub(jobs.len() as u64, Ordering::Relaxed);
-    AFTER_ANSWERS.with(|cell| *cell.borrow_mut() = Some(Vec::new()));
+    AFTER_ANSWERS.with(|cell| *cell.borrow_mut() = Some(FollowUps::default()));
     for job in jobs {
         job.finish(txn);
     }
-    let deferred = AFTER_ANSWERS.with(|cell| cell.borrow_mut().take());
-    for f in deferred.into_iter().flatten() {
+    let deferred = AFTER_ANSWERS
+        .with(|cell| cell.borrow_mut().take())
+        .unwrap_or_default();
+    for f in deferred.first.into_iter().chain(deferred.last) {
         if catch_unwind(AssertUnwindSafe(f)).is_err() {
             log::error!("a store completion's follow-up panicked; the writer carries on");
         }
@@ -614,8 +642,11 @@ mod tests {
                 insert(id),
                 Box::new(move |_| {
                     tx.send(format!("answer {id}")).unwrap();
-                    let tx = tx.clone();
-                    after_answers(move || tx.send(format!("follow-up {id}")).unwrap());
+                    let (first, last) = (tx.clone(), tx.clone());
+                    if id != 2 {
+                        after_answers_last(move || last.send(format!("last {id}")).unwrap());
+                    }
+                    after_answers(move || first.send(format!("follow-up {id}")).unwrap());
                 }),
             ));
         }
@@ -629,12 +660,17 @@ mod tests {
                 "answer 3",
                 "follow-up 1",
                 "follow-up 2",
-                "follow-up 3"
+                "follow-up 3",
+                "last 1",
+                "last 3"
             ]
         );
         // Outside the writer's answering, a follow-up runs at once.
         after_answers(move || tx.send("now".to_string()).unwrap());
         assert_eq!(rx.try_recv().unwrap(), "now");
+        let (tx, rx) = mpsc::channel();
+        after_answers_last(move || tx.send("now, too").unwrap());
+        assert_eq!(rx.try_recv().unwrap(), "now, too");
     }
 
     #[test]
