@@ -19,6 +19,7 @@
 
 mod fold;
 mod listing;
+mod parked;
 mod queue_depth;
 mod queue_index;
 mod receipt_cache;

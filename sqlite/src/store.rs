@@ -3,7 +3,6 @@
 //! connections, hands out message ids, and holds every SQL statement the
 //! store runs.
 
-use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -149,11 +148,6 @@ impl Store {
             );
         }
         let depths = queue_depth::count(&conn)?;
-        let parked: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM pending_receipts)",
-            [],
-            |row| row.get(0),
-        )?;
         let effect_tenants = status_effects::tenants(&conn)?;
         // More statements than we use, so none is ever evicted and re-prepared.
         conn.set_prepared_statement_cache_capacity(64);
@@ -175,7 +169,7 @@ impl Store {
                 receipt_cache::set_capacity(receipt_capacity);
                 queue_depth::keep(kept_depths);
                 queue_index::keep(swept_up_to);
-                keep_parked(parked);
+                crate::parked::keep(&conn);
                 status_effects::keep(effect_tenants);
                 writer::run(conn, receiver, max_batch, &thread_stats)
             })
@@ -1804,22 +1798,6 @@ fn mark_submitted(
     )
 }
 
-thread_local! {
-    /// Whether `pending_receipts` may hold a row (on the writer thread):
-    /// read at open ([`keep_parked`]), set by every [`park`], never cleared
-    /// while the process runs, so a rolled-back park costs a lookup too
-    /// many, never one too few. Until then, every submit skips the lookup:
-    /// with an SMSC whose receipts follow their responses, that is every
-    /// submit (a lookup per submit was ~3 % of the writer's time).
-    static MAY_BE_PARKED: Cell<bool> = const { Cell::new(true) };
-}
-
-/// Makes this thread (the writer) track [`MAY_BE_PARKED`], starting from
-/// whether the database holds a parked receipt.
-fn keep_parked(any: bool) {
-    MAY_BE_PARKED.with(|may| may.set(any));
-}
-
 /// Takes a parked receipt for this SMSC id, if one overtook its response.
 fn take_parked(
     conn: &Tx<'_>,
@@ -1827,7 +1805,9 @@ fn take_parked(
     channel: &str,
     smsc_message_id: &str,
 ) -> Result<Option<(MessageStatus, Option<ErrorInfo>)>, StoreError> {
-    if !MAY_BE_PARKED.with(Cell::get) {
+    // Only where one may be: a lookup per submit was ~3 % of the writer's
+    // time (see `parked`).
+    if !crate::parked::may_be(tenant, channel, smsc_message_id) {
         return Ok(None);
     }
     // SELECT then DELETE rather than `DELETE … RETURNING`, which builds an
@@ -1848,6 +1828,7 @@ fn take_parked(
         "DELETE FROM pending_receipts WHERE tenant = ?1 AND channel = ?2 AND smsc_message_id = ?3",
     )?
     .execute(key)?;
+    crate::parked::taken(tenant, channel, smsc_message_id);
     Ok(Some((status, error)))
 }
 
@@ -2012,7 +1993,7 @@ fn park(
     status: MessageStatus,
     error: &Option<ErrorInfo>,
 ) -> Result<(), StoreError> {
-    MAY_BE_PARKED.with(|may| may.set(true));
+    crate::parked::parked(tenant, channel, smsc_message_id);
     let (code, name) = error_columns(error);
     conn.cached(
         "INSERT OR REPLACE INTO pending_receipts (tenant, channel, smsc_message_id, status, \

@@ -34,7 +34,7 @@ use rusqlite::{ffi, Connection};
 use crate::fold::{self, Fold, Link};
 use crate::tx::Tx;
 use crate::StoreError;
-use crate::{listing, queue_depth, receipt_cache};
+use crate::{listing, parked, queue_depth, receipt_cache};
 
 /// Completion callbacks run ON THE WRITER THREAD after the transaction that
 /// holds the op committed (or failed). They must be cheap and must not block
@@ -257,6 +257,7 @@ fn rollback(conn: &Tx) {
 pub(crate) struct Mark {
     receipts: usize,
     depths: usize,
+    parked: usize,
 }
 
 impl Mark {
@@ -265,6 +266,7 @@ impl Mark {
         Mark {
             receipts: receipt_cache::mark(),
             depths: queue_depth::mark(),
+            parked: parked::mark(),
         }
     }
 
@@ -272,12 +274,14 @@ impl Mark {
     const START: Mark = Mark {
         receipts: 0,
         depths: 0,
+        parked: 0,
     };
 
     /// Undoes what changed since.
     pub(crate) fn undo(self) {
         receipt_cache::undo_to(self.receipts);
         queue_depth::undo_to(self.depths);
+        parked::undo_to(self.parked);
     }
 }
 
@@ -527,6 +531,7 @@ pub(crate) fn commit_batch(conn: &Tx, mut jobs: Vec<Job>, stats: &StatsCounters)
             Ok(()) => {
                 receipt_cache::committed();
                 queue_depth::committed();
+                parked::committed();
                 stats.receipts_indexed.fetch_add(indexed, Ordering::Relaxed);
                 stats.transactions.fetch_add(1, Ordering::Relaxed);
                 finish_all(group.drain(..), Ok(()), stats);
