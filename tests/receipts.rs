@@ -101,6 +101,11 @@ fn without_the_bases_such_receipts_match_nothing_and_their_messages_stay_submitt
     for id in &ids {
         assert_eq!(http.message(ACME.api_key, id).body["status"], "submitted");
     }
+    // And an operator sees them counted.
+    let metrics = http.get("/metrics", None).body;
+    let metrics = metrics.as_str().unwrap_or("");
+    let line = "smppd_receipts_unmatched_total{tenant=\"acme\"} 3";
+    assert!(metrics.contains(line), "{line} missing from\n{metrics}");
 }
 
 #[test]

@@ -529,9 +529,12 @@ impl Connection {
                             // session of the account, so one often overtakes the
                             // response recorded by another (one line per message
                             // at info cost ~10 % of the writer's time).
-                            Ok(smppd_sqlite::ReceiptMatch::Parked) => log::debug!(
-                                "{prefix} receipt for unknown SMSC id {id_for_log} kept as pending (its submit_sm_resp may still come)"
-                            ),
+                            Ok(smppd_sqlite::ReceiptMatch::Parked) => {
+                                TenantStats::bump(&stats.receipts_unmatched);
+                                log::debug!(
+                                    "{prefix} receipt for unknown SMSC id {id_for_log} kept as pending (its submit_sm_resp may still come)"
+                                )
+                            }
                             Ok(smppd_sqlite::ReceiptMatch::Matched {
                                 id,
                                 submitted_at_ms,

@@ -37,6 +37,10 @@ pub struct TenantStats {
     /// Messages made `unknown` because their receipt did not come within
     /// `engine.receipt_timeout_s` (also counted in `unknown`).
     pub receipts_timed_out: AtomicU64,
+    /// Final receipts that matched no message when they came, kept in the
+    /// store until a submit with their SMSC id is recorded: routine when a
+    /// receipt overtakes its response, a problem when it keeps growing.
+    pub receipts_unmatched: AtomicU64,
     /// HTTP accept latency (request read to commit answered).
     pub accept_latency: Histogram,
     /// submit_sm sent to submit_sm_resp received.

@@ -98,7 +98,7 @@ pub async fn metrics(
     }
     let tenants = registry.all_stats();
     let mut out = String::with_capacity(8 * 1024);
-    let counters: [(&str, &str, CounterOf); 5] = [
+    let counters: [(&str, &str, CounterOf); 6] = [
         (
             "smppd_messages_accepted_total",
             "Messages accepted over HTTP (committed).",
@@ -123,6 +123,11 @@ pub async fn metrics(
             "smppd_receipts_timed_out_total",
             "Messages made unknown because no receipt came within engine.receipt_timeout_s.",
             |s| get(&s.receipts_timed_out),
+        ),
+        (
+            "smppd_receipts_unmatched_total",
+            "Final receipts that matched no message when they came; kept until a submit_sm_resp with their id is recorded. A few per thousand is routine (a receipt overtaking its response on another session); growing with traffic, receipts name ids smppd cannot match (see channels[].message_id_bases).",
+            |s| get(&s.receipts_unmatched),
         ),
     ];
     for (name, help, value) in counters {
