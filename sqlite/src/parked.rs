@@ -26,7 +26,6 @@
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 
 use rusqlite::Connection;
 
@@ -52,8 +51,7 @@ thread_local! {
 
 impl Parked {
     fn key(&self, tenant: &str, channel: &str, smsc_id: &str) -> u64 {
-        // The NULs keep ("ab", "c") apart from ("a", "bc").
-        self.hasher.hash_one((tenant, '\0', channel, '\0', smsc_id))
+        crate::receipt_cache::key(&self.hasher, tenant, channel, smsc_id)
     }
 
     /// Adds `delta` to the count of `key`; false if counting stopped.

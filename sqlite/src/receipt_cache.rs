@@ -134,9 +134,15 @@ thread_local! {
 
 impl Cache {
     fn key(&self, tenant: &str, channel: &str, smsc_id: &str) -> Key {
-        // The NULs keep ("ab", "c") apart from ("a", "bc").
-        self.hasher.hash_one((tenant, '\0', channel, '\0', smsc_id))
+        key(&self.hasher, tenant, channel, smsc_id)
     }
+}
+
+/// The hash of (tenant, channel, SMSC id) under `hasher`: how the writer
+/// keys what it keeps in memory per receipt key (here, and in `parked`).
+pub(crate) fn key(hasher: &RandomState, tenant: &str, channel: &str, smsc_id: &str) -> Key {
+    // The NULs keep ("ab", "c") apart from ("a", "bc").
+    hasher.hash_one((tenant, '\0', channel, '\0', smsc_id))
 }
 
 /// Enters `target` in the durable SMSC-id index if it still awaits its

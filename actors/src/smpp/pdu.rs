@@ -293,17 +293,6 @@ pub fn encode_single_part(text: &str) -> Result<Encoded, PduError> {
     Ok(encoded)
 }
 
-/// Encodes a text and splits it into parts (one when it fits a single
-/// SMS), refusing more than [`encoding::MAX_PARTS`].
-pub fn encode_message(
-    text: &str,
-    coding: Option<encoding::Coding>,
-) -> Result<(Encoded, Vec<Vec<u8>>), PduError> {
-    let encoded = encoding::encode_as(text, coding).ok_or(PduError::NotGsm)?;
-    let parts = split_checked(&encoded)?;
-    Ok((encoded, parts))
-}
-
 /// [`encoding::split`], refusing more than [`encoding::MAX_PARTS`].
 fn split_checked(encoded: &Encoded) -> Result<Vec<Vec<u8>>, PduError> {
     let parts = encoding::split(encoded);
@@ -321,7 +310,8 @@ pub fn part_count(text: &str, coding: Option<encoding::Coding>) -> Result<usize,
     if encoding::fits_single_part(text, coding) {
         return Ok(1);
     }
-    encode_message(text, coding).map(|(_, parts)| parts.len())
+    let encoded = encoding::encode_as(text, coding).ok_or(PduError::NotGsm)?;
+    split_checked(&encoded).map(|parts| parts.len())
 }
 
 /// The submit_sm PDUs of a message, as `shape` says: one for a one-part
